@@ -1,0 +1,353 @@
+//! Output encoders: JSON lines and raw lines. They write spans straight from the batch
+//! into the output buffer; nothing is built per event.
+//!
+//! JSON strings are escaped like serde_json does (`\"`, `\\`, `\b \f \n \r \t`, other
+//! control bytes as `\u00XX`). Bytes that are not valid UTF-8 are replaced by U+FFFD, one
+//! per maximal invalid sequence (the rule of `String::from_utf8_lossy`), so the output is
+//! always valid JSON.
+
+use std::sync::Arc;
+
+use crate::model::{Batch, Event, Key, KeyTable, Value, key_at};
+
+/// Encodes the live events of a batch, appending to `out`.
+pub trait Encoder: Send {
+    /// Appends every live event of `batch` to `out`.
+    fn encode(&mut self, batch: &Batch, out: &mut Vec<u8>);
+}
+
+/// One JSON object per event, one per line. The event time, when known, comes first as
+/// `timestamp` (RFC 3339, UTC); then the fields in order.
+#[derive(Debug)]
+pub struct JsonEncoder {
+    keys: Arc<KeyTable>,
+    /// `"name":` for each key id seen so far, escaped once.
+    prefixes: Vec<Box<[u8]>>,
+    timestamp_key: Option<Key>,
+}
+
+impl JsonEncoder {
+    /// An encoder resolving field names through `keys`.
+    pub fn new(keys: Arc<KeyTable>) -> JsonEncoder {
+        JsonEncoder {
+            keys,
+            prefixes: Vec::new(),
+            timestamp_key: None,
+        }
+    }
+
+    fn refresh(&mut self, key: Key) {
+        while self.prefixes.len() <= key.index() {
+            let id = self.prefixes.len();
+            let name = self.keys.name(key_at(id));
+            if &*name == "timestamp" {
+                self.timestamp_key = Some(key_at(id));
+            }
+            let mut prefix = Vec::with_capacity(name.len() + 3);
+            write_json_str(&mut prefix, name.as_bytes());
+            prefix.push(b':');
+            self.prefixes.push(prefix.into_boxed_slice());
+        }
+    }
+
+    fn encode_event(&mut self, batch: &Batch, event: &Event, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        if let Some(ts) = event.timestamp {
+            out.extend_from_slice(b"\"timestamp\":\"");
+            write_rfc3339(out, ts);
+            out.push(b'"');
+            first = false;
+        }
+        for field in event.fields() {
+            if self.prefixes.len() <= field.key.index() {
+                self.refresh(field.key);
+            }
+            if event.timestamp.is_some() && Some(field.key) == self.timestamp_key {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(&self.prefixes[field.key.index()]);
+            write_value(out, batch, field.value);
+        }
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+impl Encoder for JsonEncoder {
+    fn encode(&mut self, batch: &Batch, out: &mut Vec<u8>) {
+        out.reserve(batch.chunk().len() + batch.len() * 16);
+        for event in batch.live() {
+            self.encode_event(batch, event, out);
+        }
+    }
+}
+
+/// Appends `value` as JSON.
+pub fn write_value(out: &mut Vec<u8>, batch: &Batch, value: Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+        Value::Float(f) if f.is_finite() => {
+            out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
+        }
+        Value::Float(_) => out.extend_from_slice(b"null"),
+        Value::Str(span) => write_json_str(out, batch.bytes(span)),
+        Value::Json(span) => out.extend_from_slice(batch.bytes(span)),
+    }
+}
+
+/// The `message` field's bytes, one event per line. An event without `message` is
+/// written as the raw line it was read from.
+#[derive(Debug, Default)]
+pub struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    fn encode(&mut self, batch: &Batch, out: &mut Vec<u8>) {
+        out.reserve(batch.chunk().len() + batch.len());
+        for event in batch.live() {
+            match event.get(Key::MESSAGE) {
+                Some(Value::Str(span)) | Some(Value::Json(span)) => {
+                    out.extend_from_slice(batch.bytes(span))
+                }
+                Some(other) => write_value(out, batch, other),
+                None => out.extend_from_slice(batch.bytes(event.raw())),
+            }
+            out.push(b'\n');
+        }
+    }
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `w` that needs attention: `"`, `\`, a control byte or a
+/// non-ASCII byte. Borrows only run upwards, so the lowest flagged byte is always a real
+/// one (bytes above it may be false positives; the caller rescans from there).
+#[inline(always)]
+fn special_bytes(w: u64) -> u64 {
+    let control = w.wrapping_sub(LO * 0x20);
+    let quote = w ^ (LO * b'"' as u64);
+    let backslash = w ^ (LO * b'\\' as u64);
+    ((control & !w)
+        | (quote.wrapping_sub(LO) & !quote)
+        | (backslash.wrapping_sub(LO) & !backslash)
+        | w)
+        & HI
+}
+
+/// Index of the first byte in `s[from..]` that is `"`, `\`, a control byte or non-ASCII.
+#[inline]
+fn find_special(s: &[u8], mut from: usize) -> usize {
+    while from + 8 <= s.len() {
+        let w = u64::from_le_bytes(s[from..from + 8].try_into().expect("8 bytes"));
+        let hit = special_bytes(w);
+        if hit != 0 {
+            return from + (hit.trailing_zeros() / 8) as usize;
+        }
+        from += 8;
+    }
+    while from < s.len() && !is_special(s[from]) {
+        from += 1;
+    }
+    from
+}
+
+#[inline(always)]
+fn is_special(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `s` as a JSON string (quotes included). See the module docs for the rules.
+pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut i = 0;
+    loop {
+        let at = find_special(s, i);
+        out.extend_from_slice(&s[i..at]);
+        if at == s.len() {
+            break;
+        }
+        let b = s[at];
+        i = at + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x00..=0x1f => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            }
+            _ => {
+                // Non-ASCII: copy one valid UTF-8 character, or replace one maximal
+                // invalid sequence. A character is at most 4 bytes long.
+                let window = &s[at..(at + 4).min(s.len())];
+                match std::str::from_utf8(window) {
+                    Ok(_) => {
+                        let width = utf8_width(b);
+                        out.extend_from_slice(&s[at..at + width]);
+                        i = at + width;
+                    }
+                    Err(e) if e.valid_up_to() > 0 => {
+                        let width = utf8_width(b);
+                        out.extend_from_slice(&s[at..at + width]);
+                        i = at + width;
+                    }
+                    Err(e) => {
+                        out.extend_from_slice("\u{FFFD}".as_bytes());
+                        i = at + e.error_len().unwrap_or(window.len());
+                    }
+                }
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// Width of the UTF-8 character starting with the valid lead byte `b`.
+#[inline]
+fn utf8_width(b: u8) -> usize {
+    match b {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    }
+}
+
+/// Appends `nanos` since the Unix epoch as RFC 3339 in UTC, with 0, 3, 6 or 9 fraction
+/// digits (as few as represent it exactly), e.g. `2024-05-01T12:00:00.250Z`.
+pub fn write_rfc3339(out: &mut Vec<u8>, nanos: i64) {
+    let secs = nanos.div_euclid(1_000_000_000);
+    let frac = nanos.rem_euclid(1_000_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let (y, m, d) = civil_from_days(days);
+    let mut buf = itoa::Buffer::new();
+    let year = buf.format(y);
+    if (0..1000).contains(&y) {
+        out.extend(std::iter::repeat_n(b'0', 4 - year.len()));
+    }
+    out.extend_from_slice(year.as_bytes());
+    let two = |out: &mut Vec<u8>, v: u32| {
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    out.push(b'-');
+    two(out, m);
+    out.push(b'-');
+    two(out, d);
+    out.push(b'T');
+    two(out, sod / 3600);
+    out.push(b':');
+    two(out, sod / 60 % 60);
+    out.push(b':');
+    two(out, sod % 60);
+    let (digits, value) = if frac == 0 {
+        (0, 0)
+    } else if frac % 1_000_000 == 0 {
+        (3, frac / 1_000_000)
+    } else if frac % 1_000 == 0 {
+        (6, frac / 1_000)
+    } else {
+        (9, frac)
+    };
+    if digits > 0 {
+        out.push(b'.');
+        let mut tmp = [b'0'; 9];
+        let mut v = value;
+        for slot in tmp[..digits].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&tmp[..digits]);
+    }
+    out.push(b'Z');
+}
+
+/// (year, month, day) of the day `days` after 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(s: &[u8]) -> String {
+        let mut out = Vec::new();
+        write_json_str(&mut out, s);
+        String::from_utf8(out).expect("encoder output is UTF-8")
+    }
+
+    fn reference(s: &[u8]) -> String {
+        serde_json::to_string(&String::from_utf8_lossy(s)).unwrap()
+    }
+
+    #[test]
+    fn every_single_byte_matches_serde_json() {
+        for b in 0..=255u8 {
+            assert_eq!(json(&[b]), reference(&[b]), "byte {b:#04x}");
+            // The same byte inside a longer string, at every word position.
+            for pad in 0..9 {
+                let mut s = vec![b'x'; pad];
+                s.push(b);
+                s.extend_from_slice(b"tail-of-it");
+                assert_eq!(json(&s), reference(&s), "byte {b:#04x} after {pad}");
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_and_invalid_sequences_match_lossy_decoding() {
+        let cases: &[&[u8]] = &[
+            "héllo wörld ✓ 日本語 🎉".as_bytes(),
+            b"\xff\xfe",
+            b"ab\xe2\x82",
+            b"\xe2\x82\xac\xe2\x28\xa1x",
+            b"\xf0\x9f\x98",
+            b"\xf0\x9f\x98\x80\x80",
+            b"\xc0\xaf\xed\xa0\x80",
+            b"quote \" back \\ tab \t nul \x00 del \x7f",
+        ];
+        for s in cases {
+            assert_eq!(json(s), reference(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn rfc3339() {
+        let cases = [
+            (0, "1970-01-01T00:00:00Z"),
+            (1_714_564_800_250_000_000, "2024-05-01T12:00:00.250Z"),
+            (951_782_400_000_001_000, "2000-02-29T00:00:00.000001Z"),
+            (-1, "1969-12-31T23:59:59.999999999Z"),
+        ];
+        for (nanos, want) in cases {
+            let mut out = Vec::new();
+            write_rfc3339(&mut out, nanos);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+    }
+}

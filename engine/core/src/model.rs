@@ -1,0 +1,486 @@
+//! The batch model: a [`Batch`] owns the bytes it was read from (the chunk), an append-only
+//! arena for bytes that processors create, and its [`Event`]s. Event fields are interned
+//! [`Key`]s with [`Value`]s; a string value is a [`Span`] into the chunk or the arena, so
+//! parsing copies nothing and only rewriting a value writes to the arena.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use smallvec::SmallVec;
+
+/// An interned field name: a small integer from the pipeline's [`KeyTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(u32);
+
+impl Key {
+    /// `message`: the raw line, set on every event by the line splitter.
+    pub const MESSAGE: Key = Key(0);
+    /// `_cut`: `true` on each piece of a line longer than `max_line_bytes`.
+    pub const CUT: Key = Key(1);
+
+    /// The key's position in its table.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The key at position `i` of its table (the inverse of [`Key::index`]).
+pub(crate) fn key_at(i: usize) -> Key {
+    Key(u32::try_from(i).expect("more than 2^32 field names"))
+}
+
+/// The pipeline's symbol table: field name <-> [`Key`]. Append-only and shared by every
+/// worker; processors intern the names they use when they are built, so the per-event
+/// loop compares integers, never strings.
+#[derive(Debug)]
+pub struct KeyTable {
+    inner: RwLock<KeyTableInner>,
+}
+
+#[derive(Debug, Default)]
+struct KeyTableInner {
+    names: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, Key>,
+}
+
+impl KeyTable {
+    /// A table holding the well-known keys ([`Key::MESSAGE`], [`Key::CUT`]).
+    pub fn new() -> Arc<KeyTable> {
+        let table = KeyTable {
+            inner: RwLock::new(KeyTableInner::default()),
+        };
+        let message = table.intern("message");
+        let cut = table.intern("_cut");
+        debug_assert_eq!((message, cut), (Key::MESSAGE, Key::CUT));
+        Arc::new(table)
+    }
+
+    /// The key for `name`, adding it if it is new.
+    pub fn intern(&self, name: &str) -> Key {
+        if let Some(key) = self.get(name) {
+            return key;
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&key) = inner.ids.get(name) {
+            return key;
+        }
+        let key = Key(u32::try_from(inner.names.len()).expect("more than 2^32 field names"));
+        let name: Arc<str> = Arc::from(name);
+        inner.names.push(name.clone());
+        inner.ids.insert(name, key);
+        key
+    }
+
+    /// The key for `name` if it was interned.
+    pub fn get(&self, name: &str) -> Option<Key> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.ids.get(name).copied()
+    }
+
+    /// The name of `key`. Panics if `key` comes from another table.
+    pub fn name(&self, key: Key) -> Arc<str> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.names[key.index()].clone()
+    }
+
+    /// How many keys the table holds.
+    pub fn len(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .names
+            .len()
+    }
+
+    /// Never true: the well-known keys are always there.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// Which of the batch's buffers a [`Span`] points into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buf {
+    /// The bytes the batch was read from.
+    Chunk,
+    /// Bytes written by processors.
+    Arena,
+}
+
+/// A range of bytes in one of its batch's buffers. Cheap to copy, `Send`, and only
+/// meaningful together with the batch it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    len: u32,
+    buf: Buf,
+}
+
+impl Span {
+    /// A span of `len` bytes at `start` in `buf`.
+    pub fn new(buf: Buf, start: usize, len: usize) -> Span {
+        Span {
+            start: u32::try_from(start).expect("batch buffers are smaller than 4 GiB"),
+            len: u32::try_from(len).expect("batch buffers are smaller than 4 GiB"),
+            buf,
+        }
+    }
+
+    /// The offset of the first byte.
+    pub fn start(self) -> usize {
+        self.start as usize
+    }
+
+    /// The number of bytes.
+    pub fn len(self) -> usize {
+        self.len as usize
+    }
+
+    /// True when the span holds no bytes.
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    /// The offset one past the last byte.
+    pub fn end(self) -> usize {
+        self.start() + self.len()
+    }
+
+    /// Which buffer the span points into.
+    pub fn buf(self) -> Buf {
+        self.buf
+    }
+
+    /// A sub-span `[from, from + len)` relative to this span's start.
+    pub fn slice(self, from: usize, len: usize) -> Span {
+        debug_assert!(from + len <= self.len());
+        Span::new(self.buf, self.start() + from, len)
+    }
+}
+
+/// A field value. Strings are spans; nested JSON kept as text is a span of JSON.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    /// JSON `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A signed integer.
+    Int(i64),
+    /// A float; non-finite values encode as `null`.
+    Float(f64),
+    /// Bytes, usually UTF-8 text; encoders replace invalid UTF-8.
+    Str(Span),
+    /// Bytes that are already valid JSON (a nested object or array kept as text).
+    Json(Span),
+}
+
+/// A field: an interned key and its value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Field {
+    /// The field name.
+    pub key: Key,
+    /// The field value.
+    pub value: Value,
+}
+
+const DROPPED: u8 = 1;
+
+/// One log record: the span of its raw bytes, an optional timestamp and a short list of
+/// fields, in insertion order.
+#[derive(Clone, Debug)]
+pub struct Event {
+    raw: Span,
+    /// Event time in nanoseconds since the Unix epoch (UTC), when known.
+    pub timestamp: Option<i64>,
+    fields: SmallVec<[Field; 4]>,
+    flags: u8,
+}
+
+impl Event {
+    /// An event whose raw bytes are `raw` and whose `message` field is that same span.
+    pub fn from_line(raw: Span) -> Event {
+        let mut fields = SmallVec::new();
+        fields.push(Field {
+            key: Key::MESSAGE,
+            value: Value::Str(raw),
+        });
+        Event {
+            raw,
+            timestamp: None,
+            fields,
+            flags: 0,
+        }
+    }
+
+    /// The bytes the event was read from (always a span of the chunk).
+    pub fn raw(&self) -> Span {
+        self.raw
+    }
+
+    /// The fields in order.
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: Key) -> Option<Value> {
+        self.fields.iter().find(|f| f.key == key).map(|f| f.value)
+    }
+
+    /// Sets `key` to `value`, in place if it exists, else appended.
+    pub fn set(&mut self, key: Key, value: Value) {
+        match self.fields.iter_mut().find(|f| f.key == key) {
+            Some(field) => field.value = value,
+            None => self.fields.push(Field { key, value }),
+        }
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: Key) -> Option<Value> {
+        let at = self.fields.iter().position(|f| f.key == key)?;
+        Some(self.fields.remove(at).value)
+    }
+
+    /// Renames `from` to `to`, replacing any existing `to`. Returns false if `from` is absent.
+    pub fn rename(&mut self, from: Key, to: Key) -> bool {
+        if from == to {
+            return self.get(from).is_some();
+        }
+        let Some(at) = self.fields.iter().position(|f| f.key == from) else {
+            return false;
+        };
+        if let Some(old) = self.fields.iter().position(|f| f.key == to) {
+            self.fields[old].value = self.fields[at].value;
+            self.fields.remove(at);
+        } else {
+            self.fields[at].key = to;
+        }
+        true
+    }
+
+    /// Marks the event as dropped. The batch compacts once, after the pipeline.
+    pub fn mark_dropped(&mut self) {
+        self.flags |= DROPPED;
+    }
+
+    /// True once [`Event::mark_dropped`] was called.
+    pub fn is_dropped(&self) -> bool {
+        self.flags & DROPPED != 0
+    }
+}
+
+/// The batch's byte buffers, borrowed apart from its events so a processor can read
+/// values and write the arena while it mutates events.
+#[derive(Debug)]
+pub struct Bufs<'a> {
+    chunk: &'a [u8],
+    arena: &'a mut Vec<u8>,
+}
+
+impl Bufs<'_> {
+    /// The bytes of `span`.
+    pub fn bytes(&self, span: Span) -> &[u8] {
+        resolve(self.chunk, self.arena, span)
+    }
+
+    /// Appends `bytes` to the arena and returns their span.
+    pub fn push(&mut self, bytes: &[u8]) -> Span {
+        push_arena(self.arena, bytes)
+    }
+
+    /// The whole chunk.
+    pub fn chunk(&self) -> &[u8] {
+        self.chunk
+    }
+}
+
+fn resolve<'a>(chunk: &'a [u8], arena: &'a [u8], span: Span) -> &'a [u8] {
+    let buf = match span.buf {
+        Buf::Chunk => chunk,
+        Buf::Arena => arena,
+    };
+    &buf[span.start()..span.end()]
+}
+
+fn push_arena(arena: &mut Vec<u8>, bytes: &[u8]) -> Span {
+    let span = Span::new(Buf::Arena, arena.len(), bytes.len());
+    arena.extend_from_slice(bytes);
+    span
+}
+
+/// Where a batch's bytes came from and where they end, for ordering and checkpoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The source (one file or stream) within the run.
+    pub source: u32,
+    /// Position of this batch among its source's batches, from 0.
+    pub seq: u64,
+    /// Offset in the source of the chunk's first byte.
+    pub offset: u64,
+}
+
+/// A batch of events and the bytes they point into. Moves between threads as one value.
+#[derive(Debug, Default)]
+pub struct Batch {
+    chunk: Vec<u8>,
+    arena: Vec<u8>,
+    events: Vec<Event>,
+    /// Where the chunk came from.
+    pub origin: Origin,
+}
+
+impl Batch {
+    /// A batch over `chunk`, with no events yet.
+    pub fn new(chunk: Vec<u8>, origin: Origin) -> Batch {
+        Batch {
+            chunk,
+            arena: Vec::new(),
+            events: Vec::new(),
+            origin,
+        }
+    }
+
+    /// The bytes the batch was read from.
+    pub fn chunk(&self) -> &[u8] {
+        &self.chunk
+    }
+
+    /// The bytes of `span`.
+    pub fn bytes(&self, span: Span) -> &[u8] {
+        resolve(&self.chunk, &self.arena, span)
+    }
+
+    /// Appends `bytes` to the arena and returns their span.
+    pub fn push_arena(&mut self, bytes: &[u8]) -> Span {
+        push_arena(&mut self.arena, bytes)
+    }
+
+    /// All events, dropped ones included until [`Batch::compact`].
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The events that are not dropped.
+    pub fn live(&self) -> impl Iterator<Item = &Event> {
+        self.events.iter().filter(|e| !e.is_dropped())
+    }
+
+    /// Appends an event.
+    pub fn push(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    /// The buffers and the events, borrowed apart. Processors iterate the events and skip
+    /// dropped ones (see [`Batch::live_mut`]).
+    pub fn parts_mut(&mut self) -> (Bufs<'_>, &mut [Event]) {
+        (
+            Bufs {
+                chunk: &self.chunk,
+                arena: &mut self.arena,
+            },
+            &mut self.events,
+        )
+    }
+
+    /// The buffers and an iterator over the events that are not dropped.
+    pub fn live_mut(&mut self) -> (Bufs<'_>, impl Iterator<Item = &mut Event>) {
+        let (bufs, events) = self.parts_mut();
+        (bufs, events.iter_mut().filter(|e| !e.is_dropped()))
+    }
+
+    /// The chunk and the event list, for the line splitter that fills a new batch.
+    pub(crate) fn chunk_and_events(&mut self) -> (&[u8], &mut Vec<Event>) {
+        (&self.chunk, &mut self.events)
+    }
+
+    /// Number of events, dropped ones included until [`Batch::compact`].
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// True when the batch holds no events.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Removes dropped events, keeping order. Called once per batch, after the pipeline.
+    pub fn compact(&mut self) {
+        self.events.retain(|e| !e.is_dropped());
+    }
+
+    /// Sum of the raw lengths of the live events.
+    pub fn live_bytes(&self) -> u64 {
+        self.live().map(|e| e.raw.len() as u64).sum()
+    }
+
+    /// Clears everything and keeps the allocations, so the batch can be refilled.
+    pub fn clear(&mut self) {
+        self.chunk.clear();
+        self.arena.clear();
+        self.events.clear();
+        self.origin = Origin::default();
+    }
+
+    /// Gives the chunk's allocation back (e.g. to a reader's buffer pool).
+    pub fn into_chunk(self) -> Vec<u8> {
+        self.chunk
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_set_get_remove_rename() {
+        let keys = KeyTable::new();
+        let (a, b) = (keys.intern("a"), keys.intern("b"));
+        let mut batch = Batch::new(b"hello world".to_vec(), Origin::default());
+        let line = Span::new(Buf::Chunk, 0, 11);
+        let mut ev = Event::from_line(line);
+        let world = Span::new(Buf::Chunk, 6, 5);
+        ev.set(a, Value::Str(world));
+        ev.set(b, Value::Int(3));
+        ev.set(a, Value::Bool(true));
+        assert_eq!(ev.get(a), Some(Value::Bool(true)));
+        assert!(ev.rename(a, b));
+        assert_eq!(ev.get(b), Some(Value::Bool(true)));
+        assert_eq!(ev.get(a), None);
+        assert_eq!(ev.fields().len(), 2);
+        assert_eq!(ev.remove(Key::MESSAGE), Some(Value::Str(line)));
+        let s = batch.push_arena(b"new");
+        assert_eq!(batch.bytes(s), b"new");
+        assert_eq!(batch.bytes(world), b"world");
+        batch.push(ev);
+        assert_eq!(batch.len(), 1);
+    }
+
+    #[test]
+    fn compaction_keeps_order_and_skips_dropped() {
+        let mut batch = Batch::new(b"abc".to_vec(), Origin::default());
+        for i in 0..3 {
+            batch.push(Event::from_line(Span::new(Buf::Chunk, i, 1)));
+        }
+        batch.parts_mut().1[1].mark_dropped();
+        assert_eq!(batch.live().count(), 2);
+        assert_eq!(batch.live_bytes(), 2);
+        batch.compact();
+        let left: Vec<&[u8]> = batch
+            .events()
+            .iter()
+            .map(|e| batch.bytes(e.raw()))
+            .collect();
+        assert_eq!(left, vec![&b"a"[..], b"c"]);
+    }
+
+    #[test]
+    fn interning_is_stable() {
+        let keys = KeyTable::new();
+        assert_eq!(keys.intern("message"), Key::MESSAGE);
+        let x = keys.intern("x");
+        assert_eq!(keys.intern("x"), x);
+        assert_eq!(&*keys.name(x), "x");
+        assert_eq!(keys.get("nope"), None);
+    }
+}

@@ -1,0 +1,151 @@
+//! Processors and the pipeline that chains them.
+//!
+//! A [`Processor`] works on a whole [`Batch`]: per-batch setup (arena constants, lookups)
+//! happens once, outside the per-event loop. A [`Pipeline`] runs its processors in order,
+//! each wrapped in a [`Counted`] that records events and bytes in and out and time spent,
+//! then compacts the batch once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::model::Batch;
+
+/// A batch-at-a-time transformation. Each worker owns its own instance, so `&mut self`
+/// may hold per-worker scratch (caches, buffers).
+pub trait Processor: Send {
+    /// Transforms `batch` in place. Dropped events are marked, not removed; skip them
+    /// (see [`Batch::live_mut`]).
+    fn process(&mut self, batch: &mut Batch);
+}
+
+/// Counters of one component, shared by every worker running it.
+#[derive(Debug, Default)]
+pub struct ComponentStats {
+    /// Events that went in.
+    pub events_in: AtomicU64,
+    /// Events that came out.
+    pub events_out: AtomicU64,
+    /// Raw bytes of the events that went in.
+    pub bytes_in: AtomicU64,
+    /// Raw bytes of the events that came out.
+    pub bytes_out: AtomicU64,
+    /// Time spent inside the component, in nanoseconds.
+    pub nanos: AtomicU64,
+}
+
+impl ComponentStats {
+    /// A snapshot of the counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            events_in: self.events_in.load(Ordering::Relaxed),
+            events_out: self.events_out.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            nanos: self.nanos.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Plain values of [`ComponentStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Events that went in.
+    pub events_in: u64,
+    /// Events that came out.
+    pub events_out: u64,
+    /// Raw bytes of the events that went in.
+    pub bytes_in: u64,
+    /// Raw bytes of the events that came out.
+    pub bytes_out: u64,
+    /// Time spent inside the component, in nanoseconds.
+    pub nanos: u64,
+}
+
+/// A processor with its counters: the one wrapper every pipeline stage goes through.
+pub struct Counted {
+    name: Arc<str>,
+    inner: Box<dyn Processor>,
+    stats: Arc<ComponentStats>,
+}
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counted")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Counted {
+    /// Wraps `inner`, counting into `stats` (shared by every worker's copy).
+    pub fn new(
+        name: impl Into<Arc<str>>,
+        inner: Box<dyn Processor>,
+        stats: Arc<ComponentStats>,
+    ) -> Counted {
+        Counted {
+            name: name.into(),
+            inner,
+            stats,
+        }
+    }
+
+    /// The component's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The shared counters.
+    pub fn stats(&self) -> &Arc<ComponentStats> {
+        &self.stats
+    }
+}
+
+impl Processor for Counted {
+    fn process(&mut self, batch: &mut Batch) {
+        let (events_in, bytes_in) = live_totals(batch);
+        let start = Instant::now();
+        self.inner.process(batch);
+        let nanos = start.elapsed().as_nanos() as u64;
+        let (events_out, bytes_out) = live_totals(batch);
+        let s = &self.stats;
+        s.events_in.fetch_add(events_in, Ordering::Relaxed);
+        s.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        s.events_out.fetch_add(events_out, Ordering::Relaxed);
+        s.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+        s.nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+fn live_totals(batch: &Batch) -> (u64, u64) {
+    batch
+        .live()
+        .fold((0, 0), |(n, b), e| (n + 1, b + e.raw().len() as u64))
+}
+
+/// A chain of processors, run in order over each batch.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    stages: Vec<Counted>,
+}
+
+impl Pipeline {
+    /// A pipeline running `stages` in order.
+    pub fn new(stages: Vec<Counted>) -> Pipeline {
+        Pipeline { stages }
+    }
+
+    /// The stages, in order.
+    pub fn stages(&self) -> &[Counted] {
+        &self.stages
+    }
+
+    /// Runs every stage over `batch`, then removes the dropped events once.
+    pub fn run(&mut self, batch: &mut Batch) {
+        for stage in &mut self.stages {
+            stage.process(batch);
+        }
+        batch.compact();
+    }
+}
