@@ -1,1 +1,106 @@
-fn main() {}
+//! `weir`: the Weir agent and its command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use weir::{config, runtime};
+
+/// Weir: a fast log processing engine and agent.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, propagate_version = true)]
+struct Cli {
+    /// Log level for Weir's own messages on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "info", env = "WEIR_LOG")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline until every input ends (stdin at end of file, files with `mode: once`).
+    Run {
+        /// The pipeline file (YAML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Worker threads running the processors (default: the config's `workers`, else one
+        /// per core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Validate a pipeline file without running it; errors name file and line:column.
+    Check {
+        /// The pipeline file (YAML).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log_level))
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match cli.command {
+        Command::Check { config } => {
+            match config::load(&config).and_then(|l| runtime::validate(&l).map(|()| l)) {
+                Ok(loaded) => {
+                    let c = &loaded.config;
+                    println!(
+                        "{}: ok ({} inputs, {} processors, {} outputs)",
+                        config.display(),
+                        c.inputs.len(),
+                        c.processors.len(),
+                        c.outputs.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run { config, workers } => {
+            let loaded = match config::load(&config) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime::run(&loaded, workers) {
+                Ok(summary) => {
+                    for (name, events, bytes, cut, errors) in &summary.inputs {
+                        tracing::info!(%name, events, bytes, lines_cut = cut, read_errors = errors, "input done");
+                    }
+                    for (name, s) in &summary.processors {
+                        tracing::info!(%name, events_in = s.events_in, events_out = s.events_out, "processor done");
+                    }
+                    for (name, events, bytes) in &summary.outputs {
+                        tracing::info!(%name, events, bytes, "output done");
+                    }
+                    if summary.errors.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!(
+                            "error: {} source(s) could not be read",
+                            summary.errors.len()
+                        );
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -257,9 +257,9 @@ pub fn write_rfc3339(out: &mut Vec<u8>, nanos: i64) {
     two(out, sod % 60);
     let (digits, value) = if frac == 0 {
         (0, 0)
-    } else if frac % 1_000_000 == 0 {
+    } else if frac.is_multiple_of(1_000_000) {
         (3, frac / 1_000_000)
-    } else if frac % 1_000 == 0 {
+    } else if frac.is_multiple_of(1_000) {
         (6, frac / 1_000)
     } else {
         (9, frac)

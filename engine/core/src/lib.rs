@@ -32,3 +32,4 @@ pub mod line;
 pub mod model;
 pub mod pipeline;
 pub mod processors;
+pub mod units;

@@ -8,8 +8,7 @@ use crate::model::{Batch, Key, KeyTable, Value};
 use crate::pipeline::Processor;
 
 /// A constant from the config.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ConstValue {
     /// `true` / `false`.
     Bool(bool),
@@ -19,6 +18,36 @@ pub enum ConstValue {
     Float(f64),
     /// A string.
     Str(String),
+}
+
+impl<'de> Deserialize<'de> for ConstValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ConstValue, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ConstValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, a number or a boolean")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ConstValue, E> {
+                Ok(ConstValue::Bool(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ConstValue, E> {
+                Ok(ConstValue::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ConstValue, E> {
+                i64::try_from(v)
+                    .map(ConstValue::Int)
+                    .map_err(|_| E::custom("integer too large (the maximum is 2^63-1)"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ConstValue, E> {
+                Ok(ConstValue::Float(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ConstValue, E> {
+                Ok(ConstValue::Str(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `add_fields`: sets constant fields on every event.

@@ -1,0 +1,8 @@
+//! The Weir agent: the pipeline file, the runtime that moves batches from inputs through
+//! workers to outputs, and the pieces the `weir` command line is made of.
+
+pub mod config;
+pub mod inputs;
+pub mod outputs;
+pub mod registry;
+pub mod runtime;

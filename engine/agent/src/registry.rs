@@ -1,0 +1,144 @@
+//! The registry: every component `type` and the config it reads, in one place. Adding a
+//! component means adding a variant and a line to its `from_type` match here.
+
+use serde::{Deserialize, Deserializer};
+use weir_core::model::KeyTable;
+use weir_core::pipeline::Processor;
+use weir_core::processors::{AddFieldsConfig, BuildError, DropFieldsConfig, RenameFieldsConfig};
+
+use crate::config::{Tagged, deserialize_tagged};
+use crate::inputs::{FileInputConfig, StdinConfig};
+use crate::outputs::{FileOutputConfig, StdoutConfig};
+
+/// An entry of `inputs:`.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // read once at start; size does not matter
+pub enum InputConfig {
+    /// `stdin`: lines from standard input until end of file.
+    Stdin(StdinConfig),
+    /// `file`: lines from files matched by globs.
+    File(FileInputConfig),
+}
+
+impl Tagged for InputConfig {
+    const WHAT: &'static str = "input";
+    const TYPES: &'static [&'static str] = &["stdin", "file"];
+
+    fn from_type<'de, D: Deserializer<'de>>(ty: &str, rest: D) -> Result<Self, D::Error> {
+        match ty {
+            "stdin" => StdinConfig::deserialize(rest).map(InputConfig::Stdin),
+            "file" => FileInputConfig::deserialize(rest).map(InputConfig::File),
+            _ => Err(Self::unknown_type(ty)),
+        }
+    }
+}
+
+/// An entry of `processors:`.
+#[derive(Debug)]
+pub enum ProcessorConfig {
+    /// `add_fields`: set constant fields.
+    AddFields(AddFieldsConfig),
+    /// `drop_fields`: remove fields.
+    DropFields(DropFieldsConfig),
+    /// `rename_fields`: rename fields.
+    RenameFields(RenameFieldsConfig),
+}
+
+impl Tagged for ProcessorConfig {
+    const WHAT: &'static str = "processor";
+    const TYPES: &'static [&'static str] = &["add_fields", "drop_fields", "rename_fields"];
+
+    fn from_type<'de, D: Deserializer<'de>>(ty: &str, rest: D) -> Result<Self, D::Error> {
+        match ty {
+            "add_fields" => AddFieldsConfig::deserialize(rest).map(ProcessorConfig::AddFields),
+            "drop_fields" => DropFieldsConfig::deserialize(rest).map(ProcessorConfig::DropFields),
+            "rename_fields" => {
+                RenameFieldsConfig::deserialize(rest).map(ProcessorConfig::RenameFields)
+            }
+            _ => Err(Self::unknown_type(ty)),
+        }
+    }
+}
+
+impl ProcessorConfig {
+    /// The `type` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ProcessorConfig::AddFields(_) => "add_fields",
+            ProcessorConfig::DropFields(_) => "drop_fields",
+            ProcessorConfig::RenameFields(_) => "rename_fields",
+        }
+    }
+
+    /// Builds one worker's instance, interning its keys in `keys`.
+    pub fn build(&self, keys: &KeyTable) -> Result<Box<dyn Processor>, BuildError> {
+        Ok(match self {
+            ProcessorConfig::AddFields(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::DropFields(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::RenameFields(c) => Box::new(c.build(keys)?),
+        })
+    }
+
+    /// The example config of each processor type, for docs and tests.
+    pub fn examples() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("add_fields", AddFieldsConfig::EXAMPLE),
+            ("drop_fields", DropFieldsConfig::EXAMPLE),
+            ("rename_fields", RenameFieldsConfig::EXAMPLE),
+        ]
+    }
+}
+
+/// An entry of `outputs:`.
+#[derive(Debug)]
+pub enum OutputConfig {
+    /// `stdout`: events to standard output.
+    Stdout(StdoutConfig),
+    /// `file`: events appended to a file.
+    File(FileOutputConfig),
+}
+
+impl Tagged for OutputConfig {
+    const WHAT: &'static str = "output";
+    const TYPES: &'static [&'static str] = &["stdout", "file"];
+
+    fn from_type<'de, D: Deserializer<'de>>(ty: &str, rest: D) -> Result<Self, D::Error> {
+        match ty {
+            "stdout" => StdoutConfig::deserialize(rest).map(OutputConfig::Stdout),
+            "file" => FileOutputConfig::deserialize(rest).map(OutputConfig::File),
+            _ => Err(Self::unknown_type(ty)),
+        }
+    }
+}
+
+macro_rules! tagged_deserialize {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                deserialize_tagged(d)
+            }
+        }
+    )*};
+}
+tagged_deserialize!(InputConfig, ProcessorConfig, OutputConfig);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_processor_example_parses_and_builds() {
+        for (ty, example) in ProcessorConfig::examples() {
+            let yaml = format!("type: {ty}\n{example}");
+            let config: ProcessorConfig = serde_saphyr::from_str(&yaml)
+                .unwrap_or_else(|e| panic!("example of {ty} does not parse: {e}"));
+            assert_eq!(config.type_name(), ty);
+            config.build(&KeyTable::new()).expect("example builds");
+        }
+        let listed: Vec<&str> = ProcessorConfig::examples()
+            .iter()
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(listed, ProcessorConfig::TYPES, "every type has an example");
+    }
+}
