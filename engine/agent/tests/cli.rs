@@ -208,6 +208,7 @@ fn unreadable_source_is_reported_and_exits_nonzero() {
 /// Runs `weir run` with the file `input` on stdin and returns (stdout, peak RSS in KiB).
 /// The input comes from a file, not from this process's memory: the child's peak RSS
 /// would otherwise include the pages it shared with us before `exec`.
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the rusage
 fn run_measured(cfg: &Path, input: &Path) -> (Vec<u8>, i64) {
     let mut child = weir()
         .arg("run")
