@@ -4,10 +4,12 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::line::{Chunk, DEFAULT_MAX_LINE_BYTES, LineChunker, LineOptions};
+use weir_core::pool::BufferPool;
 use weir_core::units::ByteSize;
 
 use crate::config::{ConfigError, Loaded, Pos};
@@ -181,9 +183,10 @@ pub fn read_chunks(
     mut reader: impl Read,
     chunk_bytes: usize,
     opts: &LineOptions,
+    pool: &Arc<BufferPool>,
     mut send: impl FnMut(Chunk, u64) -> bool,
 ) -> std::io::Result<u64> {
-    let mut chunker = LineChunker::new(chunk_bytes, opts.max_line_bytes, 0);
+    let mut chunker = LineChunker::with_pool(chunk_bytes, opts.max_line_bytes, 0, pool.clone());
     let mut seq = 0;
     let mut flush = false;
     loop {

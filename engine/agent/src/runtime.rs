@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, anyhow};
-use weir_core::line::{Chunk, DEFAULT_CHUNK_BYTES, LineOptions, split_lines};
-use weir_core::model::KeyTable;
+use weir_core::line::{Chunk, DEFAULT_CHUNK_BYTES, LineOptions, split_lines_into};
+use weir_core::model::{Batch, KeyTable};
 use weir_core::pipeline::{ComponentStats, Counted, Pipeline, StatsSnapshot};
+use weir_core::pool::BufferPool;
 
 use crate::config::{ConfigError, Loaded, Pos};
 use crate::inputs::read_chunks;
@@ -117,13 +118,23 @@ struct Work {
     opts: LineOptions,
 }
 
-/// A processed batch: the bytes encoded for each output.
+/// A processed batch: the bytes encoded for each output. Shared by the output threads;
+/// the last one to let go gives the buffers back to the pool.
 #[derive(Debug)]
 struct Encoded {
     source: u32,
     seq: u64,
     events: u64,
     per_output: Vec<Vec<u8>>,
+    pool: Arc<BufferPool>,
+}
+
+impl Drop for Encoded {
+    fn drop(&mut self) {
+        for buf in self.per_output.drain(..) {
+            self.pool.give(buf);
+        }
+    }
 }
 
 /// Runs the pipeline until every input ends.
@@ -199,6 +210,9 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
 
     let (work_tx, work_rx) = async_channel::bounded::<Work>(workers);
     let (done_tx, done_rx) = async_channel::bounded::<Encoded>(workers);
+    // Buffers in flight are bounded by the channels; keep about that many spare.
+    let chunk_pool = Arc::new(BufferPool::new(2 * workers + sources.len().min(4) + 2));
+    let output_pool = Arc::new(BufferPool::new((2 * workers + 4) * cfg.outputs.len()));
     let mut errors: Vec<String> = Vec::new();
 
     std::thread::scope(|s| -> anyhow::Result<()> {
@@ -206,7 +220,8 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
         for (input, list) in sources.iter().enumerate() {
             let tx = work_tx.clone();
             let stats = input_stats[input].clone();
-            readers.push(s.spawn(move || read_input(list, &tx, &stats)));
+            let pool = chunk_pool.clone();
+            readers.push(s.spawn(move || read_input(list, &tx, &stats, &pool)));
         }
         drop(work_tx);
 
@@ -227,10 +242,14 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
             );
             let mut encoders: Vec<_> = formats.iter().map(|f| f.encoder(&keys)).collect();
             let input_stats = &input_stats;
+            let (chunk_pool, output_pool) = (chunk_pool.clone(), output_pool.clone());
             worker_handles.push(s.spawn(move || {
+                // One batch per worker, refilled for every chunk: its event list is reused.
+                let mut batch = Batch::default();
                 while let Ok(work) = rx.recv_blocking() {
-                    let (mut batch, split) =
-                        split_lines(work.chunk, &work.opts, work.source, work.seq);
+                    let (split, old) =
+                        split_lines_into(&mut batch, work.chunk, &work.opts, work.source, work.seq);
+                    chunk_pool.give(old);
                     let stats = &input_stats[work.input];
                     stats.events.fetch_add(split.events, Ordering::Relaxed);
                     stats
@@ -243,7 +262,8 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
                     let per_output = encoders
                         .iter_mut()
                         .map(|e| {
-                            let mut out = Vec::new();
+                            let mut out = output_pool
+                                .take_empty(batch.chunk().len() + batch.chunk().len() / 4);
                             e.encode(&batch, &mut out);
                             out
                         })
@@ -253,6 +273,7 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
                         seq: work.seq,
                         events: batch.len() as u64,
                         per_output,
+                        pool: output_pool.clone(),
                     };
                     if tx.send_blocking(done).is_err() {
                         break;
@@ -368,6 +389,7 @@ fn read_input(
     sources: &[Source],
     tx: &async_channel::Sender<Work>,
     stats: &InputStats,
+    pool: &Arc<BufferPool>,
 ) -> Vec<String> {
     let mut errors = Vec::new();
     for source in sources {
@@ -389,10 +411,11 @@ fn read_input(
                 std::io::stdin().lock(),
                 DEFAULT_CHUNK_BYTES,
                 &source.opts,
+                pool,
                 send,
             ),
             Some(path) => std::fs::File::open(path)
-                .and_then(|f| read_chunks(f, DEFAULT_CHUNK_BYTES, &source.opts, send)),
+                .and_then(|f| read_chunks(f, DEFAULT_CHUNK_BYTES, &source.opts, pool, send)),
         };
         match result {
             Ok(cut) => {

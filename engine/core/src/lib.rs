@@ -31,5 +31,6 @@ pub mod encode;
 pub mod line;
 pub mod model;
 pub mod pipeline;
+pub mod pool;
 pub mod processors;
 pub mod units;

@@ -9,9 +9,12 @@
 //!   line, a span of the chunk; `\r\n` loses its `\r`; lines longer than `max_line_bytes`
 //!   are cut into pieces, each flagged with `_cut: true`. Nothing is dropped.
 
+use std::sync::Arc;
+
 use memchr::{memchr_iter, memrchr};
 
 use crate::model::{Batch, Buf, Event, Key, Origin, Span, Value};
+use crate::pool::BufferPool;
 
 /// Default cap on one line, in bytes.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
@@ -54,7 +57,9 @@ pub struct Chunk {
 /// Turns a stream of reads into [`Chunk`]s of whole lines. See the module docs.
 #[derive(Debug)]
 pub struct LineChunker {
+    /// Always `capacity` long (initialized); `buf[..filled]` holds data.
     buf: Vec<u8>,
+    pool: Arc<BufferPool>,
     filled: usize,
     /// `buf[..scanned]` is known to hold no newline.
     scanned: usize,
@@ -73,10 +78,22 @@ impl LineChunker {
     /// A chunker producing chunks of about `chunk_bytes` (at least 1), cutting lines at
     /// `max_line_bytes` (at least 1), starting at `offset` in the source.
     pub fn new(chunk_bytes: usize, max_line_bytes: usize, offset: u64) -> LineChunker {
+        LineChunker::with_pool(chunk_bytes, max_line_bytes, offset, Arc::default())
+    }
+
+    /// Like [`LineChunker::new`], taking its buffers from `pool`; give chunks' buffers
+    /// back to the same pool when done with them.
+    pub fn with_pool(
+        chunk_bytes: usize,
+        max_line_bytes: usize,
+        offset: u64,
+        pool: Arc<BufferPool>,
+    ) -> LineChunker {
         let chunk_bytes = chunk_bytes.max(1);
         let max_line_bytes = max_line_bytes.max(1);
         LineChunker {
             buf: Vec::new(),
+            pool,
             filled: 0,
             scanned: 0,
             capacity: chunk_bytes.max(max_line_bytes + 2),
@@ -92,7 +109,7 @@ impl LineChunker {
     /// Empty only if a chunk is ready: call [`LineChunker::next_chunk`] first.
     pub fn spare(&mut self) -> &mut [u8] {
         if self.buf.len() < self.capacity {
-            // Zeroed once per buffer, not per read.
+            // Only the part never initialized is zeroed, once per buffer's life.
             self.buf.resize(self.capacity, 0);
         }
         &mut self.buf[self.filled..]
@@ -155,11 +172,14 @@ impl LineChunker {
         None
     }
 
-    /// Hands out `buf[..len]` and moves the rest to the front of a new buffer.
+    /// Hands out `buf[..len]` and moves the rest to the front of a recycled buffer.
     fn take(&mut self, len: usize, is_cut_piece: bool) -> Chunk {
         let rest = self.filled - len;
-        let mut next = Vec::with_capacity(self.capacity);
-        next.extend_from_slice(&self.buf[len..self.filled]);
+        let mut next = self.pool.take();
+        if next.len() < self.capacity.max(rest) {
+            next.resize(self.capacity.max(rest), 0);
+        }
+        next[..rest].copy_from_slice(&self.buf[len..self.filled]);
         let mut data = std::mem::replace(&mut self.buf, next);
         data.truncate(len);
         let chunk = Chunk {
@@ -189,19 +209,28 @@ pub struct SplitStats {
 
 /// Makes a batch from `chunk`: one event per line, each a span of the chunk.
 pub fn split_lines(chunk: Chunk, opts: &LineOptions, source: u32, seq: u64) -> (Batch, SplitStats) {
+    let mut batch = Batch::default();
+    let (stats, _) = split_lines_into(&mut batch, chunk, opts, source, seq);
+    (batch, stats)
+}
+
+/// Refills `batch` from `chunk`, reusing its allocations; returns what the split saw and
+/// the batch's previous chunk buffer, to recycle.
+pub fn split_lines_into(
+    batch: &mut Batch,
+    chunk: Chunk,
+    opts: &LineOptions,
+    source: u32,
+    seq: u64,
+) -> (SplitStats, Vec<u8>) {
     let origin = Origin {
         source,
         seq,
         offset: chunk.offset,
     };
-    let mut batch = Batch::new(chunk.data, origin);
-    let stats = split_into(
-        &mut batch,
-        chunk.first_continues_cut,
-        chunk.is_cut_piece,
-        opts,
-    );
-    (batch, stats)
+    let old = batch.reset(chunk.data, origin);
+    let stats = split_into(batch, chunk.first_continues_cut, chunk.is_cut_piece, opts);
+    (stats, old)
 }
 
 fn split_into(
@@ -214,7 +243,6 @@ fn split_into(
     let max = opts.max_line_bytes.max(1);
     let (data, events) = batch.chunk_and_events();
     let len = data.len();
-    events.reserve(len / 64 + 1);
     {
         // `terminated`: the line ended with `\n`, so a `\r` before it is part of the
         // terminator. `cut`: the line continues a cut line.
@@ -269,8 +297,46 @@ fn line_event(start: usize, end: usize, cut: bool) -> Event {
     event
 }
 
-/// Reads all of `reader` and returns its batches (for tests, tools and benches; the agent
-/// drives [`LineChunker`] itself).
+/// Reads all of `reader`, calling `each` with every batch in order; buffers are recycled
+/// between batches, as the agent does (for tools and benches).
+pub fn for_each_batch<R: std::io::Read>(
+    mut reader: R,
+    chunk_bytes: usize,
+    opts: &LineOptions,
+    mut each: impl FnMut(&mut Batch),
+) -> std::io::Result<SplitStats> {
+    let pool = Arc::new(BufferPool::new(4));
+    let mut chunker = LineChunker::with_pool(chunk_bytes, opts.max_line_bytes, 0, pool.clone());
+    let mut batch = Batch::default();
+    let mut total = SplitStats::default();
+    let mut seq = 0;
+    let mut eof = false;
+    loop {
+        while let Some(chunk) = chunker.next_chunk(eof, eof) {
+            let (stats, old) = split_lines_into(&mut batch, chunk, opts, 0, seq);
+            pool.give(old);
+            seq += 1;
+            total.events += stats.events;
+            total.lines_cut += stats.lines_cut;
+            total.empty_skipped += stats.empty_skipped;
+            each(&mut batch);
+        }
+        if eof {
+            break;
+        }
+        match reader.read(chunker.spare()) {
+            Ok(0) => eof = true,
+            Ok(n) => chunker.commit(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    total.lines_cut += chunker.lines_cut();
+    Ok(total)
+}
+
+/// Reads all of `reader` and returns its batches (for tests; the agent drives
+/// [`LineChunker`] itself).
 pub fn read_all<R: std::io::Read>(
     mut reader: R,
     chunk_bytes: usize,

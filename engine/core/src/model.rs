@@ -414,12 +414,13 @@ impl Batch {
         self.live().map(|e| e.raw.len() as u64).sum()
     }
 
-    /// Clears everything and keeps the allocations, so the batch can be refilled.
-    pub fn clear(&mut self) {
-        self.chunk.clear();
+    /// Empties the batch for new bytes, keeping the event and arena allocations, and
+    /// returns the old chunk (e.g. for a [`BufferPool`](crate::pool::BufferPool)).
+    pub fn reset(&mut self, chunk: Vec<u8>, origin: Origin) -> Vec<u8> {
         self.arena.clear();
         self.events.clear();
-        self.origin = Origin::default();
+        self.origin = origin;
+        std::mem::replace(&mut self.chunk, chunk)
     }
 
     /// Gives the chunk's allocation back (e.g. to a reader's buffer pool).
