@@ -149,3 +149,48 @@ impl Pipeline {
         batch.compact();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::{LineOptions, read_all};
+
+    /// Drops every other live event.
+    struct DropOdd;
+    impl Processor for DropOdd {
+        fn process(&mut self, batch: &mut Batch) {
+            let (_, events) = batch.live_mut();
+            for (i, e) in events.enumerate() {
+                if i % 2 == 1 {
+                    e.mark_dropped();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn counted_stages_report_events_and_bytes_and_pipeline_compacts_once() {
+        let (mut batches, _) =
+            read_all(&b"aa\nbbb\nc\ndddd\n"[..], 1 << 16, &LineOptions::default()).unwrap();
+        let first = Arc::new(ComponentStats::default());
+        let second = Arc::new(ComponentStats::default());
+        let mut pipeline = Pipeline::new(vec![
+            Counted::new("first", Box::new(DropOdd), first.clone()),
+            Counted::new("second", Box::new(DropOdd), second.clone()),
+        ]);
+        pipeline.run(&mut batches[0]);
+        let a = first.snapshot();
+        assert_eq!(
+            (a.events_in, a.bytes_in, a.events_out, a.bytes_out),
+            (4, 10, 2, 3)
+        );
+        let b = second.snapshot();
+        // The second stage sees only the survivors of the first: "aa" and "c".
+        assert_eq!(
+            (b.events_in, b.bytes_in, b.events_out, b.bytes_out),
+            (2, 3, 1, 2)
+        );
+        assert_eq!(batches[0].len(), 1, "dropped events are compacted away");
+        assert_eq!(pipeline.stages()[1].name(), "second");
+    }
+}
