@@ -10,10 +10,33 @@ use std::sync::Arc;
 
 use crate::model::{Batch, Event, Key, KeyTable, Value, key_at};
 
-/// Encodes the live events of a batch, appending to `out`.
+/// Which events of a batch an output gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Route {
+    /// The live events (every output but the dead-letter one).
+    #[default]
+    Main,
+    /// The events a processor routed to the dead-letter output.
+    DeadLetter,
+}
+
+/// Encodes events of a batch, appending to `out`.
 pub trait Encoder: Send {
     /// Appends every live event of `batch` to `out`.
-    fn encode(&mut self, batch: &Batch, out: &mut Vec<u8>);
+    fn encode(&mut self, batch: &Batch, out: &mut Vec<u8>) {
+        self.encode_route(batch, Route::Main, out)
+    }
+
+    /// Appends the events of `batch` that `route` selects to `out`.
+    fn encode_route(&mut self, batch: &Batch, route: Route, out: &mut Vec<u8>);
+}
+
+/// The events of `batch` that `route` selects.
+pub fn routed(batch: &Batch, route: Route) -> Box<dyn Iterator<Item = &Event> + '_> {
+    match route {
+        Route::Main => Box::new(batch.live()),
+        Route::DeadLetter => Box::new(batch.dead_letters()),
+    }
 }
 
 /// One JSON object per event, one per line. The event time, when known, comes first as
@@ -78,9 +101,9 @@ impl JsonEncoder {
 }
 
 impl Encoder for JsonEncoder {
-    fn encode(&mut self, batch: &Batch, out: &mut Vec<u8>) {
+    fn encode_route(&mut self, batch: &Batch, route: Route, out: &mut Vec<u8>) {
         out.reserve(batch.chunk().len() + batch.len() * 16);
-        for event in batch.live() {
+        for event in routed(batch, route) {
             self.encode_event(batch, event, out);
         }
     }
@@ -108,9 +131,9 @@ pub fn write_value(out: &mut Vec<u8>, batch: &Batch, value: Value) {
 pub struct RawEncoder;
 
 impl Encoder for RawEncoder {
-    fn encode(&mut self, batch: &Batch, out: &mut Vec<u8>) {
+    fn encode_route(&mut self, batch: &Batch, route: Route, out: &mut Vec<u8>) {
         out.reserve(batch.chunk().len() + batch.len());
-        for event in batch.live() {
+        for event in routed(batch, route) {
             match event.get(Key::MESSAGE) {
                 Some(Value::Str(span)) | Some(Value::Json(span)) => {
                     out.extend_from_slice(batch.bytes(span))

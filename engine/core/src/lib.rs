@@ -30,6 +30,7 @@
 pub mod encode;
 pub mod line;
 pub mod model;
+pub mod parse;
 pub mod pipeline;
 pub mod pool;
 pub mod processors;

@@ -185,6 +185,7 @@ pub struct Field {
 }
 
 const DROPPED: u8 = 1;
+const DEAD_LETTER: u8 = 2;
 
 /// One log record: the span of its raw bytes, an optional timestamp and a short list of
 /// fields, in insertion order.
@@ -267,6 +268,22 @@ impl Event {
     /// True once [`Event::mark_dropped`] was called.
     pub fn is_dropped(&self) -> bool {
         self.flags & DROPPED != 0
+    }
+
+    /// Routes the event to the pipeline's dead-letter output: later processors skip it and
+    /// the other outputs never see it.
+    pub fn mark_dead_letter(&mut self) {
+        self.flags |= DEAD_LETTER;
+    }
+
+    /// True once [`Event::mark_dead_letter`] was called.
+    pub fn is_dead_letter(&self) -> bool {
+        self.flags & DEAD_LETTER != 0
+    }
+
+    /// Neither dropped nor dead-lettered: processors and the main outputs see it.
+    pub fn is_live(&self) -> bool {
+        self.flags & (DROPPED | DEAD_LETTER) == 0
     }
 }
 
@@ -361,9 +378,16 @@ impl Batch {
         &self.events
     }
 
-    /// The events that are not dropped.
+    /// The events that are neither dropped nor dead-lettered.
     pub fn live(&self) -> impl Iterator<Item = &Event> {
-        self.events.iter().filter(|e| !e.is_dropped())
+        self.events.iter().filter(|e| e.is_live())
+    }
+
+    /// The events routed to the dead-letter output (and not dropped).
+    pub fn dead_letters(&self) -> impl Iterator<Item = &Event> {
+        self.events
+            .iter()
+            .filter(|e| e.is_dead_letter() && !e.is_dropped())
     }
 
     /// Appends an event.
@@ -383,10 +407,10 @@ impl Batch {
         )
     }
 
-    /// The buffers and an iterator over the events that are not dropped.
+    /// The buffers and an iterator over the live events (see [`Event::is_live`]).
     pub fn live_mut(&mut self) -> (Bufs<'_>, impl Iterator<Item = &mut Event>) {
         let (bufs, events) = self.parts_mut();
-        (bufs, events.iter_mut().filter(|e| !e.is_dropped()))
+        (bufs, events.iter_mut().filter(|e| e.is_live()))
     }
 
     /// The chunk and the event list, for the line splitter that fills a new batch.

@@ -14,9 +14,15 @@ use crate::model::Batch;
 /// A batch-at-a-time transformation. Each worker owns its own instance, so `&mut self`
 /// may hold per-worker scratch (caches, buffers).
 pub trait Processor: Send {
-    /// Transforms `batch` in place. Dropped events are marked, not removed; skip them
-    /// (see [`Batch::live_mut`]).
+    /// Transforms `batch` in place. Dropped and dead-lettered events are marked, not
+    /// removed; skip them (see [`Batch::live_mut`]).
     fn process(&mut self, batch: &mut Batch);
+
+    /// Events that failed (did not parse, ...) since the last call; the [`Counted`]
+    /// wrapper drains this after every batch.
+    fn take_failures(&mut self) -> u64 {
+        0
+    }
 }
 
 /// Counters of one component, shared by every worker running it.
@@ -32,6 +38,8 @@ pub struct ComponentStats {
     pub bytes_out: AtomicU64,
     /// Time spent inside the component, in nanoseconds.
     pub nanos: AtomicU64,
+    /// Events that failed in the component (e.g. did not parse).
+    pub failures: AtomicU64,
 }
 
 impl ComponentStats {
@@ -43,6 +51,7 @@ impl ComponentStats {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             nanos: self.nanos.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
         }
     }
 }
@@ -60,6 +69,8 @@ pub struct StatsSnapshot {
     pub bytes_out: u64,
     /// Time spent inside the component, in nanoseconds.
     pub nanos: u64,
+    /// Events that failed in the component.
+    pub failures: u64,
 }
 
 /// A processor with its counters: the one wrapper every pipeline stage goes through.
@@ -115,6 +126,10 @@ impl Processor for Counted {
         s.events_out.fetch_add(events_out, Ordering::Relaxed);
         s.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
         s.nanos.fetch_add(nanos, Ordering::Relaxed);
+        let failures = self.inner.take_failures();
+        if failures > 0 {
+            s.failures.fetch_add(failures, Ordering::Relaxed);
+        }
     }
 }
 
