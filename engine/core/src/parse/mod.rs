@@ -11,7 +11,9 @@
 //! `keep_source`, `on_failure`, `error_field`.
 
 pub mod delimiter;
+pub mod json;
 pub mod kv;
+pub mod regex;
 pub mod time;
 
 use std::borrow::Cow;

@@ -3,6 +3,7 @@
 //! The registry that maps a `type` name to its config lives in the agent.
 
 mod fields;
+pub mod filter;
 pub mod mask;
 
 pub use fields::{

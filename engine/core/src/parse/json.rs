@@ -1,0 +1,442 @@
+//! `parse_json`: the members of a JSON object become fields.
+//!
+//! simd-json parses a copy of the value (it unescapes in place, and the batch's bytes
+//! stay as read) into a tape that is reused from event to event. A string member that
+//! had no escapes is a span of the original input (zero copy; checked by comparing the
+//! unescaped bytes with the input at the same offset); one that had escapes is written to
+//! the arena. Numbers, booleans and null keep their types. Nested objects and arrays are
+//! kept as JSON text (re-encoded compactly into the arena), or, with `flatten: "."`,
+//! nested objects become `a.b.c` fields (arrays stay JSON text).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
+
+use super::{Common, FieldParse, FieldParser, OnFailure, ParseFailure, Parsed, default_field};
+use crate::encode::write_json_str;
+use crate::model::{Bufs, Key, KeyTable, Span, Value};
+use crate::processors::BuildError;
+
+/// `parse_json`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParseJsonConfig {
+    /// The field to parse (default `message`).
+    #[serde(default = "default_field")]
+    pub field: String,
+    /// Flatten nested objects into fields joined with this separator (e.g. ".").
+    #[serde(default)]
+    pub flatten: Option<String>,
+    /// Keep the source field on success.
+    #[serde(default)]
+    pub keep_source: bool,
+    /// What to do when the value is not a JSON object.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Field that receives the failure reason.
+    #[serde(default)]
+    pub error_field: Option<String>,
+}
+
+impl ParseJsonConfig {
+    /// An example of this component's config.
+    pub const EXAMPLE: &'static str = "field: message\nflatten: \".\"\n";
+
+    /// Builds the parser; field names found at run time are interned in `keys`.
+    pub fn build(&self, keys: &Arc<KeyTable>) -> Result<FieldParser<JsonParser>, BuildError> {
+        let common = Common::new(
+            keys,
+            &self.field,
+            self.keep_source,
+            self.on_failure,
+            self.error_field.as_deref(),
+        )?;
+        if self.flatten.as_deref() == Some("") {
+            return Err(BuildError("`flatten` separator cannot be empty".into()));
+        }
+        let parser = JsonParser {
+            keys: keys.clone(),
+            flatten: self.flatten.clone().map(String::into_bytes),
+            scratch: Vec::new(),
+            buffers: Buffers::default(),
+            tape: Some(Tape::null().reset()),
+            key_cache: HashMap::new(),
+            recent: Vec::new(),
+            text: Vec::new(),
+            name: Vec::new(),
+        };
+        Ok(FieldParser::new("parse_json", parser, common))
+    }
+}
+
+/// Runtime of [`ParseJsonConfig`].
+pub struct JsonParser {
+    keys: Arc<KeyTable>,
+    flatten: Option<Vec<u8>>,
+    /// The input copied and padded for simd-json, which unescapes in place.
+    scratch: Vec<u8>,
+    buffers: Buffers,
+    /// The tape, kept between events for its allocation.
+    tape: Option<Tape<'static>>,
+    key_cache: HashMap<Box<[u8]>, Key>,
+    /// The key seen at each top-level position in the previous object: logs repeat their
+    /// shape, so most lookups are one comparison.
+    recent: Vec<(Box<[u8]>, Key)>,
+    /// Scratch for nested values re-encoded as JSON.
+    text: Vec<u8>,
+    /// Scratch for flattened names.
+    name: Vec<u8>,
+}
+
+impl std::fmt::Debug for JsonParser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonParser")
+            .field("flatten", &self.flatten)
+            .finish_non_exhaustive()
+    }
+}
+
+const NOT_OBJECT: ParseFailure = ParseFailure::fixed("not a JSON object");
+
+/// Number of tape nodes the value at `nodes[0]` takes.
+fn node_len(node: &Node<'_>) -> usize {
+    match node {
+        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+        _ => 1,
+    }
+}
+
+/// Appends the value at the start of `nodes` as compact JSON.
+fn write_value(nodes: &[Node<'_>], out: &mut Vec<u8>) {
+    match nodes[0] {
+        Node::String(s) => write_json_str(out, s.as_bytes()),
+        Node::Static(s) => write_static(s, out),
+        Node::Object { len, .. } => {
+            out.push(b'{');
+            let mut i = 1;
+            for n in 0..len {
+                if n > 0 {
+                    out.push(b',');
+                }
+                if let Node::String(k) = nodes[i] {
+                    write_json_str(out, k.as_bytes());
+                }
+                out.push(b':');
+                write_value(&nodes[i + 1..], out);
+                i += 1 + node_len(&nodes[i + 1]);
+            }
+            out.push(b'}');
+        }
+        Node::Array { len, .. } => {
+            out.push(b'[');
+            let mut i = 1;
+            for n in 0..len {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_value(&nodes[i..], out);
+                i += node_len(&nodes[i]);
+            }
+            out.push(b']');
+        }
+    }
+}
+
+fn write_static(s: StaticNode, out: &mut Vec<u8>) {
+    match s {
+        StaticNode::I64(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+        StaticNode::U64(u) => out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes()),
+        StaticNode::F64(f) if f.is_finite() => {
+            out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
+        }
+        StaticNode::F64(_) | StaticNode::Null => out.extend_from_slice(b"null"),
+        StaticNode::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+    }
+}
+
+impl JsonParser {
+    fn intern(&mut self, name: &[u8]) -> Key {
+        if let Some(&k) = self.key_cache.get(name) {
+            return k;
+        }
+        let key = self.keys.intern(&String::from_utf8_lossy(name));
+        self.key_cache.insert(name.into(), key);
+        key
+    }
+
+    fn top_key(&mut self, pos: usize, name: &[u8]) -> Key {
+        if let Some((bytes, key)) = self.recent.get(pos)
+            && **bytes == *name
+        {
+            return *key;
+        }
+        let key = self.intern(name);
+        if pos < self.recent.len() {
+            self.recent[pos] = (name.into(), key);
+        } else if pos == self.recent.len() {
+            self.recent.push((name.into(), key));
+        }
+        key
+    }
+}
+
+/// Turns a parsed tape into fields. Kept apart from [`JsonParser`]'s buffers so the tape
+/// can borrow the scratch while fields are made.
+struct Emit<'p> {
+    parser: &'p mut JsonParser,
+    input: Span,
+    base: usize,
+}
+
+impl Emit<'_> {
+    fn string(&mut self, s: &str, bufs: &mut Bufs<'_>) -> Value {
+        let offset = s.as_ptr() as usize - self.base;
+        let original = bufs.bytes(self.input);
+        if original.get(offset..offset + s.len()) == Some(s.as_bytes()) {
+            Value::Str(self.input.slice(offset, s.len()))
+        } else {
+            Value::Str(bufs.push(s.as_bytes()))
+        }
+    }
+
+    fn value(&mut self, nodes: &[Node<'_>], bufs: &mut Bufs<'_>) -> Value {
+        match nodes[0] {
+            Node::String(s) => self.string(s, bufs),
+            Node::Static(StaticNode::I64(i)) => Value::Int(i),
+            Node::Static(StaticNode::U64(u)) => match i64::try_from(u) {
+                Ok(i) => Value::Int(i),
+                Err(_) => Value::Json(bufs.push(itoa::Buffer::new().format(u).as_bytes())),
+            },
+            Node::Static(StaticNode::F64(f)) => Value::Float(f),
+            Node::Static(StaticNode::Bool(b)) => Value::Bool(b),
+            Node::Static(StaticNode::Null) => Value::Null,
+            Node::Object { .. } | Node::Array { .. } => {
+                let text = &mut self.parser.text;
+                text.clear();
+                write_value(nodes, text);
+                Value::Json(bufs.push(text))
+            }
+        }
+    }
+
+    /// Emits the members of the object at `nodes[0]`; `prefix` is the flattened name so far.
+    fn object(
+        &mut self,
+        nodes: &[Node<'_>],
+        prefix_len: Option<usize>,
+        bufs: &mut Bufs<'_>,
+        out: &mut Parsed,
+    ) {
+        let Node::Object { len, .. } = nodes[0] else {
+            return;
+        };
+        let mut i = 1;
+        for pos in 0..len {
+            let Node::String(name) = nodes[i] else { return };
+            let value_nodes = &nodes[i + 1..];
+            i += 1 + node_len(&value_nodes[0]);
+            let flatten_here =
+                self.parser.flatten.is_some() && matches!(value_nodes[0], Node::Object { .. });
+            match prefix_len {
+                None if !flatten_here => {
+                    let key = self.parser.top_key(pos, name.as_bytes());
+                    let value = self.value(value_nodes, bufs);
+                    out.fields.push((key, value));
+                }
+                _ => {
+                    // A flattened name: prefix + separator + name.
+                    let start = prefix_len.unwrap_or(0);
+                    self.parser.name.truncate(start);
+                    if prefix_len.is_some() {
+                        let sep = self.parser.flatten.as_deref().unwrap_or_default().to_vec();
+                        self.parser.name.extend_from_slice(&sep);
+                    }
+                    self.parser.name.extend_from_slice(name.as_bytes());
+                    if flatten_here {
+                        let len_now = self.parser.name.len();
+                        self.object(value_nodes, Some(len_now), bufs, out);
+                    } else {
+                        let full = std::mem::take(&mut self.parser.name);
+                        let key = self.parser.intern(&full);
+                        self.parser.name = full;
+                        let value = self.value(value_nodes, bufs);
+                        out.fields.push((key, value));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl FieldParse for JsonParser {
+    fn parse(
+        &mut self,
+        input: Span,
+        bufs: &mut Bufs<'_>,
+        out: &mut Parsed,
+    ) -> Result<(), ParseFailure> {
+        let len = input.len();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend_from_slice(bufs.bytes(input));
+        scratch.resize(len + INPUT_PADDING, 0);
+        let base = scratch.as_ptr() as usize;
+        let mut buffers = std::mem::take(&mut self.buffers);
+        let mut tape = self.tape.take().unwrap_or_else(Tape::null).reset();
+        let result = match fill_tape_padded(&mut scratch, len, &mut buffers, &mut tape) {
+            Err(e) => Err(ParseFailure(format!("invalid JSON: {e}").into())),
+            Ok(()) if !matches!(tape.0.first(), Some(Node::Object { .. })) => Err(NOT_OBJECT),
+            Ok(()) => {
+                let mut emit = Emit {
+                    parser: self,
+                    input,
+                    base,
+                };
+                emit.object(&tape.0, None, bufs, out);
+                Ok(())
+            }
+        };
+        self.tape = Some(tape.reset());
+        self.buffers = buffers;
+        self.scratch = scratch;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{Encoder, JsonEncoder};
+    use crate::line::{LineOptions, read_all};
+    use crate::model::Buf;
+    use crate::pipeline::Processor;
+
+    fn config() -> ParseJsonConfig {
+        ParseJsonConfig {
+            field: default_field(),
+            flatten: None,
+            keep_source: false,
+            on_failure: OnFailure::Keep,
+            error_field: None,
+        }
+    }
+
+    /// Runs the parser over `text` and returns the JSON output lines and the failures.
+    fn run(cfg: &ParseJsonConfig, text: &str) -> (Vec<String>, u64) {
+        let keys = KeyTable::new();
+        let mut p = cfg.build(&keys).unwrap();
+        let (mut batches, _) = read_all(text.as_bytes(), 1 << 16, &LineOptions::default()).unwrap();
+        let batch = &mut batches[0];
+        p.process(batch);
+        let mut out = Vec::new();
+        JsonEncoder::new(keys).encode(batch, &mut out);
+        let lines = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        (lines, p.take_failures())
+    }
+
+    #[test]
+    fn typed_members_nested_text_and_escapes() {
+        let (out, failures) = run(
+            &config(),
+            r#"{"level":"info","n":42,"big":18446744073709551615,"f":1.5,"ok":true,"none":null,"nested":{"a":[1,"x\"y"]},"msg":"tab\there é"}"#,
+        );
+        assert_eq!(failures, 0);
+        assert_eq!(
+            out[0],
+            r#"{"level":"info","n":42,"big":18446744073709551615,"f":1.5,"ok":true,"none":null,"nested":{"a":[1,"x\"y"]},"msg":"tab\there é"}"#
+        );
+    }
+
+    #[test]
+    fn strings_without_escapes_are_spans_of_the_chunk() {
+        let keys = KeyTable::new();
+        let mut p = config().build(&keys).unwrap();
+        let (mut batches, _) = read_all(
+            &br#"{"a":"plain","b":"esc\\aped"}"#[..],
+            1 << 16,
+            &LineOptions::default(),
+        )
+        .unwrap();
+        p.process(&mut batches[0]);
+        let ev = &batches[0].events()[0];
+        let Some(Value::Str(a)) = ev.get(keys.get("a").unwrap()) else {
+            panic!()
+        };
+        let Some(Value::Str(b)) = ev.get(keys.get("b").unwrap()) else {
+            panic!()
+        };
+        assert_eq!(a.buf(), Buf::Chunk);
+        assert_eq!(b.buf(), Buf::Arena);
+        assert_eq!(batches[0].bytes(b), br"esc\aped");
+    }
+
+    #[test]
+    fn flatten_nested_objects() {
+        let mut cfg = config();
+        cfg.flatten = Some(".".into());
+        let (out, _) = run(
+            &cfg,
+            r#"{"http":{"req":{"method":"GET"},"status":200},"tags":["a"],"x":1}"#,
+        );
+        assert_eq!(
+            out[0],
+            r#"{"http.req.method":"GET","http.status":200,"tags":["a"],"x":1}"#
+        );
+    }
+
+    #[test]
+    fn every_kind_of_invalid_json_is_a_counted_failure_that_keeps_the_event() {
+        let bad = [
+            "",
+            "{",
+            "}",
+            "[1,2]",
+            "\"str\"",
+            "42",
+            "{\"a\":}",
+            "{\"a\" 1}",
+            "{a:1}",
+            "{\"a\":1,}",
+            "{\"a\":tru}",
+            "{\"a\":\"\\x\"}",
+            "{\"a\":1} trailing",
+            "{\"a\":\"unterminated}",
+            "nul\u{1}l",
+        ];
+        let text = bad.join("\n") + "\n";
+        let (out, failures) = run(&config(), &text);
+        assert_eq!(failures, bad.len() as u64);
+        assert_eq!(out.len(), bad.len());
+        assert!(
+            out.iter().all(|l| l.starts_with("{\"message\":")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn shapes_that_change_between_events_get_the_right_keys() {
+        let (out, _) = run(
+            &config(),
+            "{\"a\":1,\"b\":2}\n{\"b\":3,\"a\":4}\n{\"c\":5}\n",
+        );
+        assert_eq!(
+            out,
+            vec![r#"{"a":1,"b":2}"#, r#"{"b":3,"a":4}"#, r#"{"c":5}"#]
+        );
+    }
+
+    #[test]
+    fn deep_nesting_and_unicode_escapes() {
+        let deep = "{\"d\":".repeat(50) + "1" + &"}".repeat(50);
+        let (out, failures) = run(&config(), &(deep + "\n{\"u\":\"\\u00e9\\ud83d\\ude00\"}\n"));
+        assert_eq!(failures, 0);
+        assert!(out[0].starts_with("{\"d\":{\"d\":"));
+        assert_eq!(out[1], "{\"u\":\"é😀\"}");
+    }
+}
