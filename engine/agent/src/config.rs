@@ -25,6 +25,10 @@ pub struct PipelineConfig {
     pub processors: Vec<Spanned<ProcessorConfig>>,
     /// Where they go; every output gets every event.
     pub outputs: Vec<Spanned<OutputConfig>>,
+    /// The `name` of the output that receives events a processor routed to the dead
+    /// letter (`on_failure: dead_letter`); that output gets only those.
+    #[serde(default)]
+    pub dead_letter: Option<Spanned<String>>,
     /// Worker threads running the processors (default: one per core).
     #[serde(default)]
     pub workers: Option<Spanned<usize>>,

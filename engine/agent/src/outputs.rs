@@ -38,6 +38,9 @@ impl Format {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutConfig {
+    /// A name, for the pipeline's `dead_letter` and for metrics.
+    #[serde(default)]
+    pub name: Option<String>,
     /// `json` (default) or `raw`.
     #[serde(default)]
     pub format: Format,
@@ -47,6 +50,9 @@ pub struct StdoutConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileOutputConfig {
+    /// A name, for the pipeline's `dead_letter` and for metrics.
+    #[serde(default)]
+    pub name: Option<String>,
     /// The file to write; created if missing.
     pub path: Spanned<PathBuf>,
     /// `json` (default) or `raw`.

@@ -1,9 +1,15 @@
 //! The registry: every component `type` and the config it reads, in one place. Adding a
 //! component means adding a variant and a line to its `from_type` match here.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Deserializer};
 use weir_core::model::KeyTable;
+use weir_core::parse::OnFailure;
+use weir_core::parse::json::ParseJsonConfig;
+use weir_core::parse::regex::ParseRegexConfig;
 use weir_core::pipeline::Processor;
+use weir_core::processors::filter::FilterConfig;
 use weir_core::processors::{AddFieldsConfig, BuildError, DropFieldsConfig, RenameFieldsConfig};
 
 use crate::config::{Tagged, deserialize_tagged};
@@ -18,6 +24,16 @@ pub enum InputConfig {
     Stdin(StdinConfig),
     /// `file`: lines from files matched by globs.
     File(FileInputConfig),
+}
+
+impl InputConfig {
+    /// The `type` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            InputConfig::Stdin(_) => "stdin",
+            InputConfig::File(_) => "file",
+        }
+    }
 }
 
 impl Tagged for InputConfig {
@@ -42,11 +58,24 @@ pub enum ProcessorConfig {
     DropFields(DropFieldsConfig),
     /// `rename_fields`: rename fields.
     RenameFields(RenameFieldsConfig),
+    /// `parse_regex`: named capture groups become fields.
+    ParseRegex(ParseRegexConfig),
+    /// `parse_json`: the members of a JSON object become fields.
+    ParseJson(ParseJsonConfig),
+    /// `filter`: keep the events that satisfy conditions.
+    Filter(FilterConfig),
 }
 
 impl Tagged for ProcessorConfig {
     const WHAT: &'static str = "processor";
-    const TYPES: &'static [&'static str] = &["add_fields", "drop_fields", "rename_fields"];
+    const TYPES: &'static [&'static str] = &[
+        "add_fields",
+        "drop_fields",
+        "rename_fields",
+        "parse_regex",
+        "parse_json",
+        "filter",
+    ];
 
     fn from_type<'de, D: Deserializer<'de>>(ty: &str, rest: D) -> Result<Self, D::Error> {
         match ty {
@@ -55,6 +84,9 @@ impl Tagged for ProcessorConfig {
             "rename_fields" => {
                 RenameFieldsConfig::deserialize(rest).map(ProcessorConfig::RenameFields)
             }
+            "parse_regex" => ParseRegexConfig::deserialize(rest).map(ProcessorConfig::ParseRegex),
+            "parse_json" => ParseJsonConfig::deserialize(rest).map(ProcessorConfig::ParseJson),
+            "filter" => FilterConfig::deserialize(rest).map(ProcessorConfig::Filter),
             _ => Err(Self::unknown_type(ty)),
         }
     }
@@ -67,15 +99,33 @@ impl ProcessorConfig {
             ProcessorConfig::AddFields(_) => "add_fields",
             ProcessorConfig::DropFields(_) => "drop_fields",
             ProcessorConfig::RenameFields(_) => "rename_fields",
+            ProcessorConfig::ParseRegex(_) => "parse_regex",
+            ProcessorConfig::ParseJson(_) => "parse_json",
+            ProcessorConfig::Filter(_) => "filter",
+        }
+    }
+
+    /// The failure policy, for processors that have one.
+    pub fn on_failure(&self) -> Option<OnFailure> {
+        match self {
+            ProcessorConfig::ParseRegex(c) => Some(c.on_failure),
+            ProcessorConfig::ParseJson(c) => Some(c.on_failure),
+            ProcessorConfig::AddFields(_)
+            | ProcessorConfig::DropFields(_)
+            | ProcessorConfig::RenameFields(_)
+            | ProcessorConfig::Filter(_) => None,
         }
     }
 
     /// Builds one worker's instance, interning its keys in `keys`.
-    pub fn build(&self, keys: &KeyTable) -> Result<Box<dyn Processor>, BuildError> {
+    pub fn build(&self, keys: &Arc<KeyTable>) -> Result<Box<dyn Processor>, BuildError> {
         Ok(match self {
             ProcessorConfig::AddFields(c) => Box::new(c.build(keys)?),
             ProcessorConfig::DropFields(c) => Box::new(c.build(keys)?),
             ProcessorConfig::RenameFields(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::ParseRegex(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::ParseJson(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::Filter(c) => Box::new(c.build(keys)?),
         })
     }
 
@@ -85,6 +135,9 @@ impl ProcessorConfig {
             ("add_fields", AddFieldsConfig::EXAMPLE),
             ("drop_fields", DropFieldsConfig::EXAMPLE),
             ("rename_fields", RenameFieldsConfig::EXAMPLE),
+            ("parse_regex", ParseRegexConfig::EXAMPLE),
+            ("parse_json", ParseJsonConfig::EXAMPLE),
+            ("filter", FilterConfig::EXAMPLE),
         ]
     }
 }
@@ -96,6 +149,32 @@ pub enum OutputConfig {
     Stdout(StdoutConfig),
     /// `file`: events appended to a file.
     File(FileOutputConfig),
+}
+
+impl OutputConfig {
+    /// The `type` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OutputConfig::Stdout(_) => "stdout",
+            OutputConfig::File(_) => "file",
+        }
+    }
+
+    /// The output's `name`, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            OutputConfig::Stdout(c) => c.name.as_deref(),
+            OutputConfig::File(c) => c.name.as_deref(),
+        }
+    }
+
+    /// How it writes events.
+    pub fn format(&self) -> crate::outputs::Format {
+        match self {
+            OutputConfig::Stdout(c) => c.format,
+            OutputConfig::File(c) => c.format,
+        }
+    }
 }
 
 impl Tagged for OutputConfig {

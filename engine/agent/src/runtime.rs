@@ -7,7 +7,8 @@
 //!
 //! Every channel is bounded, so a slow output slows reading and memory stays bounded.
 //! Workers take chunks in any order; the dispatcher releases each source's batches in
-//! sequence, so the output keeps every source's order.
+//! sequence, so the output keeps every source's order. [`run_in_memory`] runs the same
+//! stages on one thread over bytes in memory, for tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -15,18 +16,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, anyhow};
+use weir_core::encode::{Encoder, Route};
 use weir_core::line::{Chunk, DEFAULT_CHUNK_BYTES, LineOptions, split_lines_into};
 use weir_core::model::{Batch, KeyTable};
+use weir_core::parse::OnFailure;
 use weir_core::pipeline::{ComponentStats, Counted, Pipeline, StatsSnapshot};
 use weir_core::pool::BufferPool;
 
-use crate::config::{ConfigError, Loaded, Pos};
+use crate::config::{ConfigError, Loaded, PipelineConfig, Pos};
 use crate::inputs::read_chunks;
 use crate::outputs::{Format, Sink};
 use crate::registry::{InputConfig, OutputConfig};
 
 /// Checks everything that can be checked without running: the config parsed, and each
-/// component's own rules (patterns compile, processors build).
+/// component's own rules (patterns compile, processors build, names resolve).
 pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
     let cfg = &loaded.config;
     let top = Pos { line: 1, column: 1 };
@@ -54,9 +57,46 @@ pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
             .build(&keys)
             .map_err(|e| loaded.error(Pos::of(p), format!("{}: {e}", p.value.type_name())))?;
     }
+    let mut names = HashMap::new();
     for output in &cfg.outputs {
         if let OutputConfig::File(c) = &output.value {
             c.validate(loaded)?;
+        }
+        if let Some(name) = output.value.name()
+            && names.insert(name, Pos::of(output)).is_some()
+        {
+            return Err(loaded.error(Pos::of(output), format!("two outputs are named `{name}`")));
+        }
+    }
+    match &cfg.dead_letter {
+        Some(dl) if !names.contains_key(dl.value.as_str()) => {
+            return Err(loaded.error(
+                Pos::of(dl),
+                format!(
+                    "dead_letter: no output is named `{}` (give an output `name: {}`)",
+                    dl.value, dl.value
+                ),
+            ));
+        }
+        Some(_) => {
+            if cfg.outputs.len() < 2 {
+                return Err(loaded.error(
+                    top,
+                    "the dead-letter output gets only failed events: the pipeline needs another output too",
+                ));
+            }
+        }
+        None => {
+            if let Some(p) = cfg
+                .processors
+                .iter()
+                .find(|p| p.value.on_failure() == Some(OnFailure::DeadLetter))
+            {
+                return Err(loaded.error(
+                    Pos::of(p),
+                    "on_failure: dead_letter needs the pipeline's `dead_letter: OUTPUT_NAME`",
+                ));
+            }
         }
     }
     Ok(())
@@ -124,7 +164,8 @@ struct Work {
 struct Encoded {
     source: u32,
     seq: u64,
-    events: u64,
+    /// Events per output.
+    events: Vec<u64>,
     per_output: Vec<Vec<u8>>,
     pool: Arc<BufferPool>,
 }
@@ -137,22 +178,168 @@ impl Drop for Encoded {
     }
 }
 
-/// Runs the pipeline until every input ends.
-pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
-    validate(loaded)?;
-    let cfg = &loaded.config;
-    let workers = workers
-        .or(cfg.workers.as_ref().map(|w| w.value))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let keys = KeyTable::new();
+/// Everything shared by the stages of one run.
+struct Plan<'a> {
+    cfg: &'a PipelineConfig,
+    keys: Arc<KeyTable>,
+    input_stats: Vec<Arc<InputStats>>,
+    proc_stats: Vec<Arc<ComponentStats>>,
+    proc_names: Vec<String>,
+    output_stats: Vec<Arc<OutputStats>>,
+    /// (format, route) per output.
+    outputs: Vec<(Format, Route)>,
+    chunk_pool: Arc<BufferPool>,
+    output_pool: Arc<BufferPool>,
+}
 
-    let mut sources: Vec<Vec<Source>> = Vec::new();
+impl<'a> Plan<'a> {
+    fn new(cfg: &'a PipelineConfig, workers: usize, sources: usize) -> Plan<'a> {
+        let dead_letter = cfg.dead_letter.as_ref().map(|d| d.value.as_str());
+        Plan {
+            cfg,
+            keys: KeyTable::new(),
+            input_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
+            proc_stats: cfg.processors.iter().map(|_| Arc::default()).collect(),
+            proc_names: cfg
+                .processors
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("processors[{i}].{}", p.value.type_name()))
+                .collect(),
+            output_stats: cfg.outputs.iter().map(|_| Arc::default()).collect(),
+            outputs: cfg
+                .outputs
+                .iter()
+                .map(|o| {
+                    let route = if o.value.name().is_some() && o.value.name() == dead_letter {
+                        Route::DeadLetter
+                    } else {
+                        Route::Main
+                    };
+                    (o.value.format(), route)
+                })
+                .collect(),
+            // Buffers in flight are bounded by the channels; keep about that many spare.
+            chunk_pool: Arc::new(BufferPool::new(2 * workers + sources.min(4) + 2)),
+            output_pool: Arc::new(BufferPool::new((2 * workers + 4) * cfg.outputs.len())),
+        }
+    }
+
+    /// A worker's own pipeline and encoders.
+    fn worker(&self) -> anyhow::Result<Worker> {
+        let stages = self
+            .cfg
+            .processors
+            .iter()
+            .zip(&self.proc_stats)
+            .zip(&self.proc_names)
+            .map(|((p, stats), name)| {
+                let built = p
+                    .value
+                    .build(&self.keys)
+                    .map_err(|e| anyhow!("{name}: {e}"))?;
+                Ok(Counted::new(name.as_str(), built, stats.clone()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Worker {
+            batch: Batch::default(),
+            pipeline: Pipeline::new(stages),
+            encoders: self
+                .outputs
+                .iter()
+                .map(|(f, r)| (f.encoder(&self.keys), *r))
+                .collect(),
+            input_stats: self.input_stats.clone(),
+            chunk_pool: self.chunk_pool.clone(),
+            output_pool: self.output_pool.clone(),
+        })
+    }
+
+    fn summary(&self, errors: Vec<String>) -> Summary {
+        let cfg = self.cfg;
+        let mut summary = Summary {
+            errors,
+            ..Summary::default()
+        };
+        for (i, st) in self.input_stats.iter().enumerate() {
+            summary.inputs.push((
+                format!("inputs[{i}].{}", cfg.inputs[i].value.type_name()),
+                st.events.load(Ordering::Relaxed),
+                st.bytes.load(Ordering::Relaxed),
+                st.lines_cut.load(Ordering::Relaxed),
+                st.read_errors.load(Ordering::Relaxed),
+            ));
+        }
+        for (name, st) in self.proc_names.iter().zip(&self.proc_stats) {
+            summary.processors.push((name.clone(), st.snapshot()));
+        }
+        for (i, st) in self.output_stats.iter().enumerate() {
+            let o = &cfg.outputs[i].value;
+            summary.outputs.push((
+                format!("outputs[{i}].{}", o.name().unwrap_or(o.type_name())),
+                st.events.load(Ordering::Relaxed),
+                st.bytes.load(Ordering::Relaxed),
+            ));
+        }
+        summary
+    }
+}
+
+/// One worker: splits a chunk into a batch (its event list reused from chunk to chunk),
+/// runs the pipeline, encodes for every output.
+struct Worker {
+    batch: Batch,
+    pipeline: Pipeline,
+    encoders: Vec<(Box<dyn Encoder>, Route)>,
+    input_stats: Vec<Arc<InputStats>>,
+    chunk_pool: Arc<BufferPool>,
+    output_pool: Arc<BufferPool>,
+}
+
+impl Worker {
+    fn process(&mut self, work: Work) -> Encoded {
+        let batch = &mut self.batch;
+        let (split, old) = split_lines_into(batch, work.chunk, &work.opts, work.source, work.seq);
+        self.chunk_pool.give(old);
+        let stats = &self.input_stats[work.input];
+        stats.events.fetch_add(split.events, Ordering::Relaxed);
+        stats
+            .lines_cut
+            .fetch_add(split.lines_cut, Ordering::Relaxed);
+        stats
+            .empty_skipped
+            .fetch_add(split.empty_skipped, Ordering::Relaxed);
+        self.pipeline.run(batch);
+        let mut events = Vec::with_capacity(self.encoders.len());
+        let mut per_output = Vec::with_capacity(self.encoders.len());
+        for (encoder, route) in &mut self.encoders {
+            let mut out = self
+                .output_pool
+                .take_empty(batch.chunk().len() + batch.chunk().len() / 4);
+            encoder.encode_route(batch, *route, &mut out);
+            events.push(match route {
+                Route::Main => batch.live().count() as u64,
+                Route::DeadLetter => batch.dead_letters().count() as u64,
+            });
+            per_output.push(out);
+        }
+        Encoded {
+            source: work.source,
+            seq: work.seq,
+            events,
+            per_output,
+            pool: self.output_pool.clone(),
+        }
+    }
+}
+
+/// Resolves the sources of every input (stdin, or the files the globs match now).
+fn resolve_sources(cfg: &PipelineConfig) -> Vec<Vec<Source>> {
+    let mut sources = Vec::new();
     let mut next_id = 0u32;
     for (input, spec) in cfg.inputs.iter().enumerate() {
-        let mut list = Vec::new();
-        match &spec.value {
-            InputConfig::Stdin(c) => list.push((None, c.line_options())),
+        let list: Vec<(Option<PathBuf>, LineOptions)> = match &spec.value {
+            InputConfig::Stdin(c) => vec![(None, c.line_options())],
             InputConfig::File(c) => {
                 let files = c.matched_files();
                 if files.is_empty() {
@@ -160,9 +347,12 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
                         c.paths.value.iter().map(|p| p.value.as_str()).collect();
                     tracing::warn!(input, ?patterns, "file input: no file matches");
                 }
-                list.extend(files.into_iter().map(|f| (Some(f), c.line_options())));
+                files
+                    .into_iter()
+                    .map(|f| (Some(f), c.line_options()))
+                    .collect()
             }
-        }
+        };
         sources.push(
             list.into_iter()
                 .map(|(path, opts)| {
@@ -177,25 +367,19 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
                 .collect(),
         );
     }
+    sources
+}
 
-    let input_stats: Vec<Arc<InputStats>> = cfg.inputs.iter().map(|_| Arc::default()).collect();
-    let proc_stats: Vec<Arc<ComponentStats>> =
-        cfg.processors.iter().map(|_| Arc::default()).collect();
-    let output_stats: Vec<Arc<OutputStats>> = cfg.outputs.iter().map(|_| Arc::default()).collect();
-    let proc_names: Vec<String> = cfg
-        .processors
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("processors[{i}].{}", p.value.type_name()))
-        .collect();
-    let formats: Vec<Format> = cfg
-        .outputs
-        .iter()
-        .map(|o| match &o.value {
-            OutputConfig::Stdout(c) => c.format,
-            OutputConfig::File(c) => c.format,
-        })
-        .collect();
+/// Runs the pipeline until every input ends.
+pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
+    validate(loaded)?;
+    let cfg = &loaded.config;
+    let workers = workers
+        .or(cfg.workers.as_ref().map(|w| w.value))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let sources = resolve_sources(cfg);
+    let plan = Plan::new(cfg, workers, sources.iter().map(Vec::len).sum());
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     for o in &cfg.outputs {
         sinks.push(match &o.value {
@@ -210,17 +394,14 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
 
     let (work_tx, work_rx) = async_channel::bounded::<Work>(workers);
     let (done_tx, done_rx) = async_channel::bounded::<Encoded>(workers);
-    // Buffers in flight are bounded by the channels; keep about that many spare.
-    let chunk_pool = Arc::new(BufferPool::new(2 * workers + sources.len().min(4) + 2));
-    let output_pool = Arc::new(BufferPool::new((2 * workers + 4) * cfg.outputs.len()));
     let mut errors: Vec<String> = Vec::new();
 
     std::thread::scope(|s| -> anyhow::Result<()> {
         let mut readers = Vec::new();
         for (input, list) in sources.iter().enumerate() {
             let tx = work_tx.clone();
-            let stats = input_stats[input].clone();
-            let pool = chunk_pool.clone();
+            let stats = plan.input_stats[input].clone();
+            let pool = plan.chunk_pool.clone();
             readers.push(s.spawn(move || read_input(list, &tx, &stats, &pool)));
         }
         drop(work_tx);
@@ -229,53 +410,10 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
         for _ in 0..workers {
             let rx = work_rx.clone();
             let tx = done_tx.clone();
-            let mut pipeline = Pipeline::new(
-                cfg.processors
-                    .iter()
-                    .zip(&proc_stats)
-                    .zip(&proc_names)
-                    .map(|((p, stats), name)| {
-                        let built = p.value.build(&keys).map_err(|e| anyhow!("{name}: {e}"))?;
-                        Ok(Counted::new(name.as_str(), built, stats.clone()))
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?,
-            );
-            let mut encoders: Vec<_> = formats.iter().map(|f| f.encoder(&keys)).collect();
-            let input_stats = &input_stats;
-            let (chunk_pool, output_pool) = (chunk_pool.clone(), output_pool.clone());
+            let mut worker = plan.worker()?;
             worker_handles.push(s.spawn(move || {
-                // One batch per worker, refilled for every chunk: its event list is reused.
-                let mut batch = Batch::default();
                 while let Ok(work) = rx.recv_blocking() {
-                    let (split, old) =
-                        split_lines_into(&mut batch, work.chunk, &work.opts, work.source, work.seq);
-                    chunk_pool.give(old);
-                    let stats = &input_stats[work.input];
-                    stats.events.fetch_add(split.events, Ordering::Relaxed);
-                    stats
-                        .lines_cut
-                        .fetch_add(split.lines_cut, Ordering::Relaxed);
-                    stats
-                        .empty_skipped
-                        .fetch_add(split.empty_skipped, Ordering::Relaxed);
-                    pipeline.run(&mut batch);
-                    let per_output = encoders
-                        .iter_mut()
-                        .map(|e| {
-                            let mut out = output_pool
-                                .take_empty(batch.chunk().len() + batch.chunk().len() / 4);
-                            e.encode(&batch, &mut out);
-                            out
-                        })
-                        .collect();
-                    let done = Encoded {
-                        source: work.source,
-                        seq: work.seq,
-                        events: batch.len() as u64,
-                        per_output,
-                        pool: output_pool.clone(),
-                    };
-                    if tx.send_blocking(done).is_err() {
+                    if tx.send_blocking(worker.process(work)).is_err() {
                         break;
                     }
                 }
@@ -289,12 +427,12 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
         for (i, mut sink) in sinks.drain(..).enumerate() {
             let (tx, rx) = async_channel::bounded::<Arc<Encoded>>(2);
             output_txs.push(tx);
-            let stats = output_stats[i].clone();
+            let stats = plan.output_stats[i].clone();
             output_handles.push(s.spawn(move || -> std::io::Result<()> {
                 while let Ok(batch) = rx.recv_blocking() {
                     let bytes = &batch.per_output[i];
                     sink.write(bytes)?;
-                    stats.events.fetch_add(batch.events, Ordering::Relaxed);
+                    stats.events.fetch_add(batch.events[i], Ordering::Relaxed);
                     stats.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 }
                 sink.flush()
@@ -302,15 +440,9 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
         }
 
         // The dispatcher: release each source's batches in sequence.
-        let mut next: HashMap<u32, u64> = HashMap::new();
-        let mut pending: HashMap<u32, BTreeMap<u64, Encoded>> = HashMap::new();
+        let mut order = Reorder::default();
         'dispatch: while let Ok(done) = done_rx.recv_blocking() {
-            let source = done.source;
-            pending.entry(source).or_default().insert(done.seq, done);
-            let want = next.entry(source).or_insert(0);
-            let queue = pending.get_mut(&source).expect("just inserted");
-            while let Some(ready) = queue.remove(want) {
-                *want += 1;
+            for ready in order.push(done) {
                 let ready = Arc::new(ready);
                 for tx in &output_txs {
                     if tx.send_blocking(ready.clone()).is_err() {
@@ -326,9 +458,10 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
             match h.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
+                    let o = &cfg.outputs[i].value;
                     return Err(anyhow!(
                         "output {i} ({}): write failed: {e}",
-                        output_name(&cfg.outputs[i].value)
+                        o.name().unwrap_or(o.type_name())
                     ));
                 }
                 Err(_) => return Err(anyhow!("output {i} panicked")),
@@ -345,41 +478,105 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
         }
         Ok(())
     })?;
-
-    let mut summary = Summary {
-        errors,
-        ..Summary::default()
-    };
-    for (i, st) in input_stats.iter().enumerate() {
-        let name = match &cfg.inputs[i].value {
-            InputConfig::Stdin(_) => format!("inputs[{i}].stdin"),
-            InputConfig::File(_) => format!("inputs[{i}].file"),
-        };
-        summary.inputs.push((
-            name,
-            st.events.load(Ordering::Relaxed),
-            st.bytes.load(Ordering::Relaxed),
-            st.lines_cut.load(Ordering::Relaxed),
-            st.read_errors.load(Ordering::Relaxed),
-        ));
-    }
-    for (name, st) in proc_names.iter().zip(&proc_stats) {
-        summary.processors.push((name.clone(), st.snapshot()));
-    }
-    for (i, st) in output_stats.iter().enumerate() {
-        summary.outputs.push((
-            format!("outputs[{i}].{}", output_name(&cfg.outputs[i].value)),
-            st.events.load(Ordering::Relaxed),
-            st.bytes.load(Ordering::Relaxed),
-        ));
-    }
-    Ok(summary)
+    Ok(plan.summary(errors))
 }
 
-fn output_name(o: &OutputConfig) -> &'static str {
-    match o {
-        OutputConfig::Stdout(_) => "stdout",
-        OutputConfig::File(_) => "file",
+/// Restores each source's order: batches come back from the workers in any order.
+#[derive(Default)]
+struct Reorder {
+    next: HashMap<u32, u64>,
+    pending: HashMap<u32, BTreeMap<u64, Encoded>>,
+}
+
+impl Reorder {
+    /// Takes a finished batch; returns the batches now ready, in order.
+    fn push(&mut self, done: Encoded) -> Vec<Encoded> {
+        let source = done.source;
+        let queue = self.pending.entry(source).or_default();
+        queue.insert(done.seq, done);
+        let want = self.next.entry(source).or_insert(0);
+        let mut ready = Vec::new();
+        while let Some(batch) = queue.remove(want) {
+            *want += 1;
+            ready.push(batch);
+        }
+        ready
+    }
+}
+
+/// Runs the pipeline of `loaded` on one thread over `input`, as if it came from the first
+/// input's single source, delivered in reads that end at the offsets in `cuts`. Returns
+/// the bytes each output would get, and the summary. The stages are the ones `run` uses.
+pub fn run_in_memory(
+    loaded: &Loaded,
+    input: &[u8],
+    cuts: &[usize],
+    chunk_bytes: usize,
+) -> anyhow::Result<(Vec<Vec<u8>>, Summary)> {
+    validate(loaded)?;
+    let cfg = &loaded.config;
+    let plan = Plan::new(cfg, 1, 1);
+    let mut worker = plan.worker()?;
+    let opts = match &cfg.inputs[0].value {
+        InputConfig::Stdin(c) => c.line_options(),
+        InputConfig::File(c) => c.line_options(),
+    };
+    let mut outputs = vec![Vec::new(); cfg.outputs.len()];
+    let reader = CutReader {
+        data: input,
+        pos: 0,
+        cuts,
+    };
+    let cut = read_chunks(
+        reader,
+        chunk_bytes,
+        &opts,
+        &plan.chunk_pool,
+        |chunk, seq| {
+            plan.input_stats[0]
+                .bytes
+                .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+            let done = worker.process(Work {
+                chunk,
+                source: 0,
+                input: 0,
+                seq,
+                opts,
+            });
+            for (i, out) in outputs.iter_mut().enumerate() {
+                out.extend_from_slice(&done.per_output[i]);
+                plan.output_stats[i]
+                    .events
+                    .fetch_add(done.events[i], Ordering::Relaxed);
+            }
+            true
+        },
+    )?;
+    plan.input_stats[0]
+        .lines_cut
+        .fetch_add(cut, Ordering::Relaxed);
+    Ok((outputs, plan.summary(Vec::new())))
+}
+
+/// A reader whose reads end at the given offsets (and at the end).
+struct CutReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    cuts: &'a [usize],
+}
+
+impl std::io::Read for CutReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let end = self
+            .cuts
+            .iter()
+            .copied()
+            .find(|&c| c > self.pos && c < self.data.len())
+            .unwrap_or(self.data.len());
+        let n = (end - self.pos).min(buf.len());
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 

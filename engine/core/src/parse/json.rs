@@ -100,6 +100,18 @@ impl std::fmt::Debug for JsonParser {
 
 const NOT_OBJECT: ParseFailure = ParseFailure::fixed("not a JSON object");
 
+/// The failure for JSON that does not parse, pointing at the byte where it stops.
+fn invalid(input: &[u8], at: usize) -> ParseFailure {
+    match input.get(at) {
+        _ if input.is_empty() => ParseFailure::fixed("invalid JSON: empty"),
+        Some(&b) if b.is_ascii_graphic() => {
+            ParseFailure(format!("invalid JSON at byte {at} (`{}`)", b as char).into())
+        }
+        Some(&b) => ParseFailure(format!("invalid JSON at byte {at} (0x{b:02x})").into()),
+        None => ParseFailure::fixed("invalid JSON: unexpected end"),
+    }
+}
+
 /// Number of tape nodes the value at `nodes[0]` takes.
 fn node_len(node: &Node<'_>) -> usize {
     match node {
@@ -286,7 +298,7 @@ impl FieldParse for JsonParser {
         let mut buffers = std::mem::take(&mut self.buffers);
         let mut tape = self.tape.take().unwrap_or_else(Tape::null).reset();
         let result = match fill_tape_padded(&mut scratch, len, &mut buffers, &mut tape) {
-            Err(e) => Err(ParseFailure(format!("invalid JSON: {e}").into())),
+            Err(e) => Err(invalid(bufs.bytes(input), e.index())),
             Ok(()) if !matches!(tape.0.first(), Some(Node::Object { .. })) => Err(NOT_OBJECT),
             Ok(()) => {
                 let mut emit = Emit {

@@ -90,10 +90,13 @@ impl ParseRegexConfig {
             }
         }
         let anchored = self.pattern.starts_with('^');
-        let engine = match anchored
-            .then(|| onepass::DFA::new(&self.pattern))
-            .and_then(Result::ok)
-        {
+        // Not every pattern is one-pass; those that are not use the meta engine.
+        let one_pass = if anchored {
+            onepass::DFA::new(&self.pattern).ok()
+        } else {
+            None
+        };
+        let engine = match one_pass {
             Some(dfa) => {
                 let cache = dfa.create_cache();
                 let caps = dfa.create_captures();
@@ -114,6 +117,7 @@ impl ParseRegexConfig {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per parser, never moved in the hot path
 enum Engine {
     OnePass {
         dfa: onepass::DFA,
