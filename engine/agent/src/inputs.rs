@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+use weir_core::frame::Format;
 use weir_core::line::{Chunk, DEFAULT_MAX_LINE_BYTES, LineChunker, LineOptions};
+use weir_core::multiline::{MultilineConfig, Rules};
 use weir_core::pool::BufferPool;
 use weir_core::units::ByteSize;
 
@@ -22,6 +24,12 @@ fn default_max_line_bytes() -> ByteSize {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdinConfig {
+    /// `raw` (default), `cri` or `docker`.
+    #[serde(default)]
+    pub format: Format,
+    /// Merge lines into records (see `weir_core::multiline`).
+    #[serde(default)]
+    pub multiline: Option<Spanned<MultilineConfig>>,
     /// Drop empty lines.
     #[serde(default)]
     pub skip_empty_lines: bool,
@@ -67,6 +75,12 @@ pub struct FileInputConfig {
     /// `follow` (default) or `once`.
     #[serde(default)]
     pub mode: Option<Spanned<FileMode>>,
+    /// `raw` (default), `cri` or `docker` (container stdout files).
+    #[serde(default)]
+    pub format: Format,
+    /// Merge lines into records (see `weir_core::multiline`).
+    #[serde(default)]
+    pub multiline: Option<Spanned<MultilineConfig>>,
     /// Drop empty lines.
     #[serde(default)]
     pub skip_empty_lines: bool,
@@ -90,16 +104,19 @@ impl StdinConfig {
 
     /// Checks what serde cannot.
     pub fn validate(&self, at: Pos, loaded: &Loaded) -> Result<(), ConfigError> {
-        check_max_line(self.max_line_bytes, at, loaded)
+        check_max_line(self.max_line_bytes, at, loaded)?;
+        framing(self.format, &self.multiline, loaded).map(|_| ())
+    }
+
+    /// The framing of this input's sources, if they need one.
+    pub fn framing(&self, loaded: &Loaded) -> Result<Option<Framing>, ConfigError> {
+        framing(self.format, &self.multiline, loaded)
     }
 }
 
 fn check_max_line(max: ByteSize, at: Pos, loaded: &Loaded) -> Result<(), ConfigError> {
     if max.0 == 0 || max.0 > 1 << 30 {
-        return Err(loaded.error(
-            at,
-            format!("max_line_bytes must be between 1 and 1GiB, not {max}"),
-        ));
+        return Err(loaded.error(at, format!("max_line_bytes must be between 1 and 1GiB, not {max}")));
     }
     Ok(())
 }
@@ -119,16 +136,13 @@ impl FileInputConfig {
         if let Some(max) = &self.max_line_bytes {
             check_max_line(max.value, Pos::of(max), loaded)?;
         }
+        framing(self.format, &self.multiline, loaded)?;
         if self.paths.value.is_empty() {
             return Err(loaded.error(Pos::of(&self.paths), "file input: `paths` is empty"));
         }
         for pattern in self.paths.value.iter().chain(&self.exclude) {
-            glob::Pattern::new(&pattern.value).map_err(|e| {
-                loaded.error(
-                    Pos::of(pattern),
-                    format!("bad glob pattern `{}`: {e}", pattern.value),
-                )
-            })?;
+            glob::Pattern::new(&pattern.value)
+                .map_err(|e| loaded.error(Pos::of(pattern), format!("bad glob pattern `{}`: {e}", pattern.value)))?;
         }
         let mode = self.mode.as_ref().map(|m| m.value).unwrap_or_default();
         if mode == FileMode::Follow {
@@ -149,6 +163,11 @@ impl FileInputConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The framing of this input's sources, if they need one.
+    pub fn framing(&self, loaded: &Loaded) -> Result<Option<Framing>, ConfigError> {
+        framing(self.format, &self.multiline, loaded)
     }
 
     /// The files the patterns match now, sorted, without duplicates or excluded ones.
@@ -176,25 +195,67 @@ impl FileInputConfig {
     }
 }
 
-/// Reads `reader` to its end, handing each chunk of whole lines to `send` with its
-/// sequence number. Returns the number of lines the chunker cut, or the first I/O error.
-/// Stops early (without error) when `send` returns false.
+/// How a source's lines become records, when that is more than one line per record.
+#[derive(Debug, Clone)]
+pub struct Framing {
+    /// The line format.
+    pub format: Format,
+    /// Multiline rules.
+    pub rules: Option<Rules>,
+}
+
+fn framing(
+    format: Format,
+    multiline: &Option<Spanned<MultilineConfig>>,
+    loaded: &Loaded,
+) -> Result<Option<Framing>, ConfigError> {
+    let rules = match multiline {
+        Some(m) => Some(m.value.build().map_err(|e| loaded.error(Pos::of(m), e.0))?),
+        None => None,
+    };
+    Ok((format != Format::Raw || rules.is_some()).then_some(Framing { format, rules }))
+}
+
+/// Pod metadata from a Kubernetes container log file name,
+/// `<pod>_<namespace>_<container>-<64 hex id>.log` (as in `/var/log/containers/`).
+pub fn container_fields(path: &std::path::Path) -> Option<[(&'static str, String); 4]> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".log")?;
+    let (pod, rest) = name.split_once('_')?;
+    let (namespace, rest) = rest.split_once('_')?;
+    let (container, id) = rest.rsplit_once('-')?;
+    if pod.is_empty()
+        || namespace.is_empty()
+        || container.is_empty()
+        || id.len() != 64
+        || !id.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    Some([
+        ("pod", pod.to_string()),
+        ("namespace", namespace.to_string()),
+        ("container", container.to_string()),
+        ("container_id", id.to_string()),
+    ])
+}
+
+/// Reads `reader` to its end, handing each chunk of whole lines to `send`. Returns the
+/// number of lines the chunker cut, or the first I/O error. Stops early (without error)
+/// when `send` returns false.
 pub fn read_chunks(
     mut reader: impl Read,
     chunk_bytes: usize,
     opts: &LineOptions,
     pool: &Arc<BufferPool>,
-    mut send: impl FnMut(Chunk, u64) -> bool,
+    mut send: impl FnMut(Chunk) -> bool,
 ) -> std::io::Result<u64> {
     let mut chunker = LineChunker::with_pool(chunk_bytes, opts.max_line_bytes, 0, pool.clone());
-    let mut seq = 0;
     let mut flush = false;
     loop {
         while let Some(chunk) = chunker.next_chunk(flush, false) {
-            if !send(chunk, seq) {
+            if !send(chunk) {
                 return Ok(chunker.lines_cut());
             }
-            seq += 1;
         }
         let spare = chunker.spare();
         let want = spare.len();
@@ -212,10 +273,29 @@ pub fn read_chunks(
         flush = n < want;
     }
     while let Some(chunk) = chunker.next_chunk(true, true) {
-        if !send(chunk, seq) {
+        if !send(chunk) {
             break;
         }
-        seq += 1;
     }
     Ok(chunker.lines_cut())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_file_names() {
+        let id = "a".repeat(64);
+        let p = PathBuf::from(format!("/var/log/containers/web-7d9f_prod_nginx-{id}.log"));
+        let f = container_fields(&p).unwrap();
+        assert_eq!(f[0].1, "web-7d9f");
+        assert_eq!(f[1].1, "prod");
+        assert_eq!(f[2].1, "nginx");
+        assert_eq!(f[3].1, id);
+        let p = PathBuf::from(format!("/x/my_pod_side-car-{id}.log"));
+        assert_eq!(container_fields(&p).unwrap()[2].1, "side-car");
+        assert!(container_fields(&PathBuf::from("/var/log/app.log")).is_none());
+        assert!(container_fields(&PathBuf::from("/x/a_b_c-123.log")).is_none());
+    }
 }

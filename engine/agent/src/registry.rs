@@ -8,6 +8,7 @@ use weir_core::model::KeyTable;
 use weir_core::parse::OnFailure;
 use weir_core::parse::json::ParseJsonConfig;
 use weir_core::parse::regex::ParseRegexConfig;
+use weir_core::parse::time::ParseTimestampConfig;
 use weir_core::pipeline::Processor;
 use weir_core::processors::filter::FilterConfig;
 use weir_core::processors::{AddFieldsConfig, BuildError, DropFieldsConfig, RenameFieldsConfig};
@@ -62,6 +63,8 @@ pub enum ProcessorConfig {
     ParseRegex(ParseRegexConfig),
     /// `parse_json`: the members of a JSON object become fields.
     ParseJson(ParseJsonConfig),
+    /// `parse_timestamp`: a field becomes the event time.
+    ParseTimestamp(ParseTimestampConfig),
     /// `filter`: keep the events that satisfy conditions.
     Filter(FilterConfig),
 }
@@ -74,6 +77,7 @@ impl Tagged for ProcessorConfig {
         "rename_fields",
         "parse_regex",
         "parse_json",
+        "parse_timestamp",
         "filter",
     ];
 
@@ -81,11 +85,10 @@ impl Tagged for ProcessorConfig {
         match ty {
             "add_fields" => AddFieldsConfig::deserialize(rest).map(ProcessorConfig::AddFields),
             "drop_fields" => DropFieldsConfig::deserialize(rest).map(ProcessorConfig::DropFields),
-            "rename_fields" => {
-                RenameFieldsConfig::deserialize(rest).map(ProcessorConfig::RenameFields)
-            }
+            "rename_fields" => RenameFieldsConfig::deserialize(rest).map(ProcessorConfig::RenameFields),
             "parse_regex" => ParseRegexConfig::deserialize(rest).map(ProcessorConfig::ParseRegex),
             "parse_json" => ParseJsonConfig::deserialize(rest).map(ProcessorConfig::ParseJson),
+            "parse_timestamp" => ParseTimestampConfig::deserialize(rest).map(ProcessorConfig::ParseTimestamp),
             "filter" => FilterConfig::deserialize(rest).map(ProcessorConfig::Filter),
             _ => Err(Self::unknown_type(ty)),
         }
@@ -101,6 +104,7 @@ impl ProcessorConfig {
             ProcessorConfig::RenameFields(_) => "rename_fields",
             ProcessorConfig::ParseRegex(_) => "parse_regex",
             ProcessorConfig::ParseJson(_) => "parse_json",
+            ProcessorConfig::ParseTimestamp(_) => "parse_timestamp",
             ProcessorConfig::Filter(_) => "filter",
         }
     }
@@ -110,6 +114,7 @@ impl ProcessorConfig {
         match self {
             ProcessorConfig::ParseRegex(c) => Some(c.on_failure),
             ProcessorConfig::ParseJson(c) => Some(c.on_failure),
+            ProcessorConfig::ParseTimestamp(c) => Some(c.on_failure),
             ProcessorConfig::AddFields(_)
             | ProcessorConfig::DropFields(_)
             | ProcessorConfig::RenameFields(_)
@@ -125,6 +130,7 @@ impl ProcessorConfig {
             ProcessorConfig::RenameFields(c) => Box::new(c.build(keys)?),
             ProcessorConfig::ParseRegex(c) => Box::new(c.build(keys)?),
             ProcessorConfig::ParseJson(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::ParseTimestamp(c) => Box::new(c.build(keys)?),
             ProcessorConfig::Filter(c) => Box::new(c.build(keys)?),
         })
     }
@@ -137,6 +143,7 @@ impl ProcessorConfig {
             ("rename_fields", RenameFieldsConfig::EXAMPLE),
             ("parse_regex", ParseRegexConfig::EXAMPLE),
             ("parse_json", ParseJsonConfig::EXAMPLE),
+            ("parse_timestamp", ParseTimestampConfig::EXAMPLE),
             ("filter", FilterConfig::EXAMPLE),
         ]
     }
@@ -209,15 +216,12 @@ mod tests {
     fn every_processor_example_parses_and_builds() {
         for (ty, example) in ProcessorConfig::examples() {
             let yaml = format!("type: {ty}\n{example}");
-            let config: ProcessorConfig = serde_saphyr::from_str(&yaml)
-                .unwrap_or_else(|e| panic!("example of {ty} does not parse: {e}"));
+            let config: ProcessorConfig =
+                serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("example of {ty} does not parse: {e}"));
             assert_eq!(config.type_name(), ty);
             config.build(&KeyTable::new()).expect("example builds");
         }
-        let listed: Vec<&str> = ProcessorConfig::examples()
-            .iter()
-            .map(|(t, _)| *t)
-            .collect();
+        let listed: Vec<&str> = ProcessorConfig::examples().iter().map(|(t, _)| *t).collect();
         assert_eq!(listed, ProcessorConfig::TYPES, "every type has an example");
     }
 }

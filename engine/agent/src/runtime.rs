@@ -17,14 +17,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, anyhow};
 use weir_core::encode::{Encoder, Route};
+use weir_core::frame::{FrameKeys, FrameStats, Framed, Framer, fill_batch};
 use weir_core::line::{Chunk, DEFAULT_CHUNK_BYTES, LineOptions, split_lines_into};
-use weir_core::model::{Batch, KeyTable};
+use weir_core::model::{Batch, Key, KeyTable, Origin, Value};
 use weir_core::parse::OnFailure;
 use weir_core::pipeline::{ComponentStats, Counted, Pipeline, StatsSnapshot};
 use weir_core::pool::BufferPool;
 
 use crate::config::{ConfigError, Loaded, PipelineConfig, Pos};
-use crate::inputs::read_chunks;
+use crate::inputs::{Framing, container_fields, read_chunks};
 use crate::outputs::{Format, Sink};
 use crate::registry::{InputConfig, OutputConfig};
 
@@ -115,6 +116,23 @@ pub struct InputStats {
     pub empty_skipped: AtomicU64,
     /// Sources that could not be read.
     pub read_errors: AtomicU64,
+    /// Multiline records closed by `max_lines` / `max_bytes`.
+    pub records_cut: AtomicU64,
+    /// Lines outside records dropped by `unmatched: discard`.
+    pub unmatched_discarded: AtomicU64,
+    /// Lines not in the input's `format` (kept, with `_error`).
+    pub format_errors: AtomicU64,
+}
+
+impl InputStats {
+    fn add_frame(&self, f: FrameStats) {
+        self.lines_cut.fetch_add(f.lines_cut, Ordering::Relaxed);
+        self.empty_skipped.fetch_add(f.empty_skipped, Ordering::Relaxed);
+        self.records_cut.fetch_add(f.records_cut, Ordering::Relaxed);
+        self.unmatched_discarded
+            .fetch_add(f.unmatched_discarded, Ordering::Relaxed);
+        self.format_errors.fetch_add(f.format_errors, Ordering::Relaxed);
+    }
 }
 
 /// Counters of one output.
@@ -139,6 +157,10 @@ pub struct Summary {
     pub errors: Vec<String>,
 }
 
+/// Values of the pod metadata fields, from a container log file's name.
+type PodFields = Arc<[String; 4]>;
+const POD_FIELDS: [&str; 4] = ["pod", "namespace", "container", "container_id"];
+
 /// One source: stdin or one file.
 #[derive(Debug)]
 struct Source {
@@ -146,16 +168,26 @@ struct Source {
     input: usize,
     path: Option<PathBuf>,
     opts: LineOptions,
+    framing: Option<Framing>,
+    pod: Option<PodFields>,
+}
+
+/// What a reader hands a worker: plain lines, or records framed by the reader.
+#[derive(Debug)]
+enum Payload {
+    Lines(Chunk),
+    Framed(Framed),
 }
 
 /// A chunk on its way to a worker.
 #[derive(Debug)]
 struct Work {
-    chunk: Chunk,
+    payload: Payload,
     source: u32,
     input: usize,
     seq: u64,
     opts: LineOptions,
+    pod: Option<PodFields>,
 }
 
 /// A processed batch: the bytes encoded for each output. Shared by the output threads;
@@ -190,14 +222,22 @@ struct Plan<'a> {
     outputs: Vec<(Format, Route)>,
     chunk_pool: Arc<BufferPool>,
     output_pool: Arc<BufferPool>,
+    frame_keys: FrameKeys,
+    pod_keys: [Key; 4],
 }
 
 impl<'a> Plan<'a> {
     fn new(cfg: &'a PipelineConfig, workers: usize, sources: usize) -> Plan<'a> {
         let dead_letter = cfg.dead_letter.as_ref().map(|d| d.value.as_str());
+        let keys = KeyTable::new();
         Plan {
             cfg,
-            keys: KeyTable::new(),
+            frame_keys: FrameKeys {
+                stream: keys.intern("stream"),
+                error: keys.intern("_error"),
+            },
+            pod_keys: POD_FIELDS.map(|name| keys.intern(name)),
+            keys,
             input_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
             proc_stats: cfg.processors.iter().map(|_| Arc::default()).collect(),
             proc_names: cfg
@@ -234,24 +274,19 @@ impl<'a> Plan<'a> {
             .zip(&self.proc_stats)
             .zip(&self.proc_names)
             .map(|((p, stats), name)| {
-                let built = p
-                    .value
-                    .build(&self.keys)
-                    .map_err(|e| anyhow!("{name}: {e}"))?;
+                let built = p.value.build(&self.keys).map_err(|e| anyhow!("{name}: {e}"))?;
                 Ok(Counted::new(name.as_str(), built, stats.clone()))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Worker {
             batch: Batch::default(),
             pipeline: Pipeline::new(stages),
-            encoders: self
-                .outputs
-                .iter()
-                .map(|(f, r)| (f.encoder(&self.keys), *r))
-                .collect(),
+            encoders: self.outputs.iter().map(|(f, r)| (f.encoder(&self.keys), *r)).collect(),
             input_stats: self.input_stats.clone(),
             chunk_pool: self.chunk_pool.clone(),
             output_pool: self.output_pool.clone(),
+            frame_keys: self.frame_keys,
+            pod_keys: self.pod_keys,
         })
     }
 
@@ -294,21 +329,43 @@ struct Worker {
     input_stats: Vec<Arc<InputStats>>,
     chunk_pool: Arc<BufferPool>,
     output_pool: Arc<BufferPool>,
+    frame_keys: FrameKeys,
+    pod_keys: [Key; 4],
 }
 
 impl Worker {
     fn process(&mut self, work: Work) -> Encoded {
         let batch = &mut self.batch;
-        let (split, old) = split_lines_into(batch, work.chunk, &work.opts, work.source, work.seq);
-        self.chunk_pool.give(old);
         let stats = &self.input_stats[work.input];
-        stats.events.fetch_add(split.events, Ordering::Relaxed);
-        stats
-            .lines_cut
-            .fetch_add(split.lines_cut, Ordering::Relaxed);
-        stats
-            .empty_skipped
-            .fetch_add(split.empty_skipped, Ordering::Relaxed);
+        match work.payload {
+            Payload::Lines(chunk) => {
+                let (split, old) = split_lines_into(batch, chunk, &work.opts, work.source, work.seq);
+                self.chunk_pool.give(old);
+                stats.lines_cut.fetch_add(split.lines_cut, Ordering::Relaxed);
+                stats.empty_skipped.fetch_add(split.empty_skipped, Ordering::Relaxed);
+            }
+            Payload::Framed(framed) => {
+                let origin = Origin {
+                    source: work.source,
+                    seq: work.seq,
+                    offset: framed.offset,
+                };
+                let (old_chunk, old_arena, _) = fill_batch(batch, framed, self.frame_keys, origin);
+                self.chunk_pool.give(old_chunk);
+                self.chunk_pool.give(old_arena);
+            }
+        }
+        stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Some(pod) = &work.pod {
+            // Constant per source: into the arena once per batch.
+            let values: Vec<Value> = pod.iter().map(|v| Value::Str(batch.push_arena(v.as_bytes()))).collect();
+            let (_, events) = batch.parts_mut();
+            for event in events {
+                for (key, value) in self.pod_keys.iter().zip(&values) {
+                    event.set(*key, *value);
+                }
+            }
+        }
         self.pipeline.run(batch);
         let mut events = Vec::with_capacity(self.encoders.len());
         let mut per_output = Vec::with_capacity(self.encoders.len());
@@ -334,40 +391,48 @@ impl Worker {
 }
 
 /// Resolves the sources of every input (stdin, or the files the globs match now).
-fn resolve_sources(cfg: &PipelineConfig) -> Vec<Vec<Source>> {
+fn resolve_sources(loaded: &Loaded) -> Result<Vec<Vec<Source>>, ConfigError> {
+    let cfg = &loaded.config;
     let mut sources = Vec::new();
     let mut next_id = 0u32;
     for (input, spec) in cfg.inputs.iter().enumerate() {
-        let list: Vec<(Option<PathBuf>, LineOptions)> = match &spec.value {
-            InputConfig::Stdin(c) => vec![(None, c.line_options())],
+        let (paths, opts, framing): (Vec<Option<PathBuf>>, _, _) = match &spec.value {
+            InputConfig::Stdin(c) => (vec![None], c.line_options(), c.framing(loaded)?),
             InputConfig::File(c) => {
                 let files = c.matched_files();
                 if files.is_empty() {
-                    let patterns: Vec<&str> =
-                        c.paths.value.iter().map(|p| p.value.as_str()).collect();
+                    let patterns: Vec<&str> = c.paths.value.iter().map(|p| p.value.as_str()).collect();
                     tracing::warn!(input, ?patterns, "file input: no file matches");
                 }
-                files
-                    .into_iter()
-                    .map(|f| (Some(f), c.line_options()))
-                    .collect()
+                (
+                    files.into_iter().map(Some).collect(),
+                    c.line_options(),
+                    c.framing(loaded)?,
+                )
             }
         };
-        sources.push(
-            list.into_iter()
-                .map(|(path, opts)| {
-                    next_id += 1;
-                    Source {
-                        id: next_id - 1,
-                        input,
-                        path,
-                        opts,
-                    }
-                })
-                .collect(),
-        );
+        let container = framing
+            .as_ref()
+            .is_some_and(|f| f.format != weir_core::frame::Format::Raw);
+        let mut list = Vec::new();
+        for path in paths {
+            let pod = match (&path, container) {
+                (Some(p), true) => container_fields(p).map(|f| Arc::new(f.map(|(_, v)| v))),
+                _ => None,
+            };
+            list.push(Source {
+                id: next_id,
+                input,
+                path,
+                opts,
+                framing: framing.clone(),
+                pod,
+            });
+            next_id += 1;
+        }
+        sources.push(list);
     }
-    sources
+    Ok(sources)
 }
 
 /// Runs the pipeline until every input ends.
@@ -378,17 +443,16 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
         .or(cfg.workers.as_ref().map(|w| w.value))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let sources = resolve_sources(cfg);
+    let sources = resolve_sources(loaded)?;
     let plan = Plan::new(cfg, workers, sources.iter().map(Vec::len).sum());
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     for o in &cfg.outputs {
         sinks.push(match &o.value {
             OutputConfig::Stdout(_) => Box::new(std::io::stdout()),
-            OutputConfig::File(c) => {
-                Box::new(c.open().with_context(|| {
-                    format!("cannot open output file {}", c.path.value.display())
-                })?)
-            }
+            OutputConfig::File(c) => Box::new(
+                c.open()
+                    .with_context(|| format!("cannot open output file {}", c.path.value.display()))?,
+            ),
         });
     }
 
@@ -517,44 +581,33 @@ pub fn run_in_memory(
     let cfg = &loaded.config;
     let plan = Plan::new(cfg, 1, 1);
     let mut worker = plan.worker()?;
-    let opts = match &cfg.inputs[0].value {
-        InputConfig::Stdin(c) => c.line_options(),
-        InputConfig::File(c) => c.line_options(),
-    };
+    let mut source = resolve_sources(loaded)?
+        .remove(0)
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("no source"))?;
+    source.path = None;
     let mut outputs = vec![Vec::new(); cfg.outputs.len()];
     let reader = CutReader {
         data: input,
         pos: 0,
         cuts,
     };
-    let cut = read_chunks(
+    read_source(
         reader,
+        &source,
         chunk_bytes,
-        &opts,
         &plan.chunk_pool,
-        |chunk, seq| {
-            plan.input_stats[0]
-                .bytes
-                .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
-            let done = worker.process(Work {
-                chunk,
-                source: 0,
-                input: 0,
-                seq,
-                opts,
-            });
+        &plan.input_stats[0],
+        |work| {
+            let done = worker.process(work);
             for (i, out) in outputs.iter_mut().enumerate() {
                 out.extend_from_slice(&done.per_output[i]);
-                plan.output_stats[i]
-                    .events
-                    .fetch_add(done.events[i], Ordering::Relaxed);
+                plan.output_stats[i].events.fetch_add(done.events[i], Ordering::Relaxed);
             }
             true
         },
     )?;
-    plan.input_stats[0]
-        .lines_cut
-        .fetch_add(cut, Ordering::Relaxed);
     Ok((outputs, plan.summary(Vec::new())))
 }
 
@@ -580,6 +633,65 @@ impl std::io::Read for CutReader<'_> {
     }
 }
 
+/// Reads one source to its end: chunks of lines, framed into records when the source
+/// needs it, numbered in order and handed to `send` (false stops the reading).
+fn read_source(
+    reader: impl std::io::Read,
+    source: &Source,
+    chunk_bytes: usize,
+    pool: &Arc<BufferPool>,
+    stats: &InputStats,
+    mut send: impl FnMut(Work) -> bool,
+) -> std::io::Result<()> {
+    let mut seq = 0;
+    let mut work = |payload: Payload| {
+        let w = Work {
+            payload,
+            source: source.id,
+            input: source.input,
+            seq,
+            opts: source.opts,
+            pod: source.pod.clone(),
+        };
+        seq += 1;
+        send(w)
+    };
+    match &source.framing {
+        None => {
+            let cut = read_chunks(reader, chunk_bytes, &source.opts, pool, |chunk| {
+                stats.bytes.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+                work(Payload::Lines(chunk))
+            })?;
+            stats.lines_cut.fetch_add(cut, Ordering::Relaxed);
+        }
+        Some(framing) => {
+            let mut framer = Framer::new(framing.format, framing.rules.clone(), source.opts);
+            let mut going = true;
+            let new_framed = |pool: &BufferPool| Framed {
+                arena: pool.take_empty(0),
+                ..Framed::default()
+            };
+            let cut = read_chunks(reader, chunk_bytes, &source.opts, pool, |chunk| {
+                stats.bytes.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+                let mut framed = new_framed(pool);
+                framer.frame(chunk, &mut framed);
+                going = work(Payload::Framed(framed));
+                going
+            })?;
+            if going {
+                let mut framed = new_framed(pool);
+                framer.finish(&mut framed);
+                if !framed.records.is_empty() {
+                    work(Payload::Framed(framed));
+                }
+            }
+            stats.lines_cut.fetch_add(cut, Ordering::Relaxed);
+            stats.add_frame(framer.stats());
+        }
+    }
+    Ok(())
+}
+
 /// Reads an input's sources one after the other. Returns the problems met (a source that
 /// cannot be opened or read is reported and skipped; the others go on).
 fn read_input(
@@ -590,44 +702,22 @@ fn read_input(
 ) -> Vec<String> {
     let mut errors = Vec::new();
     for source in sources {
-        let send = |chunk: Chunk, seq: u64| {
-            stats
-                .bytes
-                .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
-            tx.send_blocking(Work {
-                chunk,
-                source: source.id,
-                input: source.input,
-                seq,
-                opts: source.opts,
-            })
-            .is_ok()
-        };
+        let send = |work: Work| tx.send_blocking(work).is_ok();
         let result = match &source.path {
-            None => read_chunks(
-                std::io::stdin().lock(),
-                DEFAULT_CHUNK_BYTES,
-                &source.opts,
-                pool,
-                send,
-            ),
-            Some(path) => std::fs::File::open(path)
-                .and_then(|f| read_chunks(f, DEFAULT_CHUNK_BYTES, &source.opts, pool, send)),
+            None => read_source(std::io::stdin().lock(), source, DEFAULT_CHUNK_BYTES, pool, stats, send),
+            Some(path) => {
+                std::fs::File::open(path).and_then(|f| read_source(f, source, DEFAULT_CHUNK_BYTES, pool, stats, send))
+            }
         };
-        match result {
-            Ok(cut) => {
-                stats.lines_cut.fetch_add(cut, Ordering::Relaxed);
-            }
-            Err(e) => {
-                stats.read_errors.fetch_add(1, Ordering::Relaxed);
-                let name = source
-                    .path
-                    .as_ref()
-                    .map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
-                let msg = format!("cannot read {name}: {e}");
-                tracing::error!("{msg}");
-                errors.push(msg);
-            }
+        if let Err(e) = result {
+            stats.read_errors.fetch_add(1, Ordering::Relaxed);
+            let name = source
+                .path
+                .as_ref()
+                .map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
+            let msg = format!("cannot read {name}: {e}");
+            tracing::error!("{msg}");
+            errors.push(msg);
         }
     }
     errors

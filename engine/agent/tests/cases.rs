@@ -16,6 +16,8 @@
 //!   {...}
 //! failures: 0                          # optional: total failures counted by the processors
 //! ```
+//!
+//! `WEIR_CASES=multiline cargo test -p weir --test cases` runs only the matching cases.
 
 use std::path::{Path, PathBuf};
 
@@ -48,16 +50,13 @@ fn root() -> PathBuf {
 fn json_lines(text: &str, what: &str) -> Vec<serde_json::Value> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("{what}: bad JSON line {l:?}: {e}"))
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{what}: bad JSON line {l:?}: {e}")))
         .collect()
 }
 
 fn load(path: &Path) -> (Case, Loaded) {
     let text = std::fs::read_to_string(path).unwrap();
-    let case: Case =
-        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let case: Case = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut stdin = serde_json::json!({ "type": "stdin" });
     if let Some(opts) = &case.source {
         stdin.as_object_mut().unwrap().extend(opts.clone());
@@ -75,8 +74,7 @@ fn load(path: &Path) -> (Case, Loaded) {
         pipeline["dead_letter"] = "dl".into();
     }
     // JSON is YAML: the pipeline goes through the same parser as a pipeline file.
-    let config = parse(&pipeline.to_string())
-        .unwrap_or_else(|(pos, msg)| panic!("{}: {pos:?} {msg}", path.display()));
+    let config = parse(&pipeline.to_string()).unwrap_or_else(|(pos, msg)| panic!("{}: {pos:?} {msg}", path.display()));
     (
         case,
         Loaded {
@@ -86,14 +84,7 @@ fn load(path: &Path) -> (Case, Loaded) {
     )
 }
 
-fn check_run(
-    path: &Path,
-    case: &Case,
-    loaded: &Loaded,
-    cuts: &[usize],
-    chunk_bytes: usize,
-    how: &str,
-) {
+fn check_run(path: &Path, case: &Case, loaded: &Loaded, cuts: &[usize], chunk_bytes: usize, how: &str) {
     let (outputs, summary) = run_in_memory(loaded, case.text.as_bytes(), cuts, chunk_bytes)
         .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
     let got = json_lines(std::str::from_utf8(&outputs[0]).unwrap(), "output");
@@ -134,6 +125,10 @@ fn every_case_at_every_chunking() {
     }
     files.sort();
     assert!(!files.is_empty());
+    // WEIR_CASES=multiline runs only the cases whose path contains that text.
+    if let Ok(only) = std::env::var("WEIR_CASES") {
+        files.retain(|f| f.to_string_lossy().contains(&only));
+    }
     for path in &files {
         let (case, loaded) = load(path);
         let len = case.text.len();
@@ -153,14 +148,7 @@ fn every_case_at_every_chunking() {
         // Every split point (at most 300 of them, spread over the input).
         let stride = (len / 300).max(1);
         for at in (0..=len).step_by(stride) {
-            check_run(
-                path,
-                &case,
-                &loaded,
-                &[at],
-                1 << 20,
-                &format!("split at {at}"),
-            );
+            check_run(path, &case, &loaded, &[at], 1 << 20, &format!("split at {at}"));
         }
     }
 }

@@ -28,8 +28,10 @@
 //! ```
 
 pub mod encode;
+pub mod frame;
 pub mod line;
 pub mod model;
+pub mod multiline;
 pub mod parse;
 pub mod pipeline;
 pub mod pool;

@@ -83,12 +83,7 @@ impl LineChunker {
 
     /// Like [`LineChunker::new`], taking its buffers from `pool`; give chunks' buffers
     /// back to the same pool when done with them.
-    pub fn with_pool(
-        chunk_bytes: usize,
-        max_line_bytes: usize,
-        offset: u64,
-        pool: Arc<BufferPool>,
-    ) -> LineChunker {
+    pub fn with_pool(chunk_bytes: usize, max_line_bytes: usize, offset: u64, pool: Arc<BufferPool>) -> LineChunker {
         let chunk_bytes = chunk_bytes.max(1);
         let max_line_bytes = max_line_bytes.max(1);
         LineChunker {
@@ -117,10 +112,7 @@ impl LineChunker {
 
     /// Records that `n` bytes were read into [`LineChunker::spare`].
     pub fn commit(&mut self, n: usize) {
-        assert!(
-            self.filled + n <= self.buf.len(),
-            "committed more than spare"
-        );
+        assert!(self.filled + n <= self.buf.len(), "committed more than spare");
         self.filled += n;
     }
 
@@ -233,59 +225,70 @@ pub fn split_lines_into(
     (stats, old)
 }
 
-fn split_into(
-    batch: &mut Batch,
+fn split_into(batch: &mut Batch, first_cut: bool, is_piece: bool, opts: &LineOptions) -> SplitStats {
+    let (data, events) = batch.chunk_and_events();
+    let mut stats = for_each_line(data, first_cut, is_piece, opts, |start, end, cut| {
+        events.push(line_event(start, end, cut));
+    });
+    stats.events = events.len() as u64;
+    stats
+}
+
+/// Calls `line(start, end, cut)` for every line of `data`, a chunk's bytes: the line
+/// terminator excluded, lines longer than `max_line_bytes` cut into flagged pieces, empty
+/// lines skipped if asked. `first_cut`: the first line continues a cut line; `is_piece`:
+/// `data` is one piece of a cut line. The one place that defines what a line is.
+pub fn for_each_line(
+    data: &[u8],
     first_cut: bool,
     is_piece: bool,
     opts: &LineOptions,
+    mut line: impl FnMut(usize, usize, bool),
 ) -> SplitStats {
     let mut stats = SplitStats::default();
     let max = opts.max_line_bytes.max(1);
-    let (data, events) = batch.chunk_and_events();
     let len = data.len();
-    {
-        // `terminated`: the line ended with `\n`, so a `\r` before it is part of the
-        // terminator. `cut`: the line continues a cut line.
-        let mut emit =
-            |start: usize, end: usize, terminated: bool, cut: bool, stats: &mut SplitStats| {
-                let mut line_end = end;
-                if terminated && line_end > start && data[line_end - 1] == b'\r' {
-                    line_end -= 1;
-                }
-                if line_end - start <= max {
-                    if line_end == start && opts.skip_empty_lines && !cut {
-                        stats.empty_skipped += 1;
-                        return;
-                    }
-                    events.push(line_event(start, line_end, cut));
-                    return;
-                }
-                if !cut {
-                    stats.lines_cut += 1;
-                }
-                let mut at = start;
-                while at < line_end {
-                    let piece = max.min(line_end - at);
-                    events.push(line_event(at, at + piece, true));
-                    at += piece;
-                }
-            };
-        if is_piece {
-            emit(0, len, false, true, &mut stats);
-        } else {
-            let mut start = 0;
-            let mut first = true;
-            for nl in memchr_iter(b'\n', data) {
-                emit(start, nl, true, first && first_cut, &mut stats);
-                first = false;
-                start = nl + 1;
+    // `terminated`: the line ended with `\n`, so a `\r` before it is part of the
+    // terminator. `cut`: the line continues a cut line.
+    let mut emit = |start: usize, end: usize, terminated: bool, cut: bool, stats: &mut SplitStats| {
+        let mut line_end = end;
+        if terminated && line_end > start && data[line_end - 1] == b'\r' {
+            line_end -= 1;
+        }
+        if line_end - start <= max {
+            if line_end == start && opts.skip_empty_lines && !cut {
+                stats.empty_skipped += 1;
+                return;
             }
-            if start < len {
-                emit(start, len, false, first && first_cut, &mut stats);
-            }
+            stats.events += 1;
+            line(start, line_end, cut);
+            return;
+        }
+        if !cut {
+            stats.lines_cut += 1;
+        }
+        let mut at = start;
+        while at < line_end {
+            let piece = max.min(line_end - at);
+            stats.events += 1;
+            line(at, at + piece, true);
+            at += piece;
+        }
+    };
+    if is_piece {
+        emit(0, len, false, true, &mut stats);
+    } else {
+        let mut start = 0;
+        let mut first = true;
+        for nl in memchr_iter(b'\n', data) {
+            emit(start, nl, true, first && first_cut, &mut stats);
+            first = false;
+            start = nl + 1;
+        }
+        if start < len {
+            emit(start, len, false, first && first_cut, &mut stats);
         }
     }
-    stats.events = events.len() as u64;
     stats
 }
 

@@ -85,11 +85,7 @@ impl KeyTable {
 
     /// How many keys the table holds.
     pub fn len(&self) -> usize {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .names
-            .len()
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).names.len()
     }
 
     /// Never true: the well-known keys are always there.
@@ -385,9 +381,7 @@ impl Batch {
 
     /// The events routed to the dead-letter output (and not dropped).
     pub fn dead_letters(&self) -> impl Iterator<Item = &Event> {
-        self.events
-            .iter()
-            .filter(|e| e.is_dead_letter() && !e.is_dropped())
+        self.events.iter().filter(|e| e.is_dead_letter() && !e.is_dropped())
     }
 
     /// Appends an event.
@@ -411,6 +405,11 @@ impl Batch {
     pub fn live_mut(&mut self) -> (Bufs<'_>, impl Iterator<Item = &mut Event>) {
         let (bufs, events) = self.parts_mut();
         (bufs, events.iter_mut().filter(|e| e.is_live()))
+    }
+
+    /// Replaces the arena (e.g. with bytes a framer wrote) and returns the old one.
+    pub fn swap_arena(&mut self, arena: Vec<u8>) -> Vec<u8> {
+        std::mem::replace(&mut self.arena, arena)
     }
 
     /// The chunk and the event list, for the line splitter that fills a new batch.
@@ -491,11 +490,7 @@ mod tests {
         assert_eq!(batch.live().count(), 2);
         assert_eq!(batch.live_bytes(), 2);
         batch.compact();
-        let left: Vec<&[u8]> = batch
-            .events()
-            .iter()
-            .map(|e| batch.bytes(e.raw()))
-            .collect();
+        let left: Vec<&[u8]> = batch.events().iter().map(|e| batch.bytes(e.raw())).collect();
         assert_eq!(left, vec![&b"a"[..], b"c"]);
     }
 

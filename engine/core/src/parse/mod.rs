@@ -7,8 +7,8 @@
 //! ever lost silently.
 //!
 //! Config keys every parser accepts (repeated in each config struct, since serde's
-//! `flatten` would lose the line:column of errors): `field` (default `message`),
-//! `keep_source`, `on_failure`, `error_field`.
+//! `flatten` would lose the line:column of errors): `field` (default `message`; `time` for
+//! `parse_timestamp`), `keep_source`, `on_failure`, `error_field`.
 
 pub mod delimiter;
 pub mod json;
@@ -70,12 +70,7 @@ impl Parsed {
 pub trait FieldParse: Send {
     /// Parses the bytes of `input` (a span of the batch: sub-spans of it are zero-copy
     /// values; `bufs.push` writes new bytes to the arena) into `out`, which is empty.
-    fn parse(
-        &mut self,
-        input: Span,
-        bufs: &mut Bufs<'_>,
-        out: &mut Parsed,
-    ) -> Result<(), ParseFailure>;
+    fn parse(&mut self, input: Span, bufs: &mut Bufs<'_>, out: &mut Parsed) -> Result<(), ParseFailure>;
 }
 
 /// The settings every parser shares, resolved to keys.
@@ -213,33 +208,21 @@ mod tests {
     /// Parses `k=v` with exactly one `=`.
     struct OneKv(Key);
     impl FieldParse for OneKv {
-        fn parse(
-            &mut self,
-            input: Span,
-            bufs: &mut Bufs<'_>,
-            out: &mut Parsed,
-        ) -> Result<(), ParseFailure> {
+        fn parse(&mut self, input: Span, bufs: &mut Bufs<'_>, out: &mut Parsed) -> Result<(), ParseFailure> {
             let bytes = bufs.bytes(input);
             let eq = bytes
                 .iter()
                 .position(|&b| b == b'=')
                 .ok_or(ParseFailure::fixed("no `=`"))?;
-            out.fields.push((
-                self.0,
-                Value::Str(input.slice(eq + 1, bytes.len() - eq - 1)),
-            ));
+            out.fields
+                .push((self.0, Value::Str(input.slice(eq + 1, bytes.len() - eq - 1))));
             Ok(())
         }
     }
 
-    fn run(
-        on_failure: OnFailure,
-        keep_source: bool,
-        error_field: Option<&str>,
-    ) -> (Batch, u64, KeyTable) {
+    fn run(on_failure: OnFailure, keep_source: bool, error_field: Option<&str>) -> (Batch, u64, KeyTable) {
         let keys = KeyTable::new();
-        let (mut batches, _) =
-            read_all(&b"k=v\nbroken\n"[..], 1 << 10, &LineOptions::default()).unwrap();
+        let (mut batches, _) = read_all(&b"k=v\nbroken\n"[..], 1 << 10, &LineOptions::default()).unwrap();
         let common = Common::new(&keys, "message", keep_source, on_failure, error_field).unwrap();
         let mut p = FieldParser::new("one_kv", OneKv(keys.intern("k")), common);
         let mut batch = batches.remove(0);
