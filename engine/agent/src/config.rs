@@ -219,9 +219,7 @@ pub fn deserialize_tagged<'de, T: Tagged, D: Deserializer<'de>>(d: D) -> Result<
             let ty = match buffered.remove("type") {
                 Some(serde_json::Value::String(ty)) => ty,
                 Some(other) => {
-                    return Err(de::Error::custom(format!(
-                        "`type` must be a string, found {other}"
-                    )));
+                    return Err(de::Error::custom(format!("`type` must be a string, found {other}")));
                 }
                 None => return Err(de::Error::custom(format!("{} has no `type`", T::WHAT))),
             };
@@ -257,8 +255,7 @@ mod tests {
 
     #[test]
     fn wrong_value_type_is_located_at_the_value() {
-        let (pos, msg) =
-            err("inputs:\n  - type: stdin\n    skip_empty_lines: maybe\noutputs: []\n");
+        let (pos, msg) = err("inputs:\n  - type: stdin\n    skip_empty_lines: maybe\noutputs: []\n");
         assert_eq!(pos.line, 3);
         assert!(pos.column >= 23, "{pos:?}");
         assert!(msg.contains("bool"), "{msg}");
@@ -274,13 +271,9 @@ mod tests {
 
     #[test]
     fn type_not_first_still_works_and_is_located() {
-        let cfg = parse(
-            "inputs:\n  - skip_empty_lines: true\n    type: stdin\noutputs:\n  - type: stdout\n",
-        )
-        .unwrap();
+        let cfg = parse("inputs:\n  - skip_empty_lines: true\n    type: stdin\noutputs:\n  - type: stdout\n").unwrap();
         assert_eq!(cfg.inputs.len(), 1);
-        let (pos, msg) =
-            err("inputs:\n  - skip_empty_lines: true\n    typo: 1\n    type: stdin\noutputs: []\n");
+        let (pos, msg) = err("inputs:\n  - skip_empty_lines: true\n    typo: 1\n    type: stdin\noutputs: []\n");
         assert_eq!(pos.line, 2);
         assert!(msg.contains("typo"), "{msg}");
     }

@@ -37,6 +37,18 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Write a synthetic log corpus to stdout; the same seed gives the same bytes.
+    Gen {
+        /// What to generate.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(weir_perf::corpus::KINDS.iter().map(|(n, _)| *n)))]
+        kind: String,
+        /// How much (whole lines, at most this size): 1048576, 64KiB, 100MiB...
+        #[arg(long, default_value = "10MiB")]
+        size: weir_core::units::ByteSize,
+        /// The seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,21 +60,35 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
-        Command::Check { config } => {
-            match config::load(&config).and_then(|l| runtime::validate(&l).map(|()| l)) {
-                Ok(loaded) => {
-                    let c = &loaded.config;
-                    println!(
-                        "{}: ok ({} inputs, {} processors, {} outputs)",
-                        config.display(),
-                        c.inputs.len(),
-                        c.processors.len(),
-                        c.outputs.len()
-                    );
-                    ExitCode::SUCCESS
-                }
+        Command::Check { config } => match config::load(&config).and_then(|l| runtime::validate(&l).map(|()| l)) {
+            Ok(loaded) => {
+                let c = &loaded.config;
+                println!(
+                    "{}: ok ({} inputs, {} processors, {} outputs)",
+                    config.display(),
+                    c.inputs.len(),
+                    c.processors.len(),
+                    c.outputs.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Gen { kind, size, seed } => {
+            let make = weir_perf::corpus::by_name(&kind).expect("clap checked the kind");
+            let Ok(size) = usize::try_from(size.0) else {
+                eprintln!("error: --size {size} is too large for this machine");
+                return ExitCode::FAILURE;
+            };
+            let corpus = make(size, seed);
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), &corpus.data) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: writing the corpus: {e}");
                     ExitCode::FAILURE
                 }
             }
@@ -89,10 +115,7 @@ fn main() -> ExitCode {
                     if summary.errors.is_empty() {
                         ExitCode::SUCCESS
                     } else {
-                        eprintln!(
-                            "error: {} source(s) could not be read",
-                            summary.errors.len()
-                        );
+                        eprintln!("error: {} source(s) could not be read", summary.errors.len());
                         ExitCode::FAILURE
                     }
                 }

@@ -71,10 +71,7 @@ impl FileOutputConfig {
     /// Checks what serde cannot.
     pub fn validate(&self, loaded: &Loaded) -> Result<(), ConfigError> {
         if self.path.value.as_os_str().is_empty() {
-            return Err(loaded.error(
-                crate::config::Pos::of(&self.path),
-                "file output: `path` is empty",
-            ));
+            return Err(loaded.error(crate::config::Pos::of(&self.path), "file output: `path` is empty"));
         }
         Ok(())
     }

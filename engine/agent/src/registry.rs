@@ -6,11 +6,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer};
 use weir_core::model::KeyTable;
 use weir_core::parse::OnFailure;
+use weir_core::parse::delimiter::ParseDelimiterConfig;
 use weir_core::parse::json::ParseJsonConfig;
+use weir_core::parse::kv::ParseKvConfig;
 use weir_core::parse::regex::ParseRegexConfig;
 use weir_core::parse::time::ParseTimestampConfig;
 use weir_core::pipeline::Processor;
 use weir_core::processors::filter::FilterConfig;
+use weir_core::processors::mask::MaskConfig;
 use weir_core::processors::{AddFieldsConfig, BuildError, DropFieldsConfig, RenameFieldsConfig};
 
 use crate::config::{Tagged, deserialize_tagged};
@@ -63,10 +66,16 @@ pub enum ProcessorConfig {
     ParseRegex(ParseRegexConfig),
     /// `parse_json`: the members of a JSON object become fields.
     ParseJson(ParseJsonConfig),
+    /// `parse_delimiter`: CSV-like columns become fields.
+    ParseDelimiter(ParseDelimiterConfig),
+    /// `parse_kv`: `key=value` pairs (logfmt) become fields.
+    ParseKv(ParseKvConfig),
     /// `parse_timestamp`: a field becomes the event time.
     ParseTimestamp(ParseTimestampConfig),
     /// `filter`: keep the events that satisfy conditions.
     Filter(FilterConfig),
+    /// `mask`: replace what a regex matches with a constant or a hash.
+    Mask(MaskConfig),
 }
 
 impl Tagged for ProcessorConfig {
@@ -77,8 +86,11 @@ impl Tagged for ProcessorConfig {
         "rename_fields",
         "parse_regex",
         "parse_json",
+        "parse_delimiter",
+        "parse_kv",
         "parse_timestamp",
         "filter",
+        "mask",
     ];
 
     fn from_type<'de, D: Deserializer<'de>>(ty: &str, rest: D) -> Result<Self, D::Error> {
@@ -88,7 +100,10 @@ impl Tagged for ProcessorConfig {
             "rename_fields" => RenameFieldsConfig::deserialize(rest).map(ProcessorConfig::RenameFields),
             "parse_regex" => ParseRegexConfig::deserialize(rest).map(ProcessorConfig::ParseRegex),
             "parse_json" => ParseJsonConfig::deserialize(rest).map(ProcessorConfig::ParseJson),
+            "parse_delimiter" => ParseDelimiterConfig::deserialize(rest).map(ProcessorConfig::ParseDelimiter),
+            "parse_kv" => ParseKvConfig::deserialize(rest).map(ProcessorConfig::ParseKv),
             "parse_timestamp" => ParseTimestampConfig::deserialize(rest).map(ProcessorConfig::ParseTimestamp),
+            "mask" => MaskConfig::deserialize(rest).map(ProcessorConfig::Mask),
             "filter" => FilterConfig::deserialize(rest).map(ProcessorConfig::Filter),
             _ => Err(Self::unknown_type(ty)),
         }
@@ -104,8 +119,11 @@ impl ProcessorConfig {
             ProcessorConfig::RenameFields(_) => "rename_fields",
             ProcessorConfig::ParseRegex(_) => "parse_regex",
             ProcessorConfig::ParseJson(_) => "parse_json",
+            ProcessorConfig::ParseDelimiter(_) => "parse_delimiter",
+            ProcessorConfig::ParseKv(_) => "parse_kv",
             ProcessorConfig::ParseTimestamp(_) => "parse_timestamp",
             ProcessorConfig::Filter(_) => "filter",
+            ProcessorConfig::Mask(_) => "mask",
         }
     }
 
@@ -115,10 +133,13 @@ impl ProcessorConfig {
             ProcessorConfig::ParseRegex(c) => Some(c.on_failure),
             ProcessorConfig::ParseJson(c) => Some(c.on_failure),
             ProcessorConfig::ParseTimestamp(c) => Some(c.on_failure),
+            ProcessorConfig::ParseDelimiter(c) => Some(c.on_failure),
+            ProcessorConfig::ParseKv(c) => Some(c.on_failure),
             ProcessorConfig::AddFields(_)
             | ProcessorConfig::DropFields(_)
             | ProcessorConfig::RenameFields(_)
-            | ProcessorConfig::Filter(_) => None,
+            | ProcessorConfig::Filter(_)
+            | ProcessorConfig::Mask(_) => None,
         }
     }
 
@@ -130,8 +151,11 @@ impl ProcessorConfig {
             ProcessorConfig::RenameFields(c) => Box::new(c.build(keys)?),
             ProcessorConfig::ParseRegex(c) => Box::new(c.build(keys)?),
             ProcessorConfig::ParseJson(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::ParseDelimiter(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::ParseKv(c) => Box::new(c.build(keys)?),
             ProcessorConfig::ParseTimestamp(c) => Box::new(c.build(keys)?),
             ProcessorConfig::Filter(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::Mask(c) => Box::new(c.build(keys)?),
         })
     }
 
@@ -143,8 +167,11 @@ impl ProcessorConfig {
             ("rename_fields", RenameFieldsConfig::EXAMPLE),
             ("parse_regex", ParseRegexConfig::EXAMPLE),
             ("parse_json", ParseJsonConfig::EXAMPLE),
+            ("parse_delimiter", ParseDelimiterConfig::EXAMPLE),
+            ("parse_kv", ParseKvConfig::EXAMPLE),
             ("parse_timestamp", ParseTimestampConfig::EXAMPLE),
             ("filter", FilterConfig::EXAMPLE),
+            ("mask", MaskConfig::EXAMPLE),
         ]
     }
 }

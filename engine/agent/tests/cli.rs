@@ -28,8 +28,7 @@ fn golden(path: &Path, got: &[u8]) {
         std::fs::write(path, got).unwrap();
         return;
     }
-    let want = std::fs::read(path)
-        .unwrap_or_else(|_| panic!("missing golden {}; run with BLESS=1", path.display()));
+    let want = std::fs::read(path).unwrap_or_else(|_| panic!("missing golden {}; run with BLESS=1", path.display()));
     assert!(
         got == want.as_slice(),
         "{} differs:\n--- got\n{}\n--- want\n{}",
@@ -85,17 +84,8 @@ fn run_cases_match_golden_output() {
 #[test]
 fn check_errors_name_file_line_and_column() {
     for case in cases("testdata/cli/check") {
-        let out = weir()
-            .arg("check")
-            .arg("-c")
-            .arg(rel(&case))
-            .output()
-            .unwrap();
-        assert!(
-            !out.status.success(),
-            "{} should be rejected",
-            case.display()
-        );
+        let out = weir().arg("check").arg("-c").arg(rel(&case)).output().unwrap();
+        assert!(!out.status.success(), "{} should be rejected", case.display());
         let stderr = String::from_utf8(out.stderr).unwrap();
         let prefix = format!("error: {}:", rel(&case).display());
         let rest = stderr
@@ -129,20 +119,10 @@ fn check_accepts_every_shipped_pipeline() {
 
 #[test]
 fn quickstart_example_runs() {
-    let out = weir()
-        .args(["run", "-c", "examples/quickstart.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = weir().args(["run", "-c", "examples/quickstart.yaml"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 40);
     assert_eq!(lines[0]["service"], "web");
     assert!(lines[0]["line"].as_str().unwrap().contains("HTTP/1.1"));
@@ -172,11 +152,7 @@ fn file_to_file_appends_or_truncates() {
             let st = weir().arg("run").arg("-c").arg(&cfg).status().unwrap();
             assert!(st.success());
         }
-        assert_eq!(
-            std::fs::read_to_string(&out).unwrap(),
-            want,
-            "append: {append}"
-        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), want, "append: {append}");
     }
 }
 
@@ -240,10 +216,7 @@ fn run_measured(cfg: &Path, input: &Path) -> (Vec<u8>, i64) {
 #[test]
 fn a_50mb_line_is_cut_visibly_with_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_pipeline(
-        dir.path(),
-        "inputs:\n  - type: stdin\noutputs:\n  - type: stdout\n",
-    );
+    let cfg = write_pipeline(dir.path(), "inputs:\n  - type: stdin\noutputs:\n  - type: stdout\n");
     let input = dir.path().join("one-line.log");
     let mut f = std::fs::File::create(&input).unwrap();
     let block = vec![b'q'; 1 << 20];
@@ -253,10 +226,7 @@ fn a_50mb_line_is_cut_visibly_with_bounded_memory() {
     f.write_all(b"\nafter\n").unwrap();
     drop(f);
     let (out, rss_kib) = run_measured(&cfg, &input);
-    let lines: Vec<&[u8]> = out
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 51, "50 pieces of 1 MiB and the next line");
     assert!(lines[..50].iter().all(|l| l.ends_with(b",\"_cut\":true}")));
     assert_eq!(lines[50], br#"{"message":"after"}"#);

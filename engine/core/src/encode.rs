@@ -116,9 +116,7 @@ pub fn write_value(out: &mut Vec<u8>, batch: &Batch, value: Value) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
-        Value::Float(f) if f.is_finite() => {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
-        }
+        Value::Float(f) if f.is_finite() => out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes()),
         Value::Float(_) => out.extend_from_slice(b"null"),
         Value::Str(span) => write_json_str(out, batch.bytes(span)),
         Value::Json(span) => out.extend_from_slice(batch.bytes(span)),
@@ -135,9 +133,7 @@ impl Encoder for RawEncoder {
         out.reserve(batch.chunk().len() + batch.len());
         for event in routed(batch, route) {
             match event.get(Key::MESSAGE) {
-                Some(Value::Str(span)) | Some(Value::Json(span)) => {
-                    out.extend_from_slice(batch.bytes(span))
-                }
+                Some(Value::Str(span)) | Some(Value::Json(span)) => out.extend_from_slice(batch.bytes(span)),
                 Some(other) => write_value(out, batch, other),
                 None => out.extend_from_slice(batch.bytes(event.raw())),
             }
@@ -157,11 +153,7 @@ fn special_bytes(w: u64) -> u64 {
     let control = w.wrapping_sub(LO * 0x20);
     let quote = w ^ (LO * b'"' as u64);
     let backslash = w ^ (LO * b'\\' as u64);
-    ((control & !w)
-        | (quote.wrapping_sub(LO) & !quote)
-        | (backslash.wrapping_sub(LO) & !backslash)
-        | w)
-        & HI
+    ((control & !w) | (quote.wrapping_sub(LO) & !quote) | (backslash.wrapping_sub(LO) & !backslash) | w) & HI
 }
 
 /// Index of the first byte in `s[from..]` that is `"`, `\`, a control byte or non-ASCII.

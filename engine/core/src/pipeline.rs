@@ -90,11 +90,7 @@ impl std::fmt::Debug for Counted {
 
 impl Counted {
     /// Wraps `inner`, counting into `stats` (shared by every worker's copy).
-    pub fn new(
-        name: impl Into<Arc<str>>,
-        inner: Box<dyn Processor>,
-        stats: Arc<ComponentStats>,
-    ) -> Counted {
+    pub fn new(name: impl Into<Arc<str>>, inner: Box<dyn Processor>, stats: Arc<ComponentStats>) -> Counted {
         Counted {
             name: name.into(),
             inner,
@@ -134,9 +130,7 @@ impl Processor for Counted {
 }
 
 fn live_totals(batch: &Batch) -> (u64, u64) {
-    batch
-        .live()
-        .fold((0, 0), |(n, b), e| (n + 1, b + e.raw().len() as u64))
+    batch.live().fold((0, 0), |(n, b), e| (n + 1, b + e.raw().len() as u64))
 }
 
 /// A chain of processors, run in order over each batch.
@@ -185,8 +179,7 @@ mod tests {
 
     #[test]
     fn counted_stages_report_events_and_bytes_and_pipeline_compacts_once() {
-        let (mut batches, _) =
-            read_all(&b"aa\nbbb\nc\ndddd\n"[..], 1 << 16, &LineOptions::default()).unwrap();
+        let (mut batches, _) = read_all(&b"aa\nbbb\nc\ndddd\n"[..], 1 << 16, &LineOptions::default()).unwrap();
         let first = Arc::new(ComponentStats::default());
         let second = Arc::new(ComponentStats::default());
         let mut pipeline = Pipeline::new(vec![
@@ -195,16 +188,10 @@ mod tests {
         ]);
         pipeline.run(&mut batches[0]);
         let a = first.snapshot();
-        assert_eq!(
-            (a.events_in, a.bytes_in, a.events_out, a.bytes_out),
-            (4, 10, 2, 3)
-        );
+        assert_eq!((a.events_in, a.bytes_in, a.events_out, a.bytes_out), (4, 10, 2, 3));
         let b = second.snapshot();
         // The second stage sees only the survivors of the first: "aa" and "c".
-        assert_eq!(
-            (b.events_in, b.bytes_in, b.events_out, b.bytes_out),
-            (2, 3, 1, 2)
-        );
+        assert_eq!((b.events_in, b.bytes_in, b.events_out, b.bytes_out), (2, 3, 1, 2));
         assert_eq!(batches[0].len(), 1, "dropped events are compacted away");
         assert_eq!(pipeline.stages()[1].name(), "second");
     }

@@ -104,9 +104,7 @@ const NOT_OBJECT: ParseFailure = ParseFailure::fixed("not a JSON object");
 fn invalid(input: &[u8], at: usize) -> ParseFailure {
     match input.get(at) {
         _ if input.is_empty() => ParseFailure::fixed("invalid JSON: empty"),
-        Some(&b) if b.is_ascii_graphic() => {
-            ParseFailure(format!("invalid JSON at byte {at} (`{}`)", b as char).into())
-        }
+        Some(&b) if b.is_ascii_graphic() => ParseFailure(format!("invalid JSON at byte {at} (`{}`)", b as char).into()),
         Some(&b) => ParseFailure(format!("invalid JSON at byte {at} (0x{b:02x})").into()),
         None => ParseFailure::fixed("invalid JSON: unexpected end"),
     }
@@ -160,9 +158,7 @@ fn write_static(s: StaticNode, out: &mut Vec<u8>) {
     match s {
         StaticNode::I64(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
         StaticNode::U64(u) => out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes()),
-        StaticNode::F64(f) if f.is_finite() => {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
-        }
+        StaticNode::F64(f) if f.is_finite() => out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes()),
         StaticNode::F64(_) | StaticNode::Null => out.extend_from_slice(b"null"),
         StaticNode::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
     }
@@ -234,13 +230,7 @@ impl Emit<'_> {
     }
 
     /// Emits the members of the object at `nodes[0]`; `prefix` is the flattened name so far.
-    fn object(
-        &mut self,
-        nodes: &[Node<'_>],
-        prefix_len: Option<usize>,
-        bufs: &mut Bufs<'_>,
-        out: &mut Parsed,
-    ) {
+    fn object(&mut self, nodes: &[Node<'_>], prefix_len: Option<usize>, bufs: &mut Bufs<'_>, out: &mut Parsed) {
         let Node::Object { len, .. } = nodes[0] else {
             return;
         };
@@ -249,8 +239,7 @@ impl Emit<'_> {
             let Node::String(name) = nodes[i] else { return };
             let value_nodes = &nodes[i + 1..];
             i += 1 + node_len(&value_nodes[0]);
-            let flatten_here =
-                self.parser.flatten.is_some() && matches!(value_nodes[0], Node::Object { .. });
+            let flatten_here = self.parser.flatten.is_some() && matches!(value_nodes[0], Node::Object { .. });
             match prefix_len {
                 None if !flatten_here => {
                     let key = self.parser.top_key(pos, name.as_bytes());
@@ -283,12 +272,7 @@ impl Emit<'_> {
 }
 
 impl FieldParse for JsonParser {
-    fn parse(
-        &mut self,
-        input: Span,
-        bufs: &mut Bufs<'_>,
-        out: &mut Parsed,
-    ) -> Result<(), ParseFailure> {
+    fn parse(&mut self, input: Span, bufs: &mut Bufs<'_>, out: &mut Parsed) -> Result<(), ParseFailure> {
         let len = input.len();
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
@@ -344,11 +328,7 @@ mod tests {
         p.process(batch);
         let mut out = Vec::new();
         JsonEncoder::new(keys).encode(batch, &mut out);
-        let lines = String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect();
+        let lines = String::from_utf8(out).unwrap().lines().map(String::from).collect();
         (lines, p.take_failures())
     }
 
@@ -425,22 +405,13 @@ mod tests {
         let (out, failures) = run(&config(), &text);
         assert_eq!(failures, bad.len() as u64);
         assert_eq!(out.len(), bad.len());
-        assert!(
-            out.iter().all(|l| l.starts_with("{\"message\":")),
-            "{out:?}"
-        );
+        assert!(out.iter().all(|l| l.starts_with("{\"message\":")), "{out:?}");
     }
 
     #[test]
     fn shapes_that_change_between_events_get_the_right_keys() {
-        let (out, _) = run(
-            &config(),
-            "{\"a\":1,\"b\":2}\n{\"b\":3,\"a\":4}\n{\"c\":5}\n",
-        );
-        assert_eq!(
-            out,
-            vec![r#"{"a":1,"b":2}"#, r#"{"b":3,"a":4}"#, r#"{"c":5}"#]
-        );
+        let (out, _) = run(&config(), "{\"a\":1,\"b\":2}\n{\"b\":3,\"a\":4}\n{\"c\":5}\n");
+        assert_eq!(out, vec![r#"{"a":1,"b":2}"#, r#"{"b":3,"a":4}"#, r#"{"c":5}"#]);
     }
 
     #[test]

@@ -54,8 +54,8 @@ impl ParseRegexConfig {
             self.on_failure,
             self.error_field.as_deref(),
         )?;
-        let regex = meta::Regex::new(&self.pattern)
-            .map_err(|e| BuildError(format!("bad pattern `{}`: {e}", self.pattern)))?;
+        let regex =
+            meta::Regex::new(&self.pattern).map_err(|e| BuildError(format!("bad pattern `{}`: {e}", self.pattern)))?;
         let info = regex.group_info();
         let groups = info.group_len(regex_automata::PatternID::ZERO);
         let mut names: Vec<Option<Key>> = vec![None; groups];
@@ -76,10 +76,7 @@ impl ParseRegexConfig {
                 }
             }
             None => {
-                for (i, name) in info
-                    .pattern_names(regex_automata::PatternID::ZERO)
-                    .enumerate()
-                {
+                for (i, name) in info.pattern_names(regex_automata::PatternID::ZERO).enumerate() {
                     names[i] = name.map(|n| keys.intern(n));
                 }
                 if names.iter().all(Option::is_none) {
@@ -108,11 +105,7 @@ impl ParseRegexConfig {
                 Engine::Meta { regex, cache, caps }
             }
         };
-        Ok(FieldParser::new(
-            "parse_regex",
-            RegexParser { engine, names },
-            common,
-        ))
+        Ok(FieldParser::new("parse_regex", RegexParser { engine, names }, common))
     }
 }
 
@@ -149,12 +142,7 @@ impl RegexParser {
 const NO_MATCH: ParseFailure = ParseFailure::fixed("the pattern does not match");
 
 impl FieldParse for RegexParser {
-    fn parse(
-        &mut self,
-        input: Span,
-        bufs: &mut Bufs<'_>,
-        out: &mut Parsed,
-    ) -> Result<(), ParseFailure> {
+    fn parse(&mut self, input: Span, bufs: &mut Bufs<'_>, out: &mut Parsed) -> Result<(), ParseFailure> {
         let bytes = bufs.bytes(input);
         let caps = match &mut self.engine {
             Engine::OnePass { dfa, cache, caps } => {
@@ -171,8 +159,7 @@ impl FieldParse for RegexParser {
         }
         for (group, key) in self.names.iter().enumerate() {
             if let (Some(key), Some(m)) = (key, caps.get_group(group)) {
-                out.fields
-                    .push((*key, Value::Str(input.slice(m.start, m.len()))));
+                out.fields.push((*key, Value::Str(input.slice(m.start, m.len()))));
             }
         }
         Ok(())
@@ -213,7 +200,8 @@ mod tests {
         }
     }
 
-    const NGINX: &[u8] = b"10.1.2.3 - - [25/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" 200 612 \"-\" \"curl\"\nnot a log line\n";
+    const NGINX: &[u8] =
+        b"10.1.2.3 - - [25/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" 200 612 \"-\" \"curl\"\nnot a log line\n";
 
     #[test]
     fn nginx_named_groups_are_zero_copy_spans_via_one_pass() {
@@ -228,26 +216,19 @@ mod tests {
             text(&batch, 0, &keys, "time").as_deref(),
             Some("25/Nov/2026:10:00:01 +0000")
         );
-        assert_eq!(
-            text(&batch, 0, &keys, "request").as_deref(),
-            Some("GET / HTTP/1.1")
-        );
+        assert_eq!(text(&batch, 0, &keys, "request").as_deref(), Some("GET / HTTP/1.1"));
         assert_eq!(text(&batch, 0, &keys, "status").as_deref(), Some("200"));
         assert_eq!(batch.events()[0].get(Key::MESSAGE), None, "source removed");
         let Some(Value::Str(span)) = batch.events()[0].get(keys.get("ip").unwrap()) else {
             panic!()
         };
         assert_eq!(span.buf(), Buf::Chunk);
-        assert!(
-            batch.events()[1].get(Key::MESSAGE).is_some(),
-            "failure keeps the event"
-        );
+        assert!(batch.events()[1].get(Key::MESSAGE).is_some(), "failure keeps the event");
     }
 
     #[test]
     fn unanchored_search_and_meta_engine() {
-        let (batch, failures, keys, one_pass) =
-            run(&config(r"user=(?P<user>\w+)"), b"a user=bob b\nnobody\n");
+        let (batch, failures, keys, one_pass) = run(&config(r"user=(?P<user>\w+)"), b"a user=bob b\nnobody\n");
         assert!(!one_pass);
         assert_eq!(failures, 1);
         assert_eq!(text(&batch, 0, &keys, "user").as_deref(), Some("bob"));

@@ -248,9 +248,7 @@ mod tests {
         };
         add.build(&keys).unwrap().process(&mut batch);
         let rename = RenameFieldsConfig {
-            fields: [("env".to_string(), "environment".to_string())]
-                .into_iter()
-                .collect(),
+            fields: [("env".to_string(), "environment".to_string())].into_iter().collect(),
         };
         rename.build(&keys).unwrap().process(&mut batch);
         DropFieldsConfig {
@@ -276,16 +274,11 @@ mod tests {
         let keys = KeyTable::new();
         let mut batch = batch_of(&["line"]);
         let add = AddFieldsConfig {
-            fields: [("message".to_string(), ConstValue::Bool(false))]
-                .into_iter()
-                .collect(),
+            fields: [("message".to_string(), ConstValue::Bool(false))].into_iter().collect(),
             overwrite: false,
         };
         add.build(&keys).unwrap().process(&mut batch);
-        assert!(matches!(
-            batch.events()[0].get(Key::MESSAGE),
-            Some(Value::Str(_))
-        ));
+        assert!(matches!(batch.events()[0].get(Key::MESSAGE), Some(Value::Str(_))));
     }
 
     #[test]

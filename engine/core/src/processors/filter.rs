@@ -72,15 +72,12 @@ pub struct FilterConfig {
 
 impl FilterConfig {
     /// An example of this component's config.
-    pub const EXAMPLE: &'static str =
-        "include: { level: '^(ERROR|WARN)$' }\nexclude: { path: '^/health' }\n";
+    pub const EXAMPLE: &'static str = "include: { level: '^(ERROR|WARN)$' }\nexclude: { path: '^/health' }\n";
 
     /// Compiles the conditions.
     pub fn build(&self, keys: &KeyTable) -> Result<Filter, BuildError> {
         if self.include.is_empty() && self.exclude.is_empty() && self.condition.is_none() {
-            return Err(BuildError(
-                "filter needs `include`, `exclude` or `condition`".into(),
-            ));
+            return Err(BuildError("filter needs `include`, `exclude` or `condition`".into()));
         }
         let leaves = |map: &IndexMap<String, String>| -> Result<Vec<Cond>, BuildError> {
             map.iter()
@@ -119,8 +116,7 @@ fn key(keys: &KeyTable, field: &str) -> Result<Key, BuildError> {
 
 /// A `Matches` leaf; its cache index is assigned once the tree is built.
 fn matches(field: Key, pattern: &str) -> Result<Cond, BuildError> {
-    let re = meta::Regex::new(pattern)
-        .map_err(|e| BuildError(format!("bad pattern `{pattern}`: {e}")))?;
+    let re = meta::Regex::new(pattern).map_err(|e| BuildError(format!("bad pattern `{pattern}`: {e}")))?;
     Ok(Cond::Matches(field, re, usize::MAX))
 }
 
@@ -138,18 +134,10 @@ impl ConditionConfig {
             ));
         }
         if let Some(list) = &self.all {
-            return Ok(Cond::All(
-                list.iter()
-                    .map(|c| c.build(keys))
-                    .collect::<Result<_, _>>()?,
-            ));
+            return Ok(Cond::All(list.iter().map(|c| c.build(keys)).collect::<Result<_, _>>()?));
         }
         if let Some(list) = &self.any {
-            return Ok(Cond::Any(
-                list.iter()
-                    .map(|c| c.build(keys))
-                    .collect::<Result<_, _>>()?,
-            ));
+            return Ok(Cond::Any(list.iter().map(|c| c.build(keys)).collect::<Result<_, _>>()?));
         }
         if let Some(c) = &self.not {
             return Ok(Cond::Not(Box::new(c.build(keys)?)));
@@ -163,8 +151,7 @@ impl ConditionConfig {
         ];
         if tests.iter().filter(|&&t| t).count() != 1 {
             return Err(BuildError(
-                "a field condition has exactly one of `matches`, `equals`, `exists`, `missing`"
-                    .into(),
+                "a field condition has exactly one of `matches`, `equals`, `exists`, `missing`".into(),
             ));
         }
         Ok(if let Some(p) = &self.matches {
@@ -216,13 +203,7 @@ pub struct Filter {
 }
 
 /// Evaluates `cond`, stopping as soon as the answer is known.
-fn eval(
-    cond: &Cond,
-    event: &Event,
-    bufs: &Bufs<'_>,
-    caches: &mut [meta::Cache],
-    text: &mut Vec<u8>,
-) -> bool {
+fn eval(cond: &Cond, event: &Event, bufs: &Bufs<'_>, caches: &mut [meta::Cache], text: &mut Vec<u8>) -> bool {
     match cond {
         Cond::All(list) => list.iter().all(|c| eval(c, event, bufs, caches, text)),
         Cond::Any(list) => list.iter().any(|c| eval(c, event, bufs, caches, text)),
@@ -239,11 +220,7 @@ fn eval(
 }
 
 /// The text a condition sees for a value: the bytes of a string, the JSON of the rest.
-fn value_text<'a>(
-    value: Option<Value>,
-    bufs: &'a Bufs<'_>,
-    text: &'a mut Vec<u8>,
-) -> Option<&'a [u8]> {
+fn value_text<'a>(value: Option<Value>, bufs: &'a Bufs<'_>, text: &'a mut Vec<u8>) -> Option<&'a [u8]> {
     match value? {
         Value::Str(s) | Value::Json(s) => Some(bufs.bytes(s)),
         Value::Int(i) => {
@@ -283,12 +260,8 @@ mod tests {
         let mut filter = filter.build(&keys).unwrap();
         let json: ParseJsonConfig = serde_json::from_str("{}").unwrap();
         let mut json = json.build(&keys).unwrap();
-        let (mut batches, _) = crate::line::read_all(
-            lines.as_bytes(),
-            1 << 16,
-            &crate::line::LineOptions::default(),
-        )
-        .unwrap();
+        let (mut batches, _) =
+            crate::line::read_all(lines.as_bytes(), 1 << 16, &crate::line::LineOptions::default()).unwrap();
         let batch = &mut batches[0];
         json.process(batch);
         filter.process(batch);
@@ -309,16 +282,10 @@ mod tests {
 
     #[test]
     fn include_and_exclude() {
-        assert_eq!(
-            kept(r#"{"include":{"level":"^(ERROR|WARN)$"}}"#, LOGS),
-            vec![0, 2, 3]
-        );
+        assert_eq!(kept(r#"{"include":{"level":"^(ERROR|WARN)$"}}"#, LOGS), vec![0, 2, 3]);
         assert_eq!(kept(r#"{"exclude":{"path":"^/health"}}"#, LOGS), vec![0, 2]);
         assert_eq!(
-            kept(
-                r#"{"include":{"level":"ERROR"},"exclude":{"path":"health"}}"#,
-                LOGS
-            ),
+            kept(r#"{"include":{"level":"ERROR"},"exclude":{"path":"health"}}"#, LOGS),
             vec![0]
         );
         // Numbers match by their text; a missing field matches nothing.
@@ -331,7 +298,8 @@ mod tests {
         assert_eq!(kept(any, LOGS), vec![0, 2]);
         let not = r#"{"condition":{"not":{"field":"status","missing":true}}}"#;
         assert_eq!(kept(not, LOGS), vec![0, 1, 2]);
-        let all = r#"{"condition":{"all":[{"field":"level","equals":"ERROR"},{"not":{"field":"path","equals":"/api"}}]}}"#;
+        let all =
+            r#"{"condition":{"all":[{"field":"level","equals":"ERROR"},{"not":{"field":"path","equals":"/api"}}]}}"#;
         assert_eq!(kept(all, LOGS), vec![3]);
         let eq_bool = r#"{"condition":{"field":"retry","equals":"true"}}"#;
         assert_eq!(kept(eq_bool, LOGS), vec![2]);
@@ -350,9 +318,6 @@ mod tests {
         assert!(bad("{}").contains("needs"));
         assert!(bad(r#"{"include":{"a":"("}}"#).contains("bad pattern"));
         assert!(bad(r#"{"condition":{"field":"a"}}"#).contains("exactly one of `matches`"));
-        assert!(
-            bad(r#"{"condition":{"field":"a","exists":true,"all":[]}}"#)
-                .contains("exactly one of `all`")
-        );
+        assert!(bad(r#"{"condition":{"field":"a","exists":true,"all":[]}}"#).contains("exactly one of `all`"));
     }
 }

@@ -7,8 +7,7 @@ pub mod filter;
 pub mod mask;
 
 pub use fields::{
-    AddFields, AddFieldsConfig, ConstValue, DropFields, DropFieldsConfig, RenameFields,
-    RenameFieldsConfig,
+    AddFields, AddFieldsConfig, ConstValue, DropFields, DropFieldsConfig, RenameFields, RenameFieldsConfig,
 };
 
 /// A processor config that cannot be built, with the reason.
