@@ -323,7 +323,7 @@ mod tests {
         );
         assert_eq!(
             group(&rules(None, Some("[a-c]"), Some("E")), &lines),
-            ["S1|a|b", "S2", "E", "x", "S3|c"]
+            ["S1|a|b", "S2|E", "x", "S3|c"]
         );
         assert_eq!(group(&rules(None, None, Some("E")), &lines), ["S1|a|b|S2|E", "x|S3|c"]);
         assert_eq!(
