@@ -156,9 +156,52 @@ fn special_bytes(w: u64) -> u64 {
     ((control & !w) | (quote.wrapping_sub(LO) & !quote) | (backslash.wrapping_sub(LO) & !backslash) | w) & HI
 }
 
-/// Index of the first byte in `s[from..]` that is `"`, `\`, a control byte or non-ASCII.
+/// Index of the first byte in `s[from..]` that is `"`, `\`, a control byte or non-ASCII
+/// (`s.len()` if none): 16 bytes a step with SSE2 (part of every x86_64), 8 with SWAR
+/// elsewhere. This scan is most of the JSON encoder's time.
 #[inline]
-fn find_special(s: &[u8], mut from: usize) -> usize {
+fn find_special(s: &[u8], from: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        find_special_sse2(s, from)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        find_special_swar(s, from)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn find_special_sse2(s: &[u8], mut from: usize) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline. Every load reads 16 bytes inside `s`:
+    // the loop runs only while `from + 16 <= s.len()`.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let space = _mm_set1_epi8(0x20);
+        while from + 16 <= s.len() {
+            let v = _mm_loadu_si128(s.as_ptr().add(from) as *const __m128i);
+            // Signed compare: bytes >= 0x80 are negative, so "< 0x20" also flags them.
+            let hits = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                _mm_cmplt_epi8(v, space),
+            );
+            let mask = _mm_movemask_epi8(hits) as u32;
+            if mask != 0 {
+                return from + mask.trailing_zeros() as usize;
+            }
+            from += 16;
+        }
+    }
+    find_special_swar(s, from)
+}
+
+#[inline]
+fn find_special_swar(s: &[u8], mut from: usize) -> usize {
     while from + 8 <= s.len() {
         let w = u64::from_le_bytes(s[from..from + 8].try_into().expect("8 bytes"));
         let hit = special_bytes(w);
@@ -330,6 +373,23 @@ mod tests {
                 s.push(b);
                 s.extend_from_slice(b"tail-of-it");
                 assert_eq!(json(&s), reference(&s), "byte {b:#04x} after {pad}");
+            }
+        }
+    }
+
+    #[test]
+    fn sse2_and_swar_scans_agree() {
+        let mut s: Vec<u8> = (0..200u8).map(|i| b'a' + i % 26).collect();
+        assert_eq!(find_special(&s, 0), s.len());
+        for at in 0..s.len() {
+            for b in [b'"', b'\\', 0x00, 0x1f, 0x80, 0xff] {
+                let keep = s[at];
+                s[at] = b;
+                for from in [0, at.saturating_sub(3), at] {
+                    assert_eq!(find_special(&s, from), at);
+                    assert_eq!(find_special_swar(&s, from), at);
+                }
+                s[at] = keep;
             }
         }
     }

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use simd_json::{Buffers, INPUT_PADDING, Node, Tape, fill_tape_padded};
 
 use crate::line::{Chunk, LineOptions, for_each_line};
-use crate::model::{Batch, Buf, Event, Key, Origin, Span, Value};
+use crate::model::{Batch, Buf, Key, Origin, Span, Value};
 use crate::multiline::{RuleCaches, Rules, Step, Unmatched};
 
 /// How a source's lines are encoded.
@@ -629,7 +629,7 @@ pub fn fill_batch(
     let old_arena = batch.swap_arena(arena);
     let mut streams: [Option<Span>; 3] = [None; 3];
     for r in &records {
-        let mut event = Event::from_line(r.message);
+        let mut event = batch.new_event(r.message);
         event.timestamp = r.timestamp;
         if r.stream != Stream::None {
             let span = *streams[r.stream as usize].get_or_insert_with(|| {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use memchr::{memchr_iter, memrchr};
 
-use crate::model::{Batch, Buf, Event, Key, Origin, Span, Value};
+use crate::model::{Batch, Buf, Key, Origin, Span, Value, new_event};
 use crate::pool::BufferPool;
 
 /// Default cap on one line, in bytes.
@@ -226,9 +226,13 @@ pub fn split_lines_into(
 }
 
 fn split_into(batch: &mut Batch, first_cut: bool, is_piece: bool, opts: &LineOptions) -> SplitStats {
-    let (data, events) = batch.chunk_and_events();
+    let (data, events, spare) = batch.chunk_and_events();
     let mut stats = for_each_line(data, first_cut, is_piece, opts, |start, end, cut| {
-        events.push(line_event(start, end, cut));
+        let mut event = new_event(spare, Span::new(Buf::Chunk, start, end - start));
+        if cut {
+            event.set(Key::CUT, Value::Bool(true));
+        }
+        events.push(event);
     });
     stats.events = events.len() as u64;
     stats
@@ -290,14 +294,6 @@ pub fn for_each_line(
         }
     }
     stats
-}
-
-fn line_event(start: usize, end: usize, cut: bool) -> Event {
-    let mut event = Event::from_line(Span::new(Buf::Chunk, start, end - start));
-    if cut {
-        event.set(Key::CUT, Value::Bool(true));
-    }
-    event
 }
 
 /// Reads all of `reader`, calling `each` with every batch in order; buffers are recycled

@@ -233,6 +233,25 @@ impl Event {
         }
     }
 
+    /// Sets every `(key, value)` in order, like [`Event::set`] one by one, in linear time:
+    /// presence is tracked in a bitmap for the first 128 keys of the table.
+    pub fn extend_fields(&mut self, new: &[(Key, Value)]) {
+        let mut present: u128 = 0;
+        for f in &self.fields {
+            if f.key.0 < 128 {
+                present |= 1 << f.key.0;
+            }
+        }
+        for &(key, value) in new {
+            if key.0 < 128 && present & (1 << key.0) == 0 {
+                present |= 1 << key.0;
+                self.fields.push(Field { key, value });
+            } else {
+                self.set(key, value);
+            }
+        }
+    }
+
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: Key) -> Option<Value> {
         let at = self.fields.iter().position(|f| f.key == key)?;
@@ -281,6 +300,25 @@ impl Event {
     pub fn is_live(&self) -> bool {
         self.flags & (DROPPED | DEAD_LETTER) == 0
     }
+}
+
+/// Keeps `fields` for reuse if it lives on the heap (inline lists cost nothing to make).
+fn keep_field_list(spare: &mut Vec<FieldList>, fields: &mut FieldList) {
+    if fields.spilled() && spare.len() < 4096 {
+        let mut list = std::mem::take(fields);
+        list.clear();
+        spare.push(list);
+    }
+}
+
+/// An event over `raw` whose field list comes from `spare` when there is one.
+pub(crate) fn new_event(spare: &mut Vec<FieldList>, raw: Span) -> Event {
+    let mut event = Event::from_line(raw);
+    if let Some(mut list) = spare.pop() {
+        list.push(event.fields[0]);
+        event.fields = list;
+    }
+    event
 }
 
 /// The batch's byte buffers, borrowed apart from its events so a processor can read
@@ -339,9 +377,15 @@ pub struct Batch {
     chunk: Vec<u8>,
     arena: Vec<u8>,
     events: Vec<Event>,
+    /// Field lists that outgrew their inline room, emptied and kept for the next events:
+    /// an event with many fields costs an allocation once per worker, not once per event.
+    spare_fields: Vec<FieldList>,
     /// Where the chunk came from.
     pub origin: Origin,
 }
+
+/// An event's fields: inline up to four, on the heap beyond.
+type FieldList = SmallVec<[Field; 4]>;
 
 impl Batch {
     /// A batch over `chunk`, with no events yet.
@@ -350,6 +394,7 @@ impl Batch {
             chunk,
             arena: Vec::new(),
             events: Vec::new(),
+            spare_fields: Vec::new(),
             origin,
         }
     }
@@ -412,9 +457,10 @@ impl Batch {
         std::mem::replace(&mut self.arena, arena)
     }
 
-    /// The chunk and the event list, for the line splitter that fills a new batch.
-    pub(crate) fn chunk_and_events(&mut self) -> (&[u8], &mut Vec<Event>) {
-        (&self.chunk, &mut self.events)
+    /// The chunk, the event list and the spare field lists, for the line splitter that
+    /// fills a new batch (see [`new_event`]).
+    pub(crate) fn chunk_and_events(&mut self) -> (&[u8], &mut Vec<Event>, &mut Vec<FieldList>) {
+        (&self.chunk, &mut self.events, &mut self.spare_fields)
     }
 
     /// Number of events, dropped ones included until [`Batch::compact`].
@@ -429,7 +475,26 @@ impl Batch {
 
     /// Removes dropped events, keeping order. Called once per batch, after the pipeline.
     pub fn compact(&mut self) {
-        self.events.retain(|e| !e.is_dropped());
+        let spare = &mut self.spare_fields;
+        self.events.retain_mut(|e| {
+            if e.is_dropped() {
+                keep_field_list(spare, &mut e.fields);
+                return false;
+            }
+            true
+        });
+    }
+
+    /// Empties the event list, keeping the heap field lists for reuse.
+    fn recycle_events(&mut self) {
+        for mut e in self.events.drain(..) {
+            keep_field_list(&mut self.spare_fields, &mut e.fields);
+        }
+    }
+
+    /// A new event over `raw` (see [`Event::from_line`]), reusing a spare field list.
+    pub fn new_event(&mut self, raw: Span) -> Event {
+        new_event(&mut self.spare_fields, raw)
     }
 
     /// Sum of the raw lengths of the live events.
@@ -441,7 +506,7 @@ impl Batch {
     /// returns the old chunk (e.g. for a [`BufferPool`](crate::pool::BufferPool)).
     pub fn reset(&mut self, chunk: Vec<u8>, origin: Origin) -> Vec<u8> {
         self.arena.clear();
-        self.events.clear();
+        self.recycle_events();
         self.origin = origin;
         std::mem::replace(&mut self.chunk, chunk)
     }
@@ -492,6 +557,29 @@ mod tests {
         batch.compact();
         let left: Vec<&[u8]> = batch.events().iter().map(|e| batch.bytes(e.raw())).collect();
         assert_eq!(left, vec![&b"a"[..], b"c"]);
+    }
+
+    #[test]
+    fn extend_fields_matches_set_one_by_one() {
+        let keys = KeyTable::new();
+        let k: Vec<Key> = (0..200).map(|i| keys.intern(&format!("k{i}"))).collect();
+        let line = Span::new(Buf::Chunk, 0, 1);
+        let new: Vec<(Key, Value)> = [
+            (k[1], Value::Int(1)),
+            (k[150], Value::Int(2)),
+            (k[1], Value::Int(3)),
+            (Key::MESSAGE, Value::Null),
+            (k[150], Value::Int(4)),
+        ]
+        .to_vec();
+        let mut a = Event::from_line(line);
+        a.extend_fields(&new);
+        let mut b = Event::from_line(line);
+        for &(key, value) in &new {
+            b.set(key, value);
+        }
+        assert_eq!(a.fields(), b.fields());
+        assert_eq!(a.fields().len(), 3);
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl ParseJsonConfig {
             keys: keys.clone(),
             flatten: self.flatten.clone().map(String::into_bytes),
             scratch: Vec::new(),
-            buffers: Buffers::default(),
+            buffers: Some(Buffers::new(4096)),
             tape: Some(Tape::null().reset()),
             key_cache: HashMap::new(),
             recent: Vec::new(),
@@ -77,7 +77,9 @@ pub struct JsonParser {
     flatten: Option<Vec<u8>>,
     /// The input copied and padded for simd-json, which unescapes in place.
     scratch: Vec<u8>,
-    buffers: Buffers,
+    /// simd-json's buffers; an `Option` so they can be lent out without building new
+    /// ones (a default `Buffers` allocates).
+    buffers: Option<Buffers>,
     /// The tape, kept between events for its allocation.
     tape: Option<Tape<'static>>,
     key_cache: HashMap<Box<[u8]>, Key>,
@@ -279,7 +281,7 @@ impl FieldParse for JsonParser {
         scratch.extend_from_slice(bufs.bytes(input));
         scratch.resize(len + INPUT_PADDING, 0);
         let base = scratch.as_ptr() as usize;
-        let mut buffers = std::mem::take(&mut self.buffers);
+        let mut buffers = self.buffers.take().unwrap_or_else(|| Buffers::new(len));
         let mut tape = self.tape.take().unwrap_or_else(Tape::null).reset();
         let result = match fill_tape_padded(&mut scratch, len, &mut buffers, &mut tape) {
             Err(e) => Err(invalid(bufs.bytes(input), e.index())),
@@ -295,7 +297,7 @@ impl FieldParse for JsonParser {
             }
         };
         self.tape = Some(tape.reset());
-        self.buffers = buffers;
+        self.buffers = Some(buffers);
         self.scratch = scratch;
         result
     }

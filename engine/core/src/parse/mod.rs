@@ -168,9 +168,7 @@ impl<P: FieldParse> Processor for FieldParser<P> {
                     if !c.keep_source {
                         event.remove(c.source);
                     }
-                    for &(key, value) in &self.parsed.fields {
-                        event.set(key, value);
-                    }
+                    event.extend_fields(&self.parsed.fields);
                     if let Some(ts) = self.parsed.timestamp {
                         event.timestamp = Some(ts);
                     }
