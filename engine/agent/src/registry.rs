@@ -14,6 +14,7 @@ use weir_core::parse::time::ParseTimestampConfig;
 use weir_core::pipeline::Processor;
 use weir_core::processors::filter::FilterConfig;
 use weir_core::processors::mask::MaskConfig;
+use weir_core::processors::multiline::MultilineProcessorConfig;
 use weir_core::processors::{AddFieldsConfig, BuildError, DropFieldsConfig, RenameFieldsConfig};
 
 use crate::config::{Tagged, deserialize_tagged};
@@ -76,6 +77,8 @@ pub enum ProcessorConfig {
     Filter(FilterConfig),
     /// `mask`: replace what a regex matches with a constant or a hash.
     Mask(MaskConfig),
+    /// `multiline`: merge consecutive events of a batch into records.
+    Multiline(MultilineProcessorConfig),
 }
 
 impl Tagged for ProcessorConfig {
@@ -91,6 +94,7 @@ impl Tagged for ProcessorConfig {
         "parse_timestamp",
         "filter",
         "mask",
+        "multiline",
     ];
 
     fn from_type<'de, D: Deserializer<'de>>(ty: &str, rest: D) -> Result<Self, D::Error> {
@@ -104,6 +108,7 @@ impl Tagged for ProcessorConfig {
             "parse_kv" => ParseKvConfig::deserialize(rest).map(ProcessorConfig::ParseKv),
             "parse_timestamp" => ParseTimestampConfig::deserialize(rest).map(ProcessorConfig::ParseTimestamp),
             "mask" => MaskConfig::deserialize(rest).map(ProcessorConfig::Mask),
+            "multiline" => MultilineProcessorConfig::deserialize(rest).map(ProcessorConfig::Multiline),
             "filter" => FilterConfig::deserialize(rest).map(ProcessorConfig::Filter),
             _ => Err(Self::unknown_type(ty)),
         }
@@ -124,6 +129,7 @@ impl ProcessorConfig {
             ProcessorConfig::ParseTimestamp(_) => "parse_timestamp",
             ProcessorConfig::Filter(_) => "filter",
             ProcessorConfig::Mask(_) => "mask",
+            ProcessorConfig::Multiline(_) => "multiline",
         }
     }
 
@@ -139,7 +145,8 @@ impl ProcessorConfig {
             | ProcessorConfig::DropFields(_)
             | ProcessorConfig::RenameFields(_)
             | ProcessorConfig::Filter(_)
-            | ProcessorConfig::Mask(_) => None,
+            | ProcessorConfig::Mask(_)
+            | ProcessorConfig::Multiline(_) => None,
         }
     }
 
@@ -156,6 +163,7 @@ impl ProcessorConfig {
             ProcessorConfig::ParseTimestamp(c) => Box::new(c.build(keys)?),
             ProcessorConfig::Filter(c) => Box::new(c.build(keys)?),
             ProcessorConfig::Mask(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::Multiline(c) => Box::new(c.build(keys)?),
         })
     }
 
@@ -172,6 +180,7 @@ impl ProcessorConfig {
             ("parse_timestamp", ParseTimestampConfig::EXAMPLE),
             ("filter", FilterConfig::EXAMPLE),
             ("mask", MaskConfig::EXAMPLE),
+            ("multiline", MultilineProcessorConfig::EXAMPLE),
         ]
     }
 }

@@ -5,6 +5,7 @@
 mod fields;
 pub mod filter;
 pub mod mask;
+pub mod multiline;
 
 pub use fields::{
     AddFields, AddFieldsConfig, ConstValue, DropFields, DropFieldsConfig, RenameFields, RenameFieldsConfig,
