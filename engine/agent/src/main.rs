@@ -103,11 +103,26 @@ fn main() -> ExitCode {
             };
             match runtime::run(&loaded, workers) {
                 Ok(summary) => {
-                    for (name, events, bytes, cut, errors) in &summary.inputs {
-                        tracing::info!(%name, events, bytes, lines_cut = cut, read_errors = errors, "input done");
+                    for i in &summary.inputs {
+                        tracing::info!(
+                            name = %i.name,
+                            events = i.events,
+                            bytes = i.bytes,
+                            lines_cut = i.lines_cut,
+                            empty_skipped = i.empty_skipped,
+                            records_cut = i.records_cut,
+                            unmatched_discarded = i.unmatched_discarded,
+                            format_errors = i.format_errors,
+                            read_errors = i.read_errors,
+                            "input done"
+                        );
                     }
                     for (name, s) in &summary.processors {
-                        tracing::info!(%name, events_in = s.events_in, events_out = s.events_out, "processor done");
+                        if s.failures > 0 {
+                            tracing::warn!(%name, events_in = s.events_in, events_out = s.events_out, failures = s.failures, "processor done, with failures");
+                        } else {
+                            tracing::info!(%name, events_in = s.events_in, events_out = s.events_out, "processor done");
+                        }
                     }
                     for (name, events, bytes) in &summary.outputs {
                         tracing::info!(%name, events, bytes, "output done");

@@ -144,11 +144,34 @@ pub struct OutputStats {
     pub bytes: AtomicU64,
 }
 
+/// The counters of one input at the end of a run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct InputSummary {
+    /// `inputs[i].type`.
+    pub name: String,
+    /// Events made.
+    pub events: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Lines longer than `max_line_bytes`, cut into flagged pieces.
+    pub lines_cut: u64,
+    /// Empty lines skipped.
+    pub empty_skipped: u64,
+    /// Multiline records closed by their limits (flagged `_cut`).
+    pub records_cut: u64,
+    /// Lines dropped by `unmatched: discard`.
+    pub unmatched_discarded: u64,
+    /// Lines not in the input's format (kept, with `_error`).
+    pub format_errors: u64,
+    /// Sources that could not be read.
+    pub read_errors: u64,
+}
+
 /// What a run did, for the summary and for tests.
 #[derive(Debug, Default)]
 pub struct Summary {
-    /// Per input: (name, events, bytes, lines cut, read errors).
-    pub inputs: Vec<(String, u64, u64, u64, u64)>,
+    /// Per input: its name and counters.
+    pub inputs: Vec<InputSummary>,
     /// Per processor: (name, counters).
     pub processors: Vec<(String, StatsSnapshot)>,
     /// Per output: (name, events, bytes).
@@ -297,13 +320,18 @@ impl<'a> Plan<'a> {
             ..Summary::default()
         };
         for (i, st) in self.input_stats.iter().enumerate() {
-            summary.inputs.push((
-                format!("inputs[{i}].{}", cfg.inputs[i].value.type_name()),
-                st.events.load(Ordering::Relaxed),
-                st.bytes.load(Ordering::Relaxed),
-                st.lines_cut.load(Ordering::Relaxed),
-                st.read_errors.load(Ordering::Relaxed),
-            ));
+            let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            summary.inputs.push(InputSummary {
+                name: format!("inputs[{i}].{}", cfg.inputs[i].value.type_name()),
+                events: get(&st.events),
+                bytes: get(&st.bytes),
+                lines_cut: get(&st.lines_cut),
+                empty_skipped: get(&st.empty_skipped),
+                records_cut: get(&st.records_cut),
+                unmatched_discarded: get(&st.unmatched_discarded),
+                format_errors: get(&st.format_errors),
+                read_errors: get(&st.read_errors),
+            });
         }
         for (name, st) in self.proc_names.iter().zip(&self.proc_stats) {
             summary.processors.push((name.clone(), st.snapshot()));
