@@ -12,63 +12,34 @@ use serde::Deserialize;
 
 use super::BuildError;
 use crate::model::{Batch, Key, KeyTable, Value};
-use crate::multiline::{MultilineConfig, Preset, RuleCaches, Rules, Step, Unmatched};
+use crate::multiline::{MultilineConfig, RuleCaches, Rules, Step, Unmatched};
 use crate::parse::default_field;
 use crate::pipeline::Processor;
-use crate::units::ByteSize;
 
-/// `multiline` (processor).
+/// `multiline` (processor): the field, and the same rules as the inputs' option.
+///
+/// ```yaml
+/// - type: multiline
+///   field: message
+///   rules: { preset: java }
+/// ```
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MultilineProcessorConfig {
     /// The field whose lines are merged (default `message`).
     #[serde(default = "default_field")]
     pub field: String,
-    /// A line that starts a record.
-    #[serde(default)]
-    pub start: Option<String>,
-    /// A line that continues the current record.
-    #[serde(default, rename = "continue")]
-    pub continue_: Option<String>,
-    /// A line that ends the current record.
-    #[serde(default)]
-    pub end: Option<String>,
-    /// Ready-made patterns.
-    #[serde(default)]
-    pub preset: Option<Preset>,
-    /// Most lines in one record (default 1000).
-    #[serde(default)]
-    pub max_lines: Option<u32>,
-    /// Most bytes in one record (default 1 MiB).
-    #[serde(default)]
-    pub max_bytes: Option<ByteSize>,
-    /// Lines outside records when `start` is set.
-    #[serde(default)]
-    pub unmatched: Unmatched,
+    /// The rules, as in an input's `multiline:` option.
+    pub rules: MultilineConfig,
 }
 
 impl MultilineProcessorConfig {
     /// An example of this component's config.
-    pub const EXAMPLE: &'static str = "field: message\npreset: java\n";
+    pub const EXAMPLE: &'static str = "field: message\nrules: { preset: java }\n";
 
     /// Compiles the rules.
     pub fn build(&self, keys: &KeyTable) -> Result<MultilineMerge, BuildError> {
-        let mut rules: MultilineConfig = MultilineConfig {
-            start: self.start.clone(),
-            continue_: self.continue_.clone(),
-            end: self.end.clone(),
-            preset: self.preset,
-            max_lines: 1000,
-            max_bytes: ByteSize(1 << 20),
-            unmatched: self.unmatched,
-        };
-        if let Some(n) = self.max_lines {
-            rules.max_lines = n;
-        }
-        if let Some(b) = self.max_bytes {
-            rules.max_bytes = b;
-        }
-        let rules = rules.build()?;
+        let rules = self.rules.build()?;
         if self.field.is_empty() {
             return Err(BuildError("`field` cannot be empty".into()));
         }
@@ -195,7 +166,7 @@ mod tests {
 
     fn merged(cfg: &str, text: &str) -> String {
         let keys = KeyTable::new();
-        let cfg: MultilineProcessorConfig = serde_json::from_str(cfg).unwrap();
+        let cfg: MultilineProcessorConfig = serde_json::from_str(&format!(r#"{{"rules":{cfg}}}"#)).unwrap();
         let mut p = cfg.build(&keys).unwrap();
         let (mut batches, _) = read_all(text.as_bytes(), 1 << 16, &LineOptions::default()).unwrap();
         let batch = &mut batches[0];
