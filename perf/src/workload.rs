@@ -1,0 +1,317 @@
+//! Named workloads: a pipeline file plus the corpus it reads and the number of events it
+//! must write.
+//!
+//! A workload is a normal pipeline file (`perf/workloads/<name>.yaml`) whose input path
+//! is the placeholder `{corpus}` and output path `{output}`; the harness substitutes
+//! them. Its leading comment holds the benchmark's part, a YAML block after `# bench:`:
+//!
+//! ```yaml
+//! # json-filter: JSON lines parsed, only errors and warnings kept.
+//! # bench:
+//! #   corpus: json                 # a kind of weir_perf::corpus
+//! #   expect:                      # how many events the output must hold
+//! #     lines_containing: ['"level":"error"', '"level":"warn"']
+//! #   forbid: ['"_error"']         # optional: text the output must not contain
+//! inputs:
+//!   - { type: file, paths: ['{corpus}'], mode: once }
+//! ...
+//! ```
+//!
+//! The first comment line is the workload's description. `expect: records` means the
+//! number of records the generator made ([`crate::corpus::Corpus::lines`]).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How many events a workload's output must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Expect {
+    /// One per record of the corpus, as its generator counted them.
+    Records,
+    /// One per corpus line that contains any of these strings (filters): counted in the
+    /// corpus by the harness, independently of the pipeline under test.
+    LinesContaining(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Meta {
+    corpus: String,
+    expect: Expect,
+    #[serde(default)]
+    forbid: Vec<String>,
+}
+
+/// A named workload.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// The file name without `.yaml`.
+    pub name: String,
+    /// The workload file.
+    pub path: PathBuf,
+    /// The first line of its leading comment.
+    pub about: String,
+    /// The corpus kind it reads.
+    pub corpus: String,
+    /// The expected number of output events.
+    pub expect: Expect,
+    /// Text the output must not contain (e.g. `"_error"` of lines not in the format).
+    pub forbid: Vec<String>,
+    /// The pipeline text, placeholders included.
+    pub template: String,
+}
+
+impl Workload {
+    /// Reads a workload file.
+    pub fn load(path: &Path) -> Result<Workload, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Workload::parse(path, &text)
+    }
+
+    /// Parses a workload from its text; `path` names it.
+    pub fn parse(path: &Path, text: &str) -> Result<Workload, String> {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| format!("{}: not a workload file name", path.display()))?
+            .to_string();
+        let fail = |msg: String| format!("{}: {msg}", path.display());
+        let comments: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
+        let about = comments
+            .first()
+            .map(|l| l.trim_start_matches('#').trim().to_string())
+            .filter(|l| !l.starts_with("bench:"))
+            .unwrap_or_default();
+        let at = comments
+            .iter()
+            .position(|l| l.trim_start_matches('#').trim() == "bench:")
+            .ok_or_else(|| fail("no `# bench:` block in the leading comment".into()))?;
+        let block: String = comments[at + 1..]
+            .iter()
+            .map(|l| l.strip_prefix('#').unwrap_or(l))
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let meta: Meta = serde_saphyr::from_str(&block).map_err(|e| fail(format!("`# bench:` block: {e}")))?;
+        if crate::corpus::by_name(&meta.corpus).is_none() {
+            return Err(fail(format!("unknown corpus kind `{}`", meta.corpus)));
+        }
+        if let Expect::LinesContaining(any) = &meta.expect
+            && (any.is_empty() || any.iter().any(String::is_empty))
+        {
+            return Err(fail("`lines_containing` needs non-empty strings".into()));
+        }
+        for placeholder in ["{corpus}", "{output}"] {
+            if !text.contains(placeholder) {
+                return Err(fail(format!("the pipeline does not use `{placeholder}`")));
+            }
+        }
+        Ok(Workload {
+            name,
+            path: path.to_path_buf(),
+            about,
+            corpus: meta.corpus,
+            expect: meta.expect,
+            forbid: meta.forbid,
+            template: text.to_string(),
+        })
+    }
+
+    /// The pipeline reading `corpus` and writing `output`.
+    pub fn pipeline(&self, corpus: &Path, output: &Path) -> String {
+        substitute(&self.template, &[("corpus", corpus), ("output", output)])
+    }
+}
+
+/// Replaces each `{name}` in `template` by its path. Paths are written inside YAML
+/// single quotes by the templates, so a `'` is doubled.
+pub fn substitute(template: &str, values: &[(&str, &Path)]) -> String {
+    let mut text = template.to_string();
+    for (name, path) in values {
+        let value = path.to_string_lossy().replace('\'', "''");
+        text = text.replace(&format!("{{{name}}}"), &value);
+    }
+    text
+}
+
+/// The workloads in `dir` (every `*.yaml`), sorted by name.
+pub fn load_dir(dir: &Path) -> Result<Vec<Workload>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut workloads = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            workloads.push(Workload::load(&path)?);
+        }
+    }
+    workloads.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(workloads)
+}
+
+/// The workloads shipped with this crate's source (`perf/workloads`).
+pub fn default_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads")
+}
+
+impl Expect {
+    /// The expected event count for a corpus file holding `records` records.
+    pub fn count(&self, corpus: &Path, records: u64) -> io::Result<u64> {
+        match self {
+            Expect::Records => Ok(records),
+            Expect::LinesContaining(any) => {
+                let finders: Vec<memchr::memmem::Finder> =
+                    any.iter().map(|s| memchr::memmem::Finder::new(s.as_bytes())).collect();
+                let (mut n, mut hit) = (0, false);
+                for_each_line(File::open(corpus)?, |piece, last| {
+                    hit |= finders.iter().any(|f| f.find(piece).is_some());
+                    if last {
+                        n += u64::from(hit);
+                        hit = false;
+                    }
+                })?;
+                Ok(n)
+            }
+        }
+    }
+}
+
+/// Calls `f(piece, last)` for each line of `reader` (without its `\n`), in bounded
+/// memory: a line longer than the buffer comes in several pieces, `last` true on its last
+/// one. (A needle split across two pieces of such a line is not seen: no workload's
+/// needle is near 1 MiB apart from a line start.)
+fn for_each_line(mut reader: impl Read, mut f: impl FnMut(&[u8], bool)) -> io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut filled = 0;
+    loop {
+        let n = reader.read(&mut buf[filled..])?;
+        let end = filled + n;
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', &buf[filled..end]) {
+            f(&buf[start..filled + nl], true);
+            start = filled + nl + 1;
+        }
+        if n == 0 {
+            if start < end {
+                f(&buf[start..end], true);
+            }
+            return Ok(());
+        }
+        if start == 0 && end == buf.len() {
+            // A line longer than the buffer: hand over what we have.
+            f(&buf[..end], false);
+            filled = 0;
+            continue;
+        }
+        buf.copy_within(start..end, 0);
+        filled = end - start;
+    }
+}
+
+/// What a run's output file holds: its event (line) count and which forbidden strings
+/// it contains.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputCheck {
+    /// Lines.
+    pub events: u64,
+    /// The forbidden strings found.
+    pub found: Vec<String>,
+}
+
+/// Counts the lines of `output` and looks for each of `forbid` in them.
+pub fn check_output(output: &Path, forbid: &[String]) -> io::Result<OutputCheck> {
+    let finders: Vec<memchr::memmem::Finder> = forbid
+        .iter()
+        .map(|s| memchr::memmem::Finder::new(s.as_bytes()))
+        .collect();
+    let mut seen = vec![false; forbid.len()];
+    let mut events = 0;
+    for_each_line(File::open(output)?, |piece, last| {
+        events += u64::from(last);
+        for (f, seen) in finders.iter().zip(&mut seen) {
+            *seen |= f.find(piece).is_some();
+        }
+    })?;
+    Ok(OutputCheck {
+        events,
+        found: forbid
+            .iter()
+            .zip(seen)
+            .filter(|(_, s)| *s)
+            .map(|(f, _)| f.clone())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_workloads_load_and_cover_every_corpus_kind() {
+        let all = load_dir(&default_dir()).unwrap();
+        for (kind, _) in crate::corpus::KINDS {
+            assert!(all.iter().any(|w| w.corpus == *kind), "no workload reads `{kind}`");
+        }
+        for w in &all {
+            assert!(!w.about.is_empty(), "{}: no description", w.name);
+        }
+        let names: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
+        for want in [
+            "passthrough",
+            "multiline-java",
+            "nginx-regex",
+            "json-filter",
+            "delimiter",
+            "cri",
+        ] {
+            assert!(names.contains(&want), "{want}");
+        }
+    }
+
+    #[test]
+    fn parse_and_substitute() {
+        let text = "# about it\n# bench:\n#   corpus: json\n#   expect: { lines_containing: [x] }\n\
+                    #   forbid: ['\"_error\"']\ninputs: [{type: file, paths: ['{corpus}'], mode: once}]\n\
+                    outputs: [{type: file, path: '{output}'}]\n";
+        let w = Workload::parse(Path::new("/w/j.yaml"), text).unwrap();
+        assert_eq!(
+            (w.name.as_str(), w.about.as_str(), w.corpus.as_str()),
+            ("j", "about it", "json")
+        );
+        assert_eq!(w.expect, Expect::LinesContaining(vec!["x".into()]));
+        assert_eq!(w.forbid, vec!["\"_error\"".to_string()]);
+        let p = w.pipeline(Path::new("/c/it's.log"), Path::new("/o/out"));
+        assert!(
+            p.contains("paths: ['/c/it''s.log']") && p.contains("path: '/o/out'"),
+            "{p}"
+        );
+
+        let bad = |t: &str| Workload::parse(Path::new("x.yaml"), t).unwrap_err();
+        assert!(bad("inputs: []\n").contains("no `# bench:`"));
+        assert!(bad("# bench:\n#   corpus: nope\n#   expect: records\n{corpus}{output}").contains("unknown corpus"));
+        assert!(bad("# bench:\n#   corpus: json\n#   expect: records\n{corpus}").contains("{output}"));
+        assert!(bad("# bench:\n#   corpus: json\n#   expect: all\n{corpus}{output}").contains("bench:"));
+    }
+
+    #[test]
+    fn counting_lines_and_needles() {
+        let dir = std::env::temp_dir().join(format!("weir-perf-wl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.log");
+        let long = "z".repeat(3 << 20);
+        std::fs::write(&f, format!("a warn\nb\n{long}warn\nerror c\nlast warn")).unwrap();
+        let e = Expect::LinesContaining(vec!["warn".into(), "error".into()]);
+        assert_eq!(e.count(&f, 99).unwrap(), 4);
+        assert_eq!(Expect::Records.count(&f, 99).unwrap(), 99);
+        let c = check_output(&f, &["error".into(), "nope".into()]).unwrap();
+        assert_eq!(c.found, vec!["error".to_string()]);
+        assert_eq!(c.events, 5, "a 3 MiB line is one event");
+        std::fs::write(&f, "x\ny\n").unwrap();
+        assert_eq!(check_output(&f, &[]).unwrap().events, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
