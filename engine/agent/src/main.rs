@@ -49,6 +49,90 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Run named workloads as child `weir run` processes and report input MB/s per
+    /// CPU-second, events/s, wall MB/s and peak RSS (see perf/README.md).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// A workload to run (repeat for several; default: all of them).
+    #[arg(short, long = "workload", value_name = "WORKLOAD")]
+    workloads: Vec<String>,
+    /// Corpus size.
+    #[arg(long, default_value = "256MiB")]
+    size: weir_core::units::ByteSize,
+    /// Runs per workload; the table shows their median and range.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Corpus seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the machine-readable report here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Compare with an earlier `--json` report; exit non-zero when a workload is slower.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// How many percent slower than the baseline counts as a regression.
+    #[arg(long, default_value_t = 10.0, value_name = "PCT")]
+    threshold: f64,
+    /// Also run Fluent Bit and Vector (those on PATH) on the same corpora.
+    #[arg(long)]
+    peers: bool,
+    /// Draw a bar chart of MB/s per CPU-second here.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// The workload files (default: perf/workloads of the source tree).
+    #[arg(long, value_name = "DIR")]
+    workloads_dir: Option<PathBuf>,
+    /// The peers' configs (default: perf/peers of the source tree).
+    #[arg(long, value_name = "DIR")]
+    peers_dir: Option<PathBuf>,
+    /// Where corpora are cached (default: $XDG_CACHE_HOME/weir/corpora).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Where the runs' pipelines and outputs go (default: next to the cache).
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+}
+
+fn bench(args: BenchArgs) -> ExitCode {
+    let weir = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot find the weir binary to run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut opts = weir_perf::bench::Options::new(weir, env!("CARGO_PKG_VERSION"));
+    opts.workloads = args.workloads;
+    opts.size = args.size.0;
+    opts.runs = args.runs;
+    opts.seed = args.seed;
+    opts.json = args.json;
+    opts.baseline = args.baseline;
+    opts.threshold = args.threshold;
+    opts.peers = args.peers;
+    opts.svg = args.svg;
+    opts.work_dir = args.work_dir;
+    if let Some(d) = args.workloads_dir {
+        opts.workloads_dir = d;
+    }
+    if let Some(d) = args.peers_dir {
+        opts.peers_dir = d;
+    }
+    if let Some(d) = args.cache_dir {
+        opts.cache_dir = d;
+    }
+    match weir_perf::bench::run(&opts) {
+        Ok(weir_perf::bench::Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(weir_perf::bench::Outcome::Regressed) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -93,6 +177,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Bench(args) => bench(args),
         Command::Run { config, workers } => {
             let loaded = match config::load(&config) {
                 Ok(l) => l,
