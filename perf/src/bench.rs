@@ -1323,4 +1323,134 @@ mod tests {
         assert_eq!(s.matches("<rect x=").count(), 4 + 2, "four bars and two legend keys");
         assert!(s.contains("nginx-regex") && s.contains(">vector<"));
     }
+
+    /// Every config in `perf/peers/<peer>/` parses (after substitution), belongs to a
+    /// shipped workload, reads the corpus and writes the output where the harness looks,
+    /// and refers only to components it defines.
+    #[test]
+    fn shipped_peer_configs_parse_and_fit_the_harness() {
+        let opts = Options::new(PathBuf::from("weir"), "0");
+        let workloads = workload::load_dir(&opts.workloads_dir).unwrap();
+        let (corpus, output, out_dir) = (Path::new("/c/it's.log"), Path::new("/o/out.json"), Path::new("/o"));
+        for peer in PEERS {
+            let dir = opts.peers_dir.join(peer.name);
+            let mut covered = Vec::new();
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+                assert!(
+                    peer.exts.contains(&ext),
+                    "{}: not a {} config",
+                    path.display(),
+                    peer.name
+                );
+                let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+                assert!(
+                    workloads.iter().any(|w| w.name == stem),
+                    "{}: no such workload",
+                    path.display()
+                );
+                let text = workload::substitute(
+                    &std::fs::read_to_string(&path).unwrap(),
+                    &[
+                        ("corpus", corpus),
+                        ("output", output),
+                        ("output_dir", out_dir),
+                        ("output_file", Path::new("out.json")),
+                        ("data_dir", Path::new("/d")),
+                        ("config_dir", &dir),
+                    ],
+                );
+                assert!(
+                    !text.contains("{corpus}") && !text.contains("{output"),
+                    "{}",
+                    path.display()
+                );
+                let v: serde_json::Value =
+                    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let what = path.display().to_string();
+                match peer.name {
+                    "fluent-bit" => check_fluent_bit(&what, &v, corpus),
+                    "vector" => check_vector(&what, &v, output),
+                    other => panic!("no check for {other}"),
+                }
+                covered.push(stem);
+            }
+            for w in &workloads {
+                assert!(covered.contains(&w.name), "{} has no config for {}", peer.name, w.name);
+            }
+        }
+    }
+
+    fn check_fluent_bit(what: &str, v: &serde_json::Value, corpus: &Path) {
+        let inputs = v["pipeline"]["inputs"].as_array().expect("pipeline.inputs");
+        let tail = &inputs[0];
+        assert_eq!(inputs.len(), 1, "{what}");
+        assert_eq!(tail["name"], "tail", "{what}");
+        assert_eq!(tail["path"], corpus.to_str().unwrap(), "{what}");
+        assert_eq!(tail["exit_on_eof"], true, "{what}: must stop at the end of the corpus");
+        assert_eq!(tail["read_from_head"], true, "{what}");
+        let out = &v["pipeline"]["outputs"][0];
+        assert_eq!(
+            (&out["name"], &out["format"]),
+            (&"file".into(), &"plain".into()),
+            "{what}"
+        );
+        assert_eq!(
+            (&out["path"], &out["file"]),
+            (&"/o".into(), &"out.json".into()),
+            "{what}"
+        );
+        let names = |section: &str| -> Vec<String> {
+            v[section]
+                .as_array()
+                .map(|a| a.iter().map(|p| p["name"].as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        if let Some(ml) = tail["multiline.parser"].as_str() {
+            let builtin = ["cri", "docker", "go", "python", "java", "ruby"];
+            assert!(
+                builtin.contains(&ml) || names("multiline_parsers").contains(&ml.to_string()),
+                "{what}: {ml}"
+            );
+        }
+        for f in v["pipeline"]["filters"].as_array().into_iter().flatten() {
+            if f["name"] == "parser" {
+                let p = f["parser"].as_str().unwrap();
+                assert!(
+                    names("parsers").contains(&p.to_string()),
+                    "{what}: parser {p} is not defined"
+                );
+                assert_eq!(f["key_name"], "log", "{what}");
+            }
+        }
+    }
+
+    fn check_vector(what: &str, v: &serde_json::Value, output: &Path) {
+        assert_eq!(v["data_dir"], "/d", "{what}");
+        let sources = v["sources"].as_object().expect("sources");
+        assert!(
+            sources.values().all(|s| s["type"] == "stdin"),
+            "{what}: the corpus comes on stdin"
+        );
+        let transforms = v["transforms"].as_object().cloned().unwrap_or_default();
+        let sinks = v["sinks"].as_object().expect("sinks");
+        assert_eq!(sinks.len(), 1, "{what}");
+        let sink = sinks.values().next().unwrap();
+        assert_eq!(
+            (&sink["type"], &sink["path"]),
+            (&"file".into(), &output.to_str().unwrap().into()),
+            "{what}"
+        );
+        assert_eq!(sink["encoding"]["codec"], "json", "{what}");
+        for c in transforms.values().chain(sinks.values()) {
+            for input in c["inputs"].as_array().expect("inputs") {
+                let name = input.as_str().unwrap();
+                assert!(
+                    sources.contains_key(name) || transforms.contains_key(name),
+                    "{what}: no component {name}"
+                );
+            }
+        }
+    }
 }
