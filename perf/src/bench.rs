@@ -543,7 +543,8 @@ fn ensure_corpus(dir: &Path, kind: &str, size: u64, seed: u64) -> Result<(PathBu
         return Ok((path, m.records, m.bytes));
     }
     let fail = |e: io::Error| format!("generating {}: {e}", path.display());
-    let tmp = dir.join(format!("{stem}.log.tmp"));
+    // Per process: two benches may fill the same cache at once.
+    let tmp = dir.join(format!("{stem}.log.{}.tmp", std::process::id()));
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(fail)?);
     let written = corpus::write(kind, size, seed, &mut out)
         .ok_or_else(|| format!("unknown corpus kind `{kind}`"))?
