@@ -49,7 +49,7 @@ fn gen_gives_the_same_bytes_for_the_same_seed() {
     }
 }
 
-fn f64_at<'a>(v: &'a Value, path: &str) -> f64 {
+fn f64_at(v: &Value, path: &str) -> f64 {
     let mut at = v;
     for key in path.split('.') {
         at = &at[key];
