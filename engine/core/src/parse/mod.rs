@@ -14,6 +14,7 @@ pub mod delimiter;
 pub mod json;
 pub mod kv;
 pub mod regex;
+mod scanner;
 pub mod time;
 
 use std::borrow::Cow;
