@@ -378,6 +378,28 @@ mod tests {
     }
 
     #[test]
+    fn long_strings_with_a_special_byte_anywhere_match_serde_json() {
+        let base: Vec<u8> = (0..100u8).map(|i| b'a' + i % 26).collect();
+        for at in 0..base.len() {
+            for special in [
+                &b"\""[..],
+                b"\\",
+                b"\n",
+                b"\x01",
+                "é".as_bytes(),
+                "日".as_bytes(),
+                b"\xff",
+                b"\xe2\x82",
+            ] {
+                let mut s = base.clone();
+                s.splice(at..at + 1, special.iter().copied());
+                s.extend_from_slice(&base);
+                assert_eq!(json(&s), reference(&s), "at {at}, {special:?}");
+            }
+        }
+    }
+
+    #[test]
     fn sse2_and_swar_scans_agree() {
         let mut s: Vec<u8> = (0..200u8).map(|i| b'a' + i % 26).collect();
         assert_eq!(find_special(&s, 0), s.len());

@@ -487,9 +487,11 @@ impl Batch {
 
     /// Empties the event list, keeping the heap field lists for reuse.
     fn recycle_events(&mut self) {
-        for mut e in self.events.drain(..) {
+        // In place: moving each event out (`drain`) cost a tenth of the line splitter.
+        for e in &mut self.events {
             keep_field_list(&mut self.spare_fields, &mut e.fields);
         }
+        self.events.clear();
     }
 
     /// A new event over `raw` (see [`Event::from_line`]), reusing a spare field list.
