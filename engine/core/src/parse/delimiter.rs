@@ -392,9 +392,7 @@ impl Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::line::{LineOptions, read_all};
     use crate::model::Batch;
-    use crate::pipeline::Processor;
 
     /// A config with the defaults and `keys`, plus JSON overrides.
     fn config(keys: &[&str], extra: serde_json::Value) -> ParseDelimiterConfig {
@@ -405,25 +403,12 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
-    /// Runs `config` over `text` (a chunk size of 7 bytes in a second pass must agree):
-    /// each event as `name=value` pairs, the failures, and the batches.
+    /// Runs `config` over `text` (see `parse::testing::run_twice`): each event as
+    /// `name=value` pairs, the failures, the batches and the key table.
     fn run(config: &ParseDelimiterConfig, text: &str) -> (Vec<String>, u64, Vec<Batch>, Arc<KeyTable>) {
         let keys = KeyTable::new();
-        let mut parser = config.build(&keys).unwrap();
-        let (mut batches, _) = read_all(text.as_bytes(), 1 << 16, &LineOptions::default()).unwrap();
-        let mut failures = 0;
-        for batch in &mut batches {
-            parser.process(batch);
-            failures += parser.take_failures();
-        }
-        let events = render(&batches, &keys);
-        // Small chunks: the parser's scratch state must not leak between events/batches.
-        let (mut small, _) = read_all(text.as_bytes(), 7, &LineOptions::default()).unwrap();
-        let mut again = config.build(&keys).unwrap();
-        for batch in &mut small {
-            again.process(batch);
-        }
-        assert_eq!(render(&small, &keys), events, "chunk size changes the result");
+        let (events, failures, batches) =
+            crate::parse::testing::run_twice(|| config.build(&keys).unwrap(), text, |b| render(b, &keys));
         (events, failures, batches, keys)
     }
 

@@ -289,24 +289,12 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
-    /// Runs `config` over `text`: each live event as `name=value` pairs, the failures,
-    /// the batches and the key table. A second pass at a 7-byte chunk size must agree.
+    /// Runs `config` over `text` (see `parse::testing::run_twice`): each event as
+    /// `name=value` pairs, the failures, the batches and the key table.
     fn run(config: &ParseKvConfig, text: &str) -> (Vec<String>, u64, Vec<Batch>, Arc<KeyTable>) {
         let keys = KeyTable::new();
-        let mut parser = config.build(&keys).unwrap();
-        let (mut batches, _) = read_all(text.as_bytes(), 1 << 16, &LineOptions::default()).unwrap();
-        let mut failures = 0;
-        for batch in &mut batches {
-            parser.process(batch);
-            failures += parser.take_failures();
-        }
-        let events = render(&batches, &keys);
-        let (mut small, _) = read_all(text.as_bytes(), 7, &LineOptions::default()).unwrap();
-        let mut again = config.build(&keys).unwrap();
-        for batch in &mut small {
-            again.process(batch);
-        }
-        assert_eq!(render(&small, &keys), events, "chunk size changes the result");
+        let (events, failures, batches) =
+            crate::parse::testing::run_twice(|| config.build(&keys).unwrap(), text, |b| render(b, &keys));
         (events, failures, batches, keys)
     }
 

@@ -199,6 +199,39 @@ impl<P: FieldParse> Processor for FieldParser<P> {
     }
 }
 
+/// Helpers shared by the parsers' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::line::{LineOptions, read_all};
+    use crate::model::Batch;
+    use crate::pipeline::Processor;
+
+    /// Runs a processor from `build` over `text` at a 64 KiB chunk size, then a fresh one at
+    /// 7 bytes, and checks both render alike (scratch state must not leak between events or
+    /// batches). Returns the rendering, the failures of the first run and its batches.
+    pub(crate) fn run_twice<P: Processor>(
+        build: impl Fn() -> P,
+        text: &str,
+        render: impl Fn(&[Batch]) -> Vec<String>,
+    ) -> (Vec<String>, u64, Vec<Batch>) {
+        let mut parser = build();
+        let (mut batches, _) = read_all(text.as_bytes(), 1 << 16, &LineOptions::default()).unwrap();
+        let mut failures = 0;
+        for batch in &mut batches {
+            parser.process(batch);
+            failures += parser.take_failures();
+        }
+        let events = render(&batches);
+        let (mut small, _) = read_all(text.as_bytes(), 7, &LineOptions::default()).unwrap();
+        let mut again = build();
+        for batch in &mut small {
+            again.process(batch);
+        }
+        assert_eq!(render(&small), events, "chunk size changes the result");
+        (events, failures, batches)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
