@@ -44,6 +44,9 @@ struct KeyTableInner {
 }
 
 impl KeyTable {
+    /// Most distinct field names a pipeline holds (a few MiB at most).
+    pub const MAX_KEYS: usize = 16_384;
+
     /// A table holding the well-known keys ([`Key::MESSAGE`], [`Key::CUT`]).
     pub fn new() -> Arc<KeyTable> {
         let table = KeyTable {
@@ -55,20 +58,34 @@ impl KeyTable {
         Arc::new(table)
     }
 
-    /// The key for `name`, adding it if it is new.
+    /// The key for `name`, adding it if it is new. For names known when a pipeline is
+    /// built (config keys): panics if the table is full, which only names seen at run time
+    /// can cause; those go through [`KeyTable::try_intern`].
     pub fn intern(&self, name: &str) -> Key {
+        self.try_intern(name)
+            .expect("the key table is full (more than MAX_KEYS distinct field names)")
+    }
+
+    /// The key for `name`, adding it if it is new and the table holds fewer than
+    /// [`KeyTable::MAX_KEYS`] names. Parsers intern the names they find in the data this
+    /// way: input with endless distinct field names then gets a counted failure instead of
+    /// growing memory without bound.
+    pub fn try_intern(&self, name: &str) -> Option<Key> {
         if let Some(key) = self.get(name) {
-            return key;
+            return Some(key);
         }
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if let Some(&key) = inner.ids.get(name) {
-            return key;
+            return Some(key);
         }
-        let key = Key(u32::try_from(inner.names.len()).expect("more than 2^32 field names"));
+        if inner.names.len() >= Self::MAX_KEYS {
+            return None;
+        }
+        let key = Key(u32::try_from(inner.names.len()).expect("MAX_KEYS fits in u32"));
         let name: Arc<str> = Arc::from(name);
         inner.names.push(name.clone());
         inner.ids.insert(name, key);
-        key
+        Some(key)
     }
 
     /// The key for `name` if it was interned.
@@ -582,6 +599,21 @@ mod tests {
         }
         assert_eq!(a.fields(), b.fields());
         assert_eq!(a.fields().len(), 3);
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let keys = KeyTable::new();
+        let mut n = keys.len();
+        while keys.try_intern(&format!("f{n}")).is_some() {
+            n += 1;
+        }
+        assert_eq!(keys.len(), KeyTable::MAX_KEYS);
+        assert_eq!(
+            keys.try_intern("message"),
+            Some(Key::MESSAGE),
+            "known names still resolve"
+        );
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl DelimiterParser {
             let key = if column < n_keys {
                 self.keys[column]
             } else {
-                self.extra_key(column)
+                self.extra_key(column)?
             };
             if column + 1 == n_keys && next.is_some() && self.overflow == Overflow::Keep {
                 let rest = input.slice(pos, line.len() - pos);
@@ -196,14 +196,19 @@ impl DelimiterParser {
         }
     }
 
-    /// The key of 0-based `column` past the keys: `_column{column + 1}`.
-    fn extra_key(&mut self, column: usize) -> Key {
+    /// The key of 0-based `column` past the keys: `_column{column + 1}`. Fails when the
+    /// key table is full (a line with thousands of columns).
+    fn extra_key(&mut self, column: usize) -> Result<Key, ParseFailure> {
         let i = column - self.keys.len();
         while self.extra_keys.len() <= i {
             let n = self.keys.len() + self.extra_keys.len() + 1;
-            self.extra_keys.push(self.table.intern(&format!("_column{n}")));
+            let key = self
+                .table
+                .try_intern(&format!("_column{n}"))
+                .ok_or(super::TOO_MANY_KEYS)?;
+            self.extra_keys.push(key);
         }
-        self.extra_keys[i]
+        Ok(self.extra_keys[i])
     }
 
     /// Parses the column that starts at `pos`: its value and where the next column

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
 
-use super::{Common, FieldParse, FieldParser, OnFailure, ParseFailure, Parsed, default_field};
+use super::{Common, FieldParse, FieldParser, OnFailure, ParseFailure, Parsed, TOO_MANY_KEYS, default_field};
 use crate::encode::write_json_str;
 use crate::model::{Bufs, Key, KeyTable, Span, Value};
 use crate::processors::BuildError;
@@ -167,28 +167,32 @@ fn write_static(s: StaticNode, out: &mut Vec<u8>) {
 }
 
 impl JsonParser {
-    fn intern(&mut self, name: &[u8]) -> Key {
+    /// The key for `name`; `None` when the key table is full.
+    fn intern(&mut self, name: &[u8]) -> Option<Key> {
         if let Some(&k) = self.key_cache.get(name) {
-            return k;
+            return Some(k);
         }
-        let key = self.keys.intern(&String::from_utf8_lossy(name));
+        let key = self.keys.try_intern(&String::from_utf8_lossy(name))?;
+        if self.key_cache.len() >= 4096 {
+            self.key_cache.clear();
+        }
         self.key_cache.insert(name.into(), key);
-        key
+        Some(key)
     }
 
-    fn top_key(&mut self, pos: usize, name: &[u8]) -> Key {
+    fn top_key(&mut self, pos: usize, name: &[u8]) -> Option<Key> {
         if let Some((bytes, key)) = self.recent.get(pos)
             && **bytes == *name
         {
-            return *key;
+            return Some(*key);
         }
-        let key = self.intern(name);
+        let key = self.intern(name)?;
         if pos < self.recent.len() {
             self.recent[pos] = (name.into(), key);
-        } else if pos == self.recent.len() {
+        } else if pos == self.recent.len() && pos < 256 {
             self.recent.push((name.into(), key));
         }
-        key
+        Some(key)
     }
 }
 
@@ -198,6 +202,8 @@ struct Emit<'p> {
     parser: &'p mut JsonParser,
     input: Span,
     base: usize,
+    /// A name could not be interned: the key table is full.
+    full: bool,
 }
 
 impl Emit<'_> {
@@ -244,7 +250,10 @@ impl Emit<'_> {
             let flatten_here = self.parser.flatten.is_some() && matches!(value_nodes[0], Node::Object { .. });
             match prefix_len {
                 None if !flatten_here => {
-                    let key = self.parser.top_key(pos, name.as_bytes());
+                    let Some(key) = self.parser.top_key(pos, name.as_bytes()) else {
+                        self.full = true;
+                        return;
+                    };
                     let value = self.value(value_nodes, bufs);
                     out.fields.push((key, value));
                 }
@@ -264,6 +273,10 @@ impl Emit<'_> {
                         let full = std::mem::take(&mut self.parser.name);
                         let key = self.parser.intern(&full);
                         self.parser.name = full;
+                        let Some(key) = key else {
+                            self.full = true;
+                            return;
+                        };
                         let value = self.value(value_nodes, bufs);
                         out.fields.push((key, value));
                     }
@@ -291,9 +304,10 @@ impl FieldParse for JsonParser {
                     parser: self,
                     input,
                     base,
+                    full: false,
                 };
                 emit.object(&tape.0, None, bufs, out);
-                Ok(())
+                if emit.full { Err(TOO_MANY_KEYS) } else { Ok(()) }
             }
         };
         self.tape = Some(tape.reset());
@@ -308,7 +322,7 @@ mod tests {
     use super::*;
     use crate::encode::{Encoder, JsonEncoder};
     use crate::line::{LineOptions, read_all};
-    use crate::model::Buf;
+    use crate::model::{Buf, Key};
     use crate::pipeline::Processor;
 
     fn config() -> ParseJsonConfig {
@@ -414,6 +428,25 @@ mod tests {
     fn shapes_that_change_between_events_get_the_right_keys() {
         let (out, _) = run(&config(), "{\"a\":1,\"b\":2}\n{\"b\":3,\"a\":4}\n{\"c\":5}\n");
         assert_eq!(out, vec![r#"{"a":1,"b":2}"#, r#"{"b":3,"a":4}"#, r#"{"c":5}"#]);
+    }
+
+    #[test]
+    fn new_names_beyond_the_key_table_bound_are_counted_failures() {
+        let keys = KeyTable::new();
+        let mut p = config().build(&keys).unwrap();
+        let mut n = 0;
+        while keys.len() < KeyTable::MAX_KEYS - 1 {
+            keys.try_intern(&format!("filler{n}")).unwrap();
+            n += 1;
+        }
+        let text = "{\"a\":1}\n{\"b\":2}\n{\"a\":3}\n";
+        let (mut batches, _) = read_all(text.as_bytes(), 1 << 16, &LineOptions::default()).unwrap();
+        p.process(&mut batches[0]);
+        assert_eq!(p.take_failures(), 1, "`b` finds the table full; `a` took the last name");
+        let ev = batches[0].events();
+        assert!(ev[0].get(keys.get("a").unwrap()).is_some());
+        assert!(ev[1].get(Key::MESSAGE).is_some(), "the failed event is kept unchanged");
+        assert!(ev[2].get(keys.get("a").unwrap()).is_some(), "known names still parse");
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl KvParser {
             let vs = next_vs.get(&self.value_split, line, pos);
             if fs <= vs {
                 // A bare key: no `value_split` before the end of the pair.
-                let key = self.key(&line[pos..fs]);
+                let key = self.key(&line[pos..fs])?;
                 out.fields.push((key, Value::Bool(true)));
                 pos = fs;
                 continue;
@@ -178,7 +178,7 @@ impl KvParser {
             if vs == pos {
                 return Err(ParseFailure::fixed("empty key"));
             }
-            let key = self.key(&line[pos..vs]);
+            let key = self.key(&line[pos..vs])?;
             pos = vs + self.value_split.len();
             let cell = match self.quote {
                 Some(q) if line.get(pos) == Some(&q) => {
@@ -253,19 +253,20 @@ impl KvParser {
     }
 
     /// The key for `name` as it appears in the line; interned (with the prefix) once.
-    fn key(&mut self, name: &[u8]) -> Key {
+    /// Fails when the key table is full.
+    fn key(&mut self, name: &[u8]) -> Result<Key, ParseFailure> {
         if let Some(&key) = self.key_cache.get(name) {
-            return key;
+            return Ok(key);
         }
         self.name.clear();
         self.name.push_str(&self.prefix);
         self.name.push_str(&String::from_utf8_lossy(name));
-        let key = self.table.intern(&self.name);
+        let key = self.table.try_intern(&self.name).ok_or(super::TOO_MANY_KEYS)?;
         if self.key_cache.len() >= KEY_CACHE_CAPACITY {
             self.key_cache.clear();
         }
         self.key_cache.insert(name.into(), key);
-        key
+        Ok(key)
     }
 }
 
