@@ -89,23 +89,16 @@ fn fields_by_name_or_key() {
 #[test]
 fn malformed_batches_are_rejected_before_any_read() {
     let good = flatten(&sample());
-    let cases: Vec<(&str, Box<dyn Fn(&mut flat::Batch)>)> = vec![
-        ("raw span", Box::new(|b| b.events[1].raw.len = 1_000)),
-        (
-            "raw span overflow",
-            Box::new(|b| {
-                b.events[0].raw = Span {
-                    start: u32::MAX,
-                    len: 2,
-                }
-            }),
-        ),
-        ("field span", Box::new(|b| b.events[2].fields.len += 1)),
-        ("key id", Box::new(|b| b.fields[4].key = 99)),
-        (
-            "value span",
-            Box::new(|b| b.fields[5].value = Value::Json(Span { start: 0, len: 9_999 })),
-        ),
+    let cases: [(&str, fn(&mut flat::Batch)); 5] = [
+        ("raw span", |b| b.events[1].raw.len = 1_000),
+        ("raw span overflow", |b| {
+            b.events[0].raw = Span::new(u32::MAX as usize, 2)
+        }),
+        ("field span", |b| b.events[2].fields.len += 1),
+        ("key id", |b| b.fields[4].key = 99),
+        ("value span", |b| {
+            b.fields[5].value = Value::Json(Span { start: 0, len: 9_999 })
+        }),
     ];
     for (what, break_it) in cases {
         let mut batch = good.clone();
