@@ -86,10 +86,13 @@ fn fields_by_name_or_key() {
     assert_eq!(c.index(), 2);
 }
 
+/// Breaks one rule of the flat layout.
+type BreakBatch = fn(&mut flat::Batch);
+
 #[test]
 fn malformed_batches_are_rejected_before_any_read() {
     let good = flatten(&sample());
-    let cases: [(&str, fn(&mut flat::Batch)); 5] = [
+    let cases: [(&str, BreakBatch); 5] = [
         ("raw span", |b| b.events[1].raw.len = 1_000),
         ("raw span overflow", |b| {
             b.events[0].raw = Span::new(u32::MAX as usize, 2)
