@@ -83,6 +83,10 @@ mod plugin;
 pub mod testing;
 mod view;
 
+/// The WIT package (and version) this SDK targets: the world is
+/// `weir:plugin/processor@0.1.0`.
+pub const WIT_PACKAGE: &str = "weir:plugin@0.1.0";
+
 pub use edits::Edits;
 pub use flat::FormatError;
 pub use log::{Level, log};

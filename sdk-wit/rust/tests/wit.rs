@@ -15,7 +15,7 @@ fn load() -> (Resolve, PackageId) {
 #[test]
 fn package_is_weir_plugin_0_1_0() {
     let (resolve, pkg) = load();
-    assert_eq!(resolve.packages[pkg].name.to_string(), "weir:plugin@0.1.0");
+    assert_eq!(resolve.packages[pkg].name.to_string(), weir_sdk::WIT_PACKAGE);
     let mut interfaces: Vec<&str> = resolve.packages[pkg].interfaces.keys().map(String::as_str).collect();
     interfaces.sort();
     assert_eq!(interfaces, ["batch-processor", "logging", "types"]);
