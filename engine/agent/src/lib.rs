@@ -1,6 +1,7 @@
 //! The Weir agent: the pipeline file, the runtime that moves batches from inputs through
 //! workers to outputs, and the pieces the `weir` command line is made of.
 
+pub mod checkpoint;
 pub mod config;
 pub mod inputs;
 pub mod outputs;
