@@ -35,6 +35,7 @@
 //! `signature` is the FNV-1a 64 hash of the first `signed_len` bytes, as 16 hex digits (a
 //! string, so tools that read JSON numbers as doubles keep it exact). `path` is the path the
 //! file was last seen at, for people and for `weir doctor`; it plays no part in matching.
+//! (A path that is not UTF-8 is stored lossily: it is only for display.)
 //! It is written atomically: a temporary file ([`TEMP_FILE`]) in the same directory, written
 //! and fsynced, renamed over the old one, then the directory fsynced. A crash at any point
 //! leaves either the old or the new file whole. One process owns a data directory.
@@ -299,6 +300,10 @@ pub enum Lookup<'a> {
 /// longest identity it was committed with, so a lookup checks the signature with
 /// [`FileIdentity::same_file_as`] (in either direction, so a caller still holding the shorter
 /// identity it took at open finds the entry that a longer one upgraded).
+///
+/// The store is `Send` but not `Sync` (the save bookkeeping is in `Cell`s): one task owns it,
+/// or it sits behind a `Mutex`. It does no I/O except in [`load`](Self::load),
+/// [`save`](Self::save) and [`save_if_due`](Self::save_if_due).
 #[derive(Debug)]
 pub struct Checkpoints {
     dir: PathBuf,
@@ -574,5 +579,34 @@ impl Checkpoints {
         self.save()?;
         self.last_save.set(Some(now));
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The signature is stored on disk: pin the hash to the published FNV-1a 64 test vectors so
+    /// a change to it cannot go unnoticed (it would make every saved checkpoint miss).
+    #[test]
+    fn fnv1a64_matches_the_reference_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn identity_signs_at_most_the_signature_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.log");
+        let bytes: Vec<u8> = (0..3 * SIGNATURE_LEN).map(|i| (i % 251) as u8).collect();
+        fs::write(&p, &bytes).unwrap();
+        let id = FileIdentity::of_path(&p).unwrap();
+        assert_eq!(id.signed_len(), SIGNATURE_LEN as u64);
+        assert_eq!(id.signature(), fnv1a64(&bytes[..SIGNATURE_LEN]));
+        let empty = dir.path().join("empty.log");
+        fs::write(&empty, b"").unwrap();
+        let e = FileIdentity::of_path(&empty).unwrap();
+        assert_eq!((e.signed_len(), e.signature()), (0, fnv1a64(b"")));
     }
 }
