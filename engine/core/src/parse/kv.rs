@@ -300,26 +300,7 @@ mod tests {
     }
 
     fn render(batches: &[Batch], keys: &KeyTable) -> Vec<String> {
-        let mut events = Vec::new();
-        for batch in batches {
-            for event in batch.live() {
-                let fields: Vec<String> = event
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        let v = match f.value {
-                            Value::Str(s) => {
-                                format!("{:?}", String::from_utf8_lossy(batch.bytes(s)))
-                            }
-                            other => format!("{other:?}"),
-                        };
-                        format!("{}={v}", keys.name(f.key))
-                    })
-                    .collect();
-                events.push(fields.join(" "));
-            }
-        }
-        events
+        crate::parse::testing::render(batches, keys, true, " ")
     }
 
     #[test]

@@ -234,6 +234,32 @@ pub(crate) mod testing {
         assert_eq!(render(&small), events, "chunk size changes the result");
         (events, failures, batches)
     }
+
+    /// Each live event as `name=value` pairs joined by `sep`; string values quoted
+    /// (`{:?}`) when `quote` is set, other values as their `Debug` form.
+    pub(crate) fn render(batches: &[Batch], keys: &crate::model::KeyTable, quote: bool, sep: &str) -> Vec<String> {
+        let mut events = Vec::new();
+        for batch in batches {
+            for event in batch.live() {
+                let fields: Vec<String> = event
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        let v = match f.value {
+                            crate::model::Value::Str(s) if quote => {
+                                format!("{:?}", String::from_utf8_lossy(batch.bytes(s)))
+                            }
+                            crate::model::Value::Str(s) => String::from_utf8_lossy(batch.bytes(s)).into_owned(),
+                            other => format!("{other:?}"),
+                        };
+                        format!("{}={v}", keys.name(f.key))
+                    })
+                    .collect();
+                events.push(fields.join(sep));
+            }
+        }
+        events
+    }
 }
 
 #[cfg(test)]
