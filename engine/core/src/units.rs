@@ -1,5 +1,6 @@
 //! Human-friendly sizes in configs and on the command line: `1048576`, `64KiB`, `1 MiB`,
 //! `10MB`, `32k`. Binary (`KiB`, `k`, `K`) and decimal (`KB`) units are both accepted.
+//! Durations read the same way: `250ms`, `5s`, `1.5s`, `2m`, `1h`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -79,6 +80,57 @@ impl<'de> serde::Deserialize<'de> for ByteSize {
     }
 }
 
+/// A duration from a config: `250ms`, `5s`, `1.5s`, `2m`, `1h`, `100us`. A bare number
+/// is refused: its unit would be a guess.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub std::time::Duration);
+
+impl FromStr for Dur {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Dur, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let num: f64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration (examples: 250ms, 5s, 2m)"))?;
+        let secs = match unit.trim() {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(format!("duration `{s}` needs a unit (ms, s, m, h)")),
+            other => return Err(format!("unknown duration unit `{other}` in `{s}` (use ns, us, ms, s, m, h)")),
+        };
+        std::time::Duration::try_from_secs_f64(num * secs)
+            .map(Dur)
+            .map_err(|_| format!("duration `{s}` is out of range"))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.subsec_nanos() == 0 {
+            write!(f, "{}s", d.as_secs())
+        } else if d.as_nanos().is_multiple_of(1_000_000) {
+            write!(f, "{}ms", d.as_millis())
+        } else {
+            write!(f, "{}us", d.as_micros())
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +151,24 @@ mod tests {
         assert!("12 parsecs".parse::<ByteSize>().is_err());
         assert!("lots".parse::<ByteSize>().is_err());
         assert_eq!(ByteSize(256 << 20).to_string(), "256MiB");
+    }
+
+    #[test]
+    fn parses_durations() {
+        use std::time::Duration;
+        for (s, want) in [
+            ("250ms", Duration::from_millis(250)),
+            ("5s", Duration::from_secs(5)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("2m", Duration::from_secs(120)),
+            ("1h", Duration::from_secs(3600)),
+            ("100us", Duration::from_micros(100)),
+        ] {
+            assert_eq!(s.parse::<Dur>(), Ok(Dur(want)), "{s}");
+        }
+        assert!("5".parse::<Dur>().unwrap_err().contains("needs a unit"));
+        assert!("5 fortnights".parse::<Dur>().is_err());
+        assert_eq!(Dur(Duration::from_millis(250)).to_string(), "250ms");
+        assert_eq!(Dur(Duration::from_secs(5)).to_string(), "5s");
     }
 }
