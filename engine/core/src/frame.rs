@@ -118,6 +118,8 @@ struct Open {
     bytes: usize,
     cut: bool,
     time: Option<i64>,
+    /// Source offset of the record's first line.
+    since: u64,
     /// What goes between the record's last line and the next one: for raw lines the
     /// bytes that followed it in the input (`\n`, `\r\n`, or nothing between the pieces
     /// of a cut line), so a record is the same bytes whether or not it crossed a chunk;
@@ -140,6 +142,8 @@ struct StreamState {
     partial: Vec<u8>,
     partial_open: bool,
     partial_time: Option<i64>,
+    /// Source offset of the first partial line.
+    partial_since: u64,
     /// The open multiline record.
     open: Option<Open>,
 }
@@ -161,6 +165,10 @@ pub struct Framer {
     streams: [StreamState; 3],
     json: JsonScratch,
     stats: FrameStats,
+    /// Source offset of the current chunk.
+    chunk_offset: u64,
+    /// Source offset of the line the current message began on.
+    msg_since: u64,
 }
 
 impl std::fmt::Debug for Framer {
@@ -225,7 +233,26 @@ impl Framer {
                 log: Vec::new(),
             },
             stats: FrameStats::default(),
+            chunk_offset: 0,
+            msg_since: 0,
         }
+    }
+
+    /// The source offset of the first byte this framer still holds (an open record, joined
+    /// partial lines), or `None` when every line given to it is in a record already out.
+    /// A checkpoint may move up to here and no further: a restart from this offset makes
+    /// the held records again, whole.
+    pub fn held_from(&self) -> Option<u64> {
+        self.streams
+            .iter()
+            .flat_map(|st| {
+                [
+                    st.partial_open.then_some(st.partial_since),
+                    st.open.as_ref().map(|o| o.since),
+                ]
+            })
+            .flatten()
+            .min()
     }
 
     /// What framing saw so far.
@@ -238,6 +265,7 @@ impl Framer {
     pub fn frame(&mut self, chunk: Chunk, out: &mut Framed) {
         out.data = chunk.data;
         out.offset = chunk.offset;
+        self.chunk_offset = chunk.offset;
         out.arena.clear();
         out.records.clear();
         let Framed {
@@ -307,6 +335,7 @@ impl Framer {
     fn line(&mut self, sink: &mut Sink<'_>, start: usize, end: usize, cut: bool) {
         let data = sink.data;
         let line = &data[start..end];
+        self.msg_since = self.chunk_offset + start as u64;
         match self.format {
             Format::Raw => self.message(
                 sink,
@@ -366,6 +395,7 @@ impl Framer {
             if !st.partial_open {
                 st.partial_time = time;
                 st.partial.clear();
+                st.partial_since = self.msg_since;
             }
             st.partial.extend_from_slice(content);
             st.partial_open = partial;
@@ -374,6 +404,7 @@ impl Framer {
             }
             let bytes = std::mem::take(&mut st.partial);
             let time = st.partial_time.take();
+            self.msg_since = st.partial_since;
             self.message(
                 sink,
                 Msg {
@@ -470,6 +501,7 @@ impl Framer {
             bytes: msg.bytes.len(),
             cut: cut || msg.cut,
             time: msg.time,
+            since: self.msg_since,
             sep,
         });
     }
@@ -652,4 +684,55 @@ pub fn fill_batch(
     }
     records.clear();
     (old_chunk, old_arena, records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::multiline::MultilineConfig;
+
+    fn chunk(data: &[u8], offset: u64) -> Chunk {
+        Chunk {
+            data: data.to_vec(),
+            offset,
+            first_continues_cut: false,
+            is_cut_piece: false,
+        }
+    }
+
+    #[test]
+    fn held_from_points_at_the_open_record() {
+        let cfg = MultilineConfig {
+            start: Some("^S".into()),
+            continue_: None,
+            end: None,
+            preset: None,
+            max_lines: 1000,
+            max_bytes: crate::units::ByteSize(1 << 20),
+            unmatched: Default::default(),
+        };
+        let mut framer = Framer::new(Format::Raw, Some(cfg.build().unwrap()), LineOptions::default());
+        let mut out = Framed::default();
+        framer.frame(chunk(b"S1\n a\nS2\n b\n", 100), &mut out);
+        assert_eq!(out.records.len(), 1);
+        // `S2` opened at 100 + 6 and is still open.
+        assert_eq!(framer.held_from(), Some(106));
+        framer.frame(chunk(b" c\nS3\n", 112), &mut out);
+        assert_eq!(framer.held_from(), Some(115));
+        framer.finish(&mut out);
+        assert_eq!(framer.held_from(), None);
+    }
+
+    #[test]
+    fn held_from_covers_cri_partials() {
+        let mut framer = Framer::new(Format::Cri, None, LineOptions::default());
+        let mut out = Framed::default();
+        let p = b"2024-01-01T00:00:00Z stdout P part1\n";
+        framer.frame(chunk(p, 0), &mut out);
+        assert!(out.records.is_empty());
+        assert_eq!(framer.held_from(), Some(0));
+        framer.frame(chunk(b"2024-01-01T00:00:00Z stdout F end\n", p.len() as u64), &mut out);
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(framer.held_from(), None);
+    }
 }
