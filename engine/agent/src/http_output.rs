@@ -1,0 +1,899 @@
+//! `type: http`: events POSTed to an HTTP endpoint, as JSON lines or as Elasticsearch
+//! `_bulk` bodies, optionally gzip-compressed, in requests of at most `batch.max_bytes`.
+//!
+//! Delivery is at-least-once. A flush returns `Ok` only when every request holding the
+//! written events was accepted (2xx) or rejected for good (a 4xx other than 408 and 429,
+//! counted in [`OutputStats::rejected`]). Connection errors, timeouts, 408, 429 and 5xx
+//! are retried inside the sink, forever, with exponential backoff and jitter (or the
+//! server's `Retry-After`), until the shutdown deadline sets `stop`; the flush then fails
+//! and the events stay unacknowledged, so they are read again after a restart.
+//!
+//! Only `http://` is supported: this build has no TLS.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use weir_core::units::{ByteSize, Dur};
+
+use crate::config::{ConfigError, Loaded, Pos};
+use crate::outputs::{OutputStats, Sink};
+
+/// Default `batch.max_bytes`: event bytes per request.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 20;
+/// Default `batch.timeout`: how long written events wait for more before they are sent.
+pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default `request_timeout`: one whole request, connect to last response byte.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `retry.initial_backoff`.
+pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(250);
+/// Default `retry.max_backoff`.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The longest `Retry-After` honoured; a longer one is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Headers the sink sets itself; a `headers:` entry may not override them.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "host",
+    "connection",
+];
+
+/// How the body of a request is laid out.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpEncoding {
+    /// One JSON object per line (`Content-Type: application/x-ndjson`).
+    #[default]
+    JsonLines,
+    /// An Elasticsearch / OpenSearch `_bulk` body: `{"index":{"_index":INDEX}}` before
+    /// each event. Per-item failures in the response are retried (429, 5xx) or counted
+    /// as rejected (other 4xx).
+    EsBulk,
+}
+
+/// Request body compression.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpCompression {
+    /// Sent as is.
+    #[default]
+    None,
+    /// `Content-Encoding: gzip` (fast level: logs still shrink several times).
+    Gzip,
+}
+
+/// `batch:` of an http output.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpBatchConfig {
+    /// Event bytes per request, before compression and without `_bulk` action lines
+    /// (default 1MiB). A single event longer than this is sent alone.
+    #[serde(default)]
+    pub max_bytes: Option<Spanned<ByteSize>>,
+    /// How long written events may wait for more before they are sent (default 1s).
+    #[serde(default)]
+    pub timeout: Option<Spanned<Dur>>,
+}
+
+/// `retry:` of an http output.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRetryConfig {
+    /// Wait before the first retry (default 250ms); doubled per failure, with jitter.
+    #[serde(default)]
+    pub initial_backoff: Option<Spanned<Dur>>,
+    /// The longest wait between retries (default 30s).
+    #[serde(default)]
+    pub max_backoff: Option<Spanned<Dur>>,
+}
+
+/// `type: http`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOutputConfig {
+    /// A name, for the pipeline's `dead_letter`, metrics and logs.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where requests are POSTed: `http://host:port/path`.
+    pub uri: Spanned<String>,
+    /// `json_lines` (default) or `es_bulk`.
+    #[serde(default)]
+    pub encoding: HttpEncoding,
+    /// The Elasticsearch index (or data stream) for `encoding: es_bulk`.
+    #[serde(default)]
+    pub index: Option<Spanned<String>>,
+    /// `none` (default) or `gzip`.
+    #[serde(default)]
+    pub compression: HttpCompression,
+    /// Extra request headers, e.g. `Authorization`.
+    #[serde(default)]
+    pub headers: Option<Spanned<BTreeMap<String, String>>>,
+    /// Request size and wait.
+    #[serde(default)]
+    pub batch: HttpBatchConfig,
+    /// Limit on one request, connect to last response byte (default 10s). A request in
+    /// flight when the shutdown deadline passes finishes or times out first.
+    #[serde(default)]
+    pub request_timeout: Option<Spanned<Dur>>,
+    /// Backoff between retries.
+    #[serde(default)]
+    pub retry: HttpRetryConfig,
+}
+
+fn pos_of<T>(s: &Option<Spanned<T>>) -> Pos {
+    s.as_ref().map(Pos::of).unwrap_or_default()
+}
+
+fn value_or<T: Copy>(s: &Option<Spanned<T>>, default: T) -> T {
+    s.as_ref().map(|s| s.value).unwrap_or(default)
+}
+
+impl HttpOutputConfig {
+    /// Event bytes per request.
+    pub fn max_bytes(&self) -> usize {
+        value_or(&self.batch.max_bytes, ByteSize(DEFAULT_MAX_BYTES)).0 as usize
+    }
+
+    /// How long written events wait for more.
+    pub fn batch_timeout(&self) -> Duration {
+        value_or(&self.batch.timeout, Dur(DEFAULT_BATCH_TIMEOUT)).0
+    }
+
+    /// The limit on one request.
+    pub fn request_timeout(&self) -> Duration {
+        value_or(&self.request_timeout, Dur(DEFAULT_REQUEST_TIMEOUT)).0
+    }
+
+    /// First and longest retry waits.
+    pub fn backoff(&self) -> (Duration, Duration) {
+        (
+            value_or(&self.retry.initial_backoff, Dur(DEFAULT_INITIAL_BACKOFF)).0,
+            value_or(&self.retry.max_backoff, Dur(DEFAULT_MAX_BACKOFF)).0,
+        )
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self, loaded: &Loaded) -> Result<(), ConfigError> {
+        self.check().map_err(|(pos, msg)| loaded.error(pos, msg))
+    }
+
+    /// The checks of [`HttpOutputConfig::validate`], with the position of the culprit.
+    fn check(&self) -> Result<(), (Pos, String)> {
+        let uri_pos = Pos::of(&self.uri);
+        let uri: ureq::http::Uri = self.uri.value.parse().map_err(|e| {
+            (
+                uri_pos,
+                format!("http output: `uri` {:?} is not a URI: {e}", self.uri.value),
+            )
+        })?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err((
+                    uri_pos,
+                    "http output: https is not supported (this build has no TLS); use an http:// uri, \
+                     e.g. through a local TLS-terminating proxy"
+                        .to_string(),
+                ));
+            }
+            _ => {
+                return Err((
+                    uri_pos,
+                    format!("http output: `uri` must start with http:// (got {:?})", self.uri.value),
+                ));
+            }
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err((uri_pos, format!("http output: `uri` {:?} has no host", self.uri.value)));
+        }
+        match (&self.encoding, &self.index) {
+            (HttpEncoding::EsBulk, None) => {
+                return Err((
+                    uri_pos,
+                    "http output: `encoding: es_bulk` needs `index` (the Elasticsearch index to write to)".into(),
+                ));
+            }
+            (HttpEncoding::EsBulk, Some(index)) => check_index(&index.value).map_err(|m| (Pos::of(index), m))?,
+            (HttpEncoding::JsonLines, Some(index)) => {
+                return Err((
+                    Pos::of(index),
+                    "http output: `index` is only used with `encoding: es_bulk`".into(),
+                ));
+            }
+            (HttpEncoding::JsonLines, None) => {}
+        }
+        if let Some(headers) = &self.headers {
+            for (name, value) in &headers.value {
+                let at = Pos::of(headers);
+                ureq::http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| (at, format!("http output: {name:?} is not a valid header name")))?;
+                ureq::http::HeaderValue::from_str(value).map_err(|_| {
+                    (
+                        at,
+                        format!("http output: the value of header {name:?} is not valid in a header"),
+                    )
+                })?;
+                if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    return Err((
+                        at,
+                        format!("http output: header {name:?} is set by weir and cannot be configured"),
+                    ));
+                }
+            }
+        }
+        if self.max_bytes() == 0 {
+            return Err((
+                pos_of(&self.batch.max_bytes),
+                "http output: `batch.max_bytes` must be more than 0".into(),
+            ));
+        }
+        if self.request_timeout().is_zero() {
+            return Err((
+                pos_of(&self.request_timeout),
+                "http output: `request_timeout` must be more than 0".into(),
+            ));
+        }
+        let (initial, max) = self.backoff();
+        if initial.is_zero() {
+            return Err((
+                pos_of(&self.retry.initial_backoff),
+                "http output: `retry.initial_backoff` must be more than 0".into(),
+            ));
+        }
+        if max < initial {
+            let at = if self.retry.max_backoff.is_some() {
+                pos_of(&self.retry.max_backoff)
+            } else {
+                pos_of(&self.retry.initial_backoff)
+            };
+            return Err((
+                at,
+                format!(
+                    "http output: `retry.max_backoff` ({}) is shorter than `retry.initial_backoff` ({})",
+                    Dur(max),
+                    Dur(initial)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the sink. Nothing is connected yet: the first request connects.
+    pub fn open(&self, stats: &Arc<OutputStats>, stop: &Arc<AtomicBool>) -> anyhow::Result<HttpSink> {
+        self.check().map_err(|(_, msg)| anyhow::anyhow!(msg))?;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .timeout_global(Some(self.request_timeout()))
+            .user_agent(format!("weir/{}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let action = match (&self.encoding, &self.index) {
+            (HttpEncoding::EsBulk, Some(index)) => {
+                let index = serde_json::to_string(&index.value)?;
+                Some(format!("{{\"index\":{{\"_index\":{index}}}}}\n").into_bytes())
+            }
+            _ => None,
+        };
+        let mut headers = Vec::new();
+        let mut content_type = None;
+        for (name, value) in self.headers.iter().flat_map(|h| h.value.iter()) {
+            if name.eq_ignore_ascii_case("content-type") {
+                content_type = Some(value.clone());
+            } else {
+                headers.push((name.clone(), value.clone()));
+            }
+        }
+        let content_type = content_type.unwrap_or_else(|| "application/x-ndjson".into());
+        let (initial_backoff, max_backoff) = self.backoff();
+        let label = match &self.name {
+            Some(name) => name.clone(),
+            None => self.uri.value.clone(),
+        };
+        Ok(HttpSink {
+            client: Client {
+                agent: config.into(),
+                uri: self.uri.value.clone(),
+                headers,
+                content_type,
+                gzip: self.compression == HttpCompression::Gzip,
+                es_bulk: self.encoding == HttpEncoding::EsBulk,
+            },
+            bufs: Bufs::default(),
+            action,
+            label,
+            max_bytes: self.max_bytes(),
+            interval: self.batch_timeout(),
+            initial_backoff,
+            max_backoff,
+            stats: stats.clone(),
+            stop: stop.clone(),
+            pending: Vec::new(),
+            rng: seed(),
+            failing: None,
+            rejects: RejectLog::default(),
+        })
+    }
+}
+
+/// Elasticsearch's rules for index names, so a typo fails at `weir check`.
+fn check_index(index: &str) -> Result<(), String> {
+    if index.is_empty() {
+        return Err("http output: `index` is empty".into());
+    }
+    if index.starts_with(['-', '_', '+']) || index == "." || index == ".." {
+        return Err(format!(
+            "http output: index {index:?} cannot start with -, _ or + (nor be . or ..)"
+        ));
+    }
+    if let Some(c) = index
+        .chars()
+        .find(|c| c.is_uppercase() || c.is_whitespace() || "\\/*?\"<>|,#:".contains(*c))
+    {
+        return Err(format!(
+            "http output: index {index:?} contains {c:?}; Elasticsearch index names are lowercase, \
+             without spaces or any of \\ / * ? \" < > | , # :"
+        ));
+    }
+    Ok(())
+}
+
+/// The HTTP side: one keep-alive agent and what every request carries.
+#[derive(Debug)]
+struct Client {
+    agent: ureq::Agent,
+    uri: String,
+    headers: Vec<(String, String)>,
+    content_type: String,
+    gzip: bool,
+    es_bulk: bool,
+}
+
+/// What one request came to.
+#[derive(Debug)]
+enum Outcome {
+    /// 2xx, with the response body when it matters (`_bulk`).
+    Accepted(Vec<u8>),
+    /// A 4xx that no retry can fix.
+    Rejected(u16, Vec<u8>),
+    /// Worth another try, after at least `retry_after` when the server said so.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Client {
+    fn post(&self, body: &[u8]) -> Outcome {
+        let mut req = self.agent.post(&self.uri).header("content-type", &self.content_type);
+        if self.gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        for (name, value) in &self.headers {
+            req = req.header(name, value);
+        }
+        let mut resp = match req.send(body) {
+            Ok(resp) => resp,
+            Err(e) => {
+                return Outcome::Retry {
+                    reason: e.to_string(),
+                    retry_after: None,
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+        let accepted = (200..300).contains(&status);
+        // A `_bulk` response lists every item; other bodies only go into logs. Reading
+        // the body to its end also lets the connection be reused.
+        let limit = if accepted && self.es_bulk { 256 << 20 } else { 64 << 10 };
+        let body = resp.body_mut().with_config().limit(limit).read_to_vec();
+        match status {
+            200..=299 => match body {
+                Ok(body) => Outcome::Accepted(body),
+                Err(e) if self.es_bulk => Outcome::Retry {
+                    reason: format!("status {status} but the _bulk response could not be read: {e}"),
+                    retry_after: None,
+                },
+                Err(_) => Outcome::Accepted(Vec::new()),
+            },
+            408 | 429 | 500..=599 => Outcome::Retry {
+                reason: format!("status {status}{}", excerpt(body.as_deref().unwrap_or_default())),
+                retry_after,
+            },
+            400..=499 => Outcome::Rejected(status, body.unwrap_or_default()),
+            _ => Outcome::Retry {
+                reason: format!(
+                    "unexpected status {status} (redirects are not followed: point `uri` at the final address)"
+                ),
+                retry_after,
+            },
+        }
+    }
+}
+
+/// `: <first bytes of body>` for a log line, or nothing.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+/// Reused request buffers.
+#[derive(Debug, Default)]
+struct Bufs {
+    bulk: Vec<u8>,
+    gzip: Vec<u8>,
+}
+
+impl Bufs {
+    /// The request body for `lines`: with `_bulk` action lines and gzip as configured.
+    fn encode<'a>(&'a mut self, lines: &'a [u8], action: Option<&[u8]>, gzip: bool) -> io::Result<&'a [u8]> {
+        let plain: &[u8] = match action {
+            Some(action) => {
+                self.bulk.clear();
+                for line in split_lines(lines) {
+                    self.bulk.extend_from_slice(action);
+                    self.bulk.extend_from_slice(line);
+                    self.bulk.push(b'\n');
+                }
+                &self.bulk
+            }
+            None => lines,
+        };
+        if !gzip {
+            return Ok(plain);
+        }
+        self.gzip.clear();
+        let mut enc = flate2::write::GzEncoder::new(std::mem::take(&mut self.gzip), flate2::Compression::fast());
+        enc.write_all(plain)?;
+        self.gzip = enc.finish()?;
+        Ok(&self.gzip)
+    }
+
+    /// Gives back memory after an outsized request.
+    fn trim(&mut self, keep: usize) {
+        for buf in [&mut self.bulk, &mut self.gzip] {
+            if buf.capacity() > keep.saturating_mul(4) {
+                *buf = Vec::new();
+            }
+        }
+    }
+}
+
+/// The lines of `bytes`, without their `\n`; a last line without `\n` counts.
+fn split_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    body.split(|&b| b == b'\n').filter(move |_| !bytes.is_empty())
+}
+
+/// How many events (lines) `bytes` holds.
+fn count_lines(bytes: &[u8]) -> u64 {
+    split_lines(bytes).count() as u64
+}
+
+/// The length of the next request's share of `pending`: whole lines, at most `max`
+/// bytes, or the first line alone when it is longer than `max`.
+fn chunk_len(pending: &[u8], max: usize) -> usize {
+    if pending.len() <= max {
+        return pending.len();
+    }
+    if let Some(i) = pending[..max].iter().rposition(|&b| b == b'\n') {
+        return i + 1;
+    }
+    match pending[max..].iter().position(|&b| b == b'\n') {
+        Some(i) => max + i + 1,
+        None => pending.len(),
+    }
+}
+
+/// A seed for the backoff jitter: differs between processes so that agents restarted
+/// together do not retry in step.
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (nanos ^ (u64::from(std::process::id()) << 32)) | 1
+}
+
+/// The run of failures being retried, for the log line when it ends.
+#[derive(Debug)]
+struct Failing {
+    since: Instant,
+    retries: u64,
+}
+
+/// Rejections are logged at most once per [`RejectLog::EVERY`], with a count of the rest.
+#[derive(Debug, Default)]
+struct RejectLog {
+    last: Option<Instant>,
+    unlogged_events: u64,
+}
+
+impl RejectLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn due(&mut self, events: u64) -> Option<u64> {
+        self.unlogged_events += events;
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.unlogged_events))
+    }
+}
+
+/// The http output's sink. See the module docs for its delivery rules.
+#[derive(Debug)]
+pub struct HttpSink {
+    client: Client,
+    bufs: Bufs,
+    /// `{"index":{"_index":...}}\n` for `es_bulk`.
+    action: Option<Vec<u8>>,
+    label: String,
+    max_bytes: usize,
+    interval: Duration,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    stats: Arc<OutputStats>,
+    stop: Arc<AtomicBool>,
+    /// Written, not yet delivered: whole JSON lines.
+    pending: Vec<u8>,
+    rng: u64,
+    failing: Option<Failing>,
+    rejects: RejectLog,
+}
+
+impl HttpSink {
+    /// Bytes written and not yet delivered. Stays under `batch.max_bytes` plus one
+    /// write: a write that finds `max_bytes` waiting sends full requests first.
+    pub fn buffered(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Delivers the first request's share of `pending` and drops it from there.
+    fn send_next(&mut self) -> io::Result<()> {
+        let n = chunk_len(&self.pending, self.max_bytes);
+        let pending = std::mem::take(&mut self.pending);
+        let result = self.deliver(&pending[..n]);
+        self.pending = pending;
+        if result.is_ok() {
+            self.pending.drain(..n);
+            if self.pending.capacity() > self.max_bytes.saturating_mul(4) && self.pending.len() <= self.max_bytes {
+                self.pending.shrink_to(self.max_bytes.saturating_mul(2));
+            }
+            self.bufs.trim(self.max_bytes);
+        }
+        result
+    }
+
+    /// Sends `lines` until they are accepted or rejected for good, or `stop` is set.
+    fn deliver(&mut self, lines: &[u8]) -> io::Result<()> {
+        // With `_bulk`, the items the server could not take yet are sent again alone.
+        let mut retry_lines: Option<Vec<u8>> = None;
+        let mut attempt: u32 = 0;
+        loop {
+            let lines = retry_lines.as_deref().unwrap_or(lines);
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(io::Error::other(format!(
+                    "http output `{}`: stopped with {} events undelivered{}; they stay unacknowledged \
+                     and are read again after a restart",
+                    self.label,
+                    count_lines(lines),
+                    if self.failing.is_some() {
+                        " (the server kept failing)"
+                    } else {
+                        ""
+                    },
+                )));
+            }
+            let body = self.bufs.encode(lines, self.action.as_deref(), self.client.gzip)?;
+            let (reason, retry_after) = match self.client.post(body) {
+                Outcome::Accepted(response) => {
+                    let again = if self.client.es_bulk {
+                        self.bulk_items(lines, &response)
+                    } else {
+                        None
+                    };
+                    match again {
+                        None => {
+                            self.recovered();
+                            return Ok(());
+                        }
+                        Some((again, reason)) => {
+                            retry_lines = Some(again);
+                            (reason, None)
+                        }
+                    }
+                }
+                Outcome::Rejected(status, response) => {
+                    let events = count_lines(lines);
+                    self.stats.rejected.fetch_add(events, Ordering::Relaxed);
+                    if let Some(events) = self.rejects.due(events) {
+                        tracing::warn!(
+                            "http output `{}`: status {status}{}; {events} events rejected for good \
+                             (not retried; counted as rejected)",
+                            self.label,
+                            excerpt(&response),
+                        );
+                    }
+                    self.recovered();
+                    return Ok(());
+                }
+                Outcome::Retry { reason, retry_after } => (reason, retry_after),
+            };
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            match &mut self.failing {
+                Some(f) => f.retries += 1,
+                None => {
+                    tracing::warn!(
+                        "http output `{}`: {reason}; retrying with backoff until it succeeds \
+                         (further failures are not logged until then)",
+                        self.label
+                    );
+                    self.failing = Some(Failing {
+                        since: Instant::now(),
+                        retries: 1,
+                    });
+                }
+            }
+            let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+            attempt = attempt.saturating_add(1);
+            self.sleep(wait);
+        }
+    }
+
+    /// Reads a `_bulk` response: counts the items rejected for good, and returns the
+    /// lines of the items to send again (429, 5xx) with a reason, if any.
+    fn bulk_items(&mut self, lines: &[u8], response: &[u8]) -> Option<(Vec<u8>, String)> {
+        #[derive(Deserialize)]
+        struct Response {
+            #[serde(default)]
+            errors: bool,
+            #[serde(default)]
+            items: Vec<BTreeMap<String, Item>>,
+        }
+        #[derive(Deserialize)]
+        struct Item {
+            status: u16,
+            #[serde(default)]
+            error: Option<serde_json::Value>,
+        }
+        let parsed: Response = match serde_json::from_slice(response) {
+            Ok(r) => r,
+            // A 2xx that is not a `_bulk` response: taken as accepted.
+            Err(_) => return None,
+        };
+        if !parsed.errors {
+            return None;
+        }
+        let events = count_lines(lines);
+        if parsed.items.len() as u64 != events {
+            tracing::warn!(
+                "http output `{}`: the _bulk response has {} items for {events} events; taken as accepted",
+                self.label,
+                parsed.items.len()
+            );
+            return None;
+        }
+        let mut again = Vec::new();
+        let mut retry_reason = None;
+        let mut rejected = 0;
+        let mut reject_reason = None;
+        for (line, item) in split_lines(lines).zip(&parsed.items) {
+            let Some(item) = item.values().next() else { continue };
+            match item.status {
+                200..=299 => {}
+                408 | 429 | 500..=599 => {
+                    again.extend_from_slice(line);
+                    again.push(b'\n');
+                    retry_reason.get_or_insert_with(|| format!("_bulk item status {}", item.status));
+                }
+                _ => {
+                    rejected += 1;
+                    reject_reason.get_or_insert_with(|| {
+                        let error = item.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+                        format!("status {}: {}", item.status, &error[..error.len().min(300)])
+                    });
+                }
+            }
+        }
+        if rejected > 0 {
+            self.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+            if let Some(events) = self.rejects.due(rejected) {
+                tracing::warn!(
+                    "http output `{}`: _bulk item {}; {events} events rejected for good (counted as rejected)",
+                    self.label,
+                    reject_reason.unwrap_or_default()
+                );
+            }
+        }
+        if again.is_empty() {
+            return None;
+        }
+        let n = count_lines(&again);
+        Some((
+            again,
+            format!(
+                "{} ({n} of {events} items to send again)",
+                retry_reason.unwrap_or_default()
+            ),
+        ))
+    }
+
+    /// Logs the end of a run of failures.
+    fn recovered(&mut self) {
+        if let Some(f) = self.failing.take() {
+            tracing::info!(
+                "http output `{}`: delivering again after {} retries over {:.1?}",
+                self.label,
+                f.retries,
+                f.since.elapsed()
+            );
+        }
+    }
+
+    /// Exponential backoff with jitter: half the step, plus up to as much again at random.
+    fn backoff(&mut self, attempt: u32) -> Duration {
+        let step = self
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.max_backoff);
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let half = step / 2;
+        half + half.mul_f64((r >> 11) as f64 / (1u64 << 53) as f64)
+    }
+
+    /// Sleeps `wait`, waking early when `stop` is set.
+    fn sleep(&self, wait: Duration) {
+        let end = Instant::now() + wait;
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(20)));
+        }
+    }
+}
+
+impl Sink for HttpSink {
+    fn write(&mut self, bytes: &[u8], _events: u64) -> io::Result<()> {
+        // Full requests go out before more is taken, so what waits stays under
+        // `max_bytes` plus this write, even when the server is down.
+        while self.pending.len() >= self.max_bytes {
+            self.send_next()?;
+        }
+        self.pending.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.pending.is_empty() {
+            self.send_next()?;
+        }
+        Ok(())
+    }
+
+    fn flush_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    fn flush_interval(&self) -> Duration {
+        self.interval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_whole_lines_within_max() {
+        let p = b"aaa\nbb\ncccc\n";
+        assert_eq!(chunk_len(p, 100), p.len());
+        assert_eq!(chunk_len(p, 7), 7);
+        assert_eq!(chunk_len(p, 6), 4);
+        // A line longer than max goes alone.
+        assert_eq!(chunk_len(p, 2), 4);
+        assert_eq!(chunk_len(b"abcdef", 2), 6);
+    }
+
+    #[test]
+    fn lines_are_counted() {
+        assert_eq!(count_lines(b""), 0);
+        assert_eq!(count_lines(b"a\n"), 1);
+        assert_eq!(count_lines(b"a\n\nb\n"), 3);
+        assert_eq!(count_lines(b"a\nb"), 2);
+    }
+
+    #[test]
+    fn backoff_grows_to_the_max_with_jitter() {
+        let stats = Arc::new(OutputStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let cfg: HttpOutputConfig =
+            serde_saphyr::from_str("uri: http://127.0.0.1:9/\nretry: { initial_backoff: 100ms, max_backoff: 1s }\n")
+                .unwrap();
+        let mut sink = cfg.open(&stats, &stop).unwrap();
+        for attempt in 0..30 {
+            let step = Duration::from_millis(100)
+                .saturating_mul(1 << attempt.min(20))
+                .min(Duration::from_secs(1));
+            let d = sink.backoff(attempt);
+            assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d:?} for step {step:?}");
+        }
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let check = |yaml: &str| {
+            let cfg: HttpOutputConfig = serde_saphyr::from_str(yaml).unwrap();
+            cfg.check().map_err(|(pos, msg)| (pos.line, msg))
+        };
+        assert!(check("uri: http://localhost:9200/_bulk\nencoding: es_bulk\nindex: logs\n").is_ok());
+        let (line, msg) = check("uri: https://example.invalid/\n").unwrap_err();
+        assert_eq!(line, 1);
+        assert!(msg.contains("https is not supported"), "{msg}");
+        assert!(check("uri: ftp://x/\n").unwrap_err().1.contains("http://"));
+        assert!(
+            check("uri: http://x/\nencoding: es_bulk\n")
+                .unwrap_err()
+                .1
+                .contains("needs `index`")
+        );
+        let (line, msg) = check("uri: http://x/\nencoding: es_bulk\nindex: Logs\n").unwrap_err();
+        assert_eq!(line, 3);
+        assert!(msg.contains("lowercase"), "{msg}");
+        assert!(
+            check("uri: http://x/\nindex: logs\n")
+                .unwrap_err()
+                .1
+                .contains("only used with")
+        );
+        assert!(
+            check("uri: http://x/\nheaders: { Content-Length: '5' }\n")
+                .unwrap_err()
+                .1
+                .contains("set by weir")
+        );
+        assert!(
+            check("uri: http://x/\nheaders: { 'a b': c }\n")
+                .unwrap_err()
+                .1
+                .contains("header name")
+        );
+        let (line, msg) = check("uri: http://x/\nbatch:\n  max_bytes: 0\n").unwrap_err();
+        assert_eq!(line, 3);
+        assert!(msg.contains("max_bytes"), "{msg}");
+        let (line, msg) = check("uri: http://x/\nretry:\n  initial_backoff: 2s\n  max_backoff: 1s\n").unwrap_err();
+        assert_eq!(line, 4);
+        assert!(msg.contains("shorter"), "{msg}");
+        assert!(
+            check("uri: http://x/\nrequest_timeout: 0s\n")
+                .unwrap_err()
+                .1
+                .contains("request_timeout")
+        );
+    }
+}
