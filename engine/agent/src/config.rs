@@ -32,6 +32,27 @@ pub struct PipelineConfig {
     /// Worker threads running the processors (default: one per core).
     #[serde(default)]
     pub workers: Option<Spanned<usize>>,
+    /// Where checkpoints live (default: `$WEIR_DATA_DIR`, else `$XDG_STATE_HOME/weir`, else
+    /// `~/.local/state/weir`); created if missing. Only follow-mode file inputs use it.
+    #[serde(default)]
+    pub data_dir: Option<Spanned<PathBuf>>,
+    /// Most time between two checkpoint saves (default 1s); they are saved on shutdown too.
+    #[serde(default)]
+    pub checkpoint_interval: Option<Spanned<weir_core::units::Dur>>,
+    /// On SIGTERM/SIGINT, how long to drain, flush and save before giving up (default 20s).
+    #[serde(default)]
+    pub shutdown_timeout: Option<Spanned<weir_core::units::Dur>>,
+    /// The admin endpoint (`/health`, `/metrics`); off unless set.
+    #[serde(default)]
+    pub admin: Option<Spanned<AdminConfig>>,
+}
+
+/// `admin:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `host:port` to listen on, e.g. `127.0.0.1:8686`.
+    pub address: Spanned<String>,
 }
 
 /// A config error a user can fix: what is wrong and where.

@@ -8,13 +8,16 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+use std::time::Duration;
 use weir_core::frame::Format;
 use weir_core::line::{Chunk, DEFAULT_MAX_LINE_BYTES, LineChunker, LineOptions};
 use weir_core::multiline::{MultilineConfig, Rules};
 use weir_core::pool::BufferPool;
-use weir_core::units::ByteSize;
+
+use weir_core::units::{ByteSize, Dur};
 
 use crate::config::{ConfigError, Loaded, Pos};
+use crate::tail::TailSettings;
 
 fn default_max_line_bytes() -> ByteSize {
     ByteSize(DEFAULT_MAX_LINE_BYTES as u64)
@@ -87,6 +90,21 @@ pub struct FileInputConfig {
     /// Lines longer than this are cut into flagged pieces (default 1 MiB).
     #[serde(default)]
     pub max_line_bytes: Option<Spanned<ByteSize>>,
+    /// Follow mode: how often files are checked when no file event came (default 250ms).
+    #[serde(default)]
+    pub poll_interval: Option<Spanned<Dur>>,
+    /// Follow mode: a file that left the globs (rotated away, deleted) is read to its end and
+    /// let go after this long without new bytes (default 5s).
+    #[serde(default)]
+    pub rotate_wait: Option<Spanned<Dur>>,
+    /// Follow mode: most files open at once (default 1024); idle files are closed and
+    /// reopened by identity when they grow.
+    #[serde(default)]
+    pub max_open_files: Option<Spanned<usize>>,
+    /// Follow mode: the last multiline record (or partial container line) of a quiet file
+    /// goes out after this long without new bytes (default 1s).
+    #[serde(default)]
+    pub flush_timeout: Option<Spanned<Dur>>,
 }
 
 fn line_options(max: ByteSize, skip_empty_lines: bool) -> LineOptions {
@@ -144,17 +162,23 @@ impl FileInputConfig {
             glob::Pattern::new(&pattern.value)
                 .map_err(|e| loaded.error(Pos::of(pattern), format!("bad glob pattern `{}`: {e}", pattern.value)))?;
         }
-        let mode = self.mode.as_ref().map(|m| m.value).unwrap_or_default();
-        if mode == FileMode::Follow {
-            let pos = self.mode.as_ref().map(Pos::of).unwrap_or(at);
-            return Err(loaded.error(
-                pos,
-                "file input: `mode: follow` (the default) is not available in this version; \
-                 set `mode: once` to read the files to their end and stop",
-            ));
+        let _ = at;
+        for d in [&self.poll_interval, &self.rotate_wait, &self.flush_timeout]
+            .into_iter()
+            .flatten()
+        {
+            if d.value.0.is_zero() {
+                return Err(loaded.error(Pos::of(d), "file input: a duration here must be more than 0"));
+            }
+        }
+        if let Some(m) = &self.max_open_files
+            && m.value == 0
+        {
+            return Err(loaded.error(Pos::of(m), "file input: max_open_files must be at least 1"));
         }
         if let Some(read_from) = &self.read_from
             && read_from.value == ReadFrom::Tail
+            && self.mode() == FileMode::Once
         {
             return Err(loaded.error(
                 Pos::of(read_from),
@@ -168,6 +192,36 @@ impl FileInputConfig {
     /// The framing of this input's sources, if they need one.
     pub fn framing(&self, loaded: &Loaded) -> Result<Option<Framing>, ConfigError> {
         framing(self.format, &self.multiline, loaded)
+    }
+
+    /// `follow` unless set.
+    pub fn mode(&self) -> FileMode {
+        self.mode.as_ref().map(|m| m.value).unwrap_or_default()
+    }
+
+    /// How follow mode tails this input.
+    pub fn tail_settings(&self, loaded: &Loaded, chunk_bytes: usize) -> Result<TailSettings, ConfigError> {
+        let dur = |d: &Option<Spanned<Dur>>, default_ms: u64| {
+            d.as_ref().map_or(Duration::from_millis(default_ms), |d| d.value.0)
+        };
+        let framing = self.framing(loaded)?;
+        Ok(TailSettings {
+            paths: self.paths.value.iter().map(|p| p.value.clone()).collect(),
+            exclude: self
+                .exclude
+                .iter()
+                .filter_map(|p| glob::Pattern::new(&p.value).ok())
+                .collect(),
+            read_from: self.read_from.as_ref().map(|r| r.value).unwrap_or_default(),
+            opts: self.line_options(),
+            pod_fields: framing.as_ref().is_some_and(|f| f.format != Format::Raw),
+            framing,
+            poll_interval: dur(&self.poll_interval, 250),
+            rotate_wait: dur(&self.rotate_wait, 5000),
+            max_open_files: self.max_open_files.as_ref().map_or(1024, |m| m.value),
+            flush_timeout: dur(&self.flush_timeout, 1000),
+            chunk_bytes,
+        })
     }
 
     /// The files the patterns match now, sorted, without duplicates or excluded ones.

@@ -1,9 +1,13 @@
 //! The Weir agent: the pipeline file, the runtime that moves batches from inputs through
 //! workers to outputs, and the pieces the `weir` command line is made of.
 
+pub mod acks;
+pub mod admin;
 pub mod checkpoint;
 pub mod config;
+pub mod http_output;
 pub mod inputs;
 pub mod outputs;
 pub mod registry;
 pub mod runtime;
+pub mod tail;

@@ -5,6 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -61,6 +63,10 @@ pub struct FileOutputConfig {
     /// Append to an existing file (default) or truncate it first.
     #[serde(default = "append_default")]
     pub append: bool,
+    /// `fsync` the file before acknowledging what was written (default false: written to
+    /// the operating system, which survives a crash of the agent but not of the machine).
+    #[serde(default)]
+    pub fsync: bool,
 }
 
 fn append_default() -> bool {
@@ -77,7 +83,7 @@ impl FileOutputConfig {
     }
 
     /// Opens the file for writing.
-    pub fn open(&self) -> std::io::Result<File> {
+    pub fn open(&self) -> std::io::Result<FileSink> {
         let mut options = OpenOptions::new();
         options.create(true);
         if self.append {
@@ -85,23 +91,106 @@ impl FileOutputConfig {
         } else {
             options.write(true).truncate(true);
         }
-        options.open(&self.path.value)
+        Ok(FileSink {
+            file: options.open(&self.path.value)?,
+            fsync: self.fsync,
+            dirty: false,
+        })
     }
 }
 
-/// A destination for encoded bytes.
-pub trait Sink: Send {
-    /// Writes all of `bytes`.
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()>;
-    /// Flushes what is buffered.
-    fn flush(&mut self) -> std::io::Result<()>;
+/// Counters of one output, shared with the admin endpoint.
+#[derive(Debug, Default)]
+pub struct OutputStats {
+    /// Events delivered (flushed, acknowledged).
+    pub events: AtomicU64,
+    /// Bytes delivered.
+    pub bytes: AtomicU64,
+    /// Attempts repeated after a retryable failure.
+    pub retries: AtomicU64,
+    /// Events the destination rejected for good (e.g. an HTTP 400), counted and dropped.
+    pub rejected: AtomicU64,
+    /// Batches written but never acknowledged (the run stopped first): read again on restart.
+    pub unacked_batches: AtomicU64,
 }
 
-impl<W: Write + Send> Sink for W {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.write_all(bytes)
+/// A destination for encoded bytes, driven by one output thread.
+///
+/// The thread calls [`Sink::write`] once per batch, in order, then [`Sink::flush`] when
+/// [`Sink::flush_bytes`] bytes are waiting, when no batch is waiting, or when the oldest
+/// written batch is [`Sink::flush_interval`] old. Every batch written before a flush that
+/// returned `Ok` is acknowledged: its events count as delivered and the inputs may move
+/// their checkpoints past it. A sink therefore returns `Ok` from `flush` only once its
+/// data is delivered (written to the file, accepted by the server) or counted in
+/// [`OutputStats::rejected`]; it retries retryable failures itself, and gives up with an
+/// error only when it cannot go on or when `stop` (the shutdown deadline) is set.
+pub trait Sink: Send {
+    /// Takes one batch's encoded bytes, holding `events` events. May buffer.
+    fn write(&mut self, bytes: &[u8], events: u64) -> std::io::Result<()>;
+    /// Delivers everything written so far.
+    fn flush(&mut self) -> std::io::Result<()>;
+    /// Written bytes at which the output thread flushes without waiting.
+    fn flush_bytes(&self) -> usize {
+        0
+    }
+    /// How long written data may wait for more before it is flushed.
+    fn flush_interval(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// Standard output: written per batch; a flush is a `flush` of the stream.
+#[derive(Debug)]
+pub struct StdoutSink(pub std::io::Stdout);
+
+impl Sink for StdoutSink {
+    fn write(&mut self, bytes: &[u8], _events: u64) -> std::io::Result<()> {
+        self.0.write_all(bytes)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        Write::flush(self)
+        self.0.flush()
     }
+}
+
+/// A file output: written per batch; a flush adds an `fsync` when the config asks.
+#[derive(Debug)]
+pub struct FileSink {
+    file: File,
+    fsync: bool,
+    dirty: bool,
+}
+
+impl Sink for FileSink {
+    fn write(&mut self, bytes: &[u8], _events: u64) -> std::io::Result<()> {
+        self.dirty |= !bytes.is_empty();
+        self.file.write_all(bytes)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.fsync && std::mem::take(&mut self.dirty) {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+    fn flush_bytes(&self) -> usize {
+        if self.fsync { 4 << 20 } else { 0 }
+    }
+}
+
+/// Opens the sink of one `outputs:` entry. `stats` are the output's counters; `stop` is set
+/// when the shutdown deadline passes, so a sink that is retrying gives up.
+pub fn open_sink(
+    cfg: &crate::registry::OutputConfig,
+    stats: &Arc<OutputStats>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Box<dyn Sink>> {
+    use anyhow::Context;
+    let _ = (stats, stop);
+    Ok(match cfg {
+        crate::registry::OutputConfig::Stdout(_) => Box::new(StdoutSink(std::io::stdout())),
+        crate::registry::OutputConfig::File(c) => Box::new(
+            c.open()
+                .with_context(|| format!("cannot open output file {}", c.path.value.display()))?,
+        ),
+        crate::registry::OutputConfig::Http(c) => Box::new(c.open(stats, stop)?),
+    })
 }

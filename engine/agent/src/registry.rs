@@ -18,6 +18,7 @@ use weir_core::processors::multiline::MultilineProcessorConfig;
 use weir_core::processors::{AddFieldsConfig, BuildError, DropFieldsConfig, RenameFieldsConfig};
 
 use crate::config::{Tagged, deserialize_tagged};
+use crate::http_output::HttpOutputConfig;
 use crate::inputs::{FileInputConfig, StdinConfig};
 use crate::outputs::{FileOutputConfig, StdoutConfig};
 
@@ -187,11 +188,14 @@ impl ProcessorConfig {
 
 /// An entry of `outputs:`.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // read once at start; size does not matter
 pub enum OutputConfig {
     /// `stdout`: events to standard output.
     Stdout(StdoutConfig),
     /// `file`: events appended to a file.
     File(FileOutputConfig),
+    /// `http`: events POSTed as JSON lines or Elasticsearch `_bulk` bodies.
+    Http(HttpOutputConfig),
 }
 
 impl OutputConfig {
@@ -200,6 +204,7 @@ impl OutputConfig {
         match self {
             OutputConfig::Stdout(_) => "stdout",
             OutputConfig::File(_) => "file",
+            OutputConfig::Http(_) => "http",
         }
     }
 
@@ -208,6 +213,7 @@ impl OutputConfig {
         match self {
             OutputConfig::Stdout(c) => c.name.as_deref(),
             OutputConfig::File(c) => c.name.as_deref(),
+            OutputConfig::Http(c) => c.name.as_deref(),
         }
     }
 
@@ -216,18 +222,20 @@ impl OutputConfig {
         match self {
             OutputConfig::Stdout(c) => c.format,
             OutputConfig::File(c) => c.format,
+            OutputConfig::Http(_) => crate::outputs::Format::Json,
         }
     }
 }
 
 impl Tagged for OutputConfig {
     const WHAT: &'static str = "output";
-    const TYPES: &'static [&'static str] = &["stdout", "file"];
+    const TYPES: &'static [&'static str] = &["stdout", "file", "http"];
 
     fn from_type<'de, D: Deserializer<'de>>(ty: &str, rest: D) -> Result<Self, D::Error> {
         match ty {
             "stdout" => StdoutConfig::deserialize(rest).map(OutputConfig::Stdout),
             "file" => FileOutputConfig::deserialize(rest).map(OutputConfig::File),
+            "http" => HttpOutputConfig::deserialize(rest).map(OutputConfig::Http),
             _ => Err(Self::unknown_type(ty)),
         }
     }

@@ -12,8 +12,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use anyhow::{Context, anyhow};
 use weir_core::encode::{Encoder, Route};
@@ -24,10 +27,13 @@ use weir_core::parse::OnFailure;
 use weir_core::pipeline::{ComponentStats, Counted, Pipeline, StatsSnapshot};
 use weir_core::pool::BufferPool;
 
+use crate::acks::{AckPoint, Acks};
+use crate::checkpoint::Checkpoints;
 use crate::config::{ConfigError, Loaded, PipelineConfig, Pos};
-use crate::inputs::{Framing, container_fields, read_chunks};
-use crate::outputs::{Format, Sink};
+use crate::inputs::{FileMode, Framing, container_fields, read_chunks};
+use crate::outputs::{Format, OutputStats, Sink, open_sink};
 use crate::registry::{InputConfig, OutputConfig};
+use crate::tail::{TailChunk, TailPayload, TailSettings, TailStats, Tailer};
 
 /// Checks everything that can be checked without running: the config parsed, and each
 /// component's own rules (patterns compile, processors build, names resolve).
@@ -60,8 +66,10 @@ pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
     }
     let mut names = HashMap::new();
     for output in &cfg.outputs {
-        if let OutputConfig::File(c) = &output.value {
-            c.validate(loaded)?;
+        match &output.value {
+            OutputConfig::File(c) => c.validate(loaded)?,
+            OutputConfig::Http(c) => c.validate(loaded)?,
+            OutputConfig::Stdout(_) => {}
         }
         if let Some(name) = output.value.name()
             && names.insert(name, Pos::of(output)).is_some()
@@ -125,7 +133,7 @@ pub struct InputStats {
 }
 
 impl InputStats {
-    fn add_frame(&self, f: FrameStats) {
+    pub(crate) fn add_frame(&self, f: FrameStats) {
         self.lines_cut.fetch_add(f.lines_cut, Ordering::Relaxed);
         self.empty_skipped.fetch_add(f.empty_skipped, Ordering::Relaxed);
         self.records_cut.fetch_add(f.records_cut, Ordering::Relaxed);
@@ -133,15 +141,6 @@ impl InputStats {
             .fetch_add(f.unmatched_discarded, Ordering::Relaxed);
         self.format_errors.fetch_add(f.format_errors, Ordering::Relaxed);
     }
-}
-
-/// Counters of one output.
-#[derive(Debug, Default)]
-pub struct OutputStats {
-    /// Events written.
-    pub events: AtomicU64,
-    /// Bytes written.
-    pub bytes: AtomicU64,
 }
 
 /// The counters of one input at the end of a run.
@@ -184,7 +183,7 @@ pub struct Summary {
 type PodFields = Arc<[String; 4]>;
 const POD_FIELDS: [&str; 4] = ["pod", "namespace", "container", "container_id"];
 
-/// One source: stdin or one file.
+/// One source read to its end: stdin or one file (`mode: once`).
 #[derive(Debug)]
 struct Source {
     id: u32,
@@ -211,6 +210,8 @@ struct Work {
     seq: u64,
     opts: LineOptions,
     pod: Option<PodFields>,
+    /// Where the source's checkpoint may go once every output delivered this batch.
+    ack: Option<AckPoint>,
 }
 
 /// A processed batch: the bytes encoded for each output. Shared by the output threads;
@@ -223,6 +224,20 @@ struct Encoded {
     events: Vec<u64>,
     per_output: Vec<Vec<u8>>,
     pool: Arc<BufferPool>,
+    ack: Option<(AckPoint, Arc<Acks>)>,
+    /// Outputs that have not delivered this batch yet.
+    undelivered: AtomicUsize,
+}
+
+impl Encoded {
+    /// One output delivered this batch; after the last, its checkpoint may move.
+    fn delivered(&self) {
+        if self.undelivered.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some((point, acks)) = &self.ack
+        {
+            acks.ack(*point);
+        }
+    }
 }
 
 impl Drop for Encoded {
@@ -247,6 +262,10 @@ struct Plan<'a> {
     output_pool: Arc<BufferPool>,
     frame_keys: FrameKeys,
     pod_keys: [Key; 4],
+    /// Follow-mode tailers' counters, per input (empty for other inputs).
+    tail_stats: Vec<Arc<TailStats>>,
+    /// The checkpoint store, when some input follows files.
+    acks: Option<Arc<Acks>>,
 }
 
 impl<'a> Plan<'a> {
@@ -285,6 +304,8 @@ impl<'a> Plan<'a> {
             // Buffers in flight are bounded by the channels; keep about that many spare.
             chunk_pool: Arc::new(BufferPool::new(2 * workers + sources.min(4) + 2)),
             output_pool: Arc::new(BufferPool::new((2 * workers + 4) * cfg.outputs.len())),
+            tail_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
+            acks: None,
         }
     }
 
@@ -310,7 +331,216 @@ impl<'a> Plan<'a> {
             output_pool: self.output_pool.clone(),
             frame_keys: self.frame_keys,
             pod_keys: self.pod_keys,
+            acks: self.acks.clone(),
         })
+    }
+
+    fn input_name(&self, i: usize) -> String {
+        format!("inputs[{i}].{}", self.cfg.inputs[i].value.type_name())
+    }
+
+    fn output_name(&self, i: usize) -> String {
+        let o = &self.cfg.outputs[i].value;
+        format!("outputs[{i}].{}", o.name().unwrap_or(o.type_name()))
+    }
+
+    /// What the admin endpoint answers at `path`.
+    fn admin_reply(&self, path: &str) -> crate::admin::Reply {
+        match path {
+            "/metrics" => (200, "text/plain; version=0.0.4", self.metrics()),
+            "/health" => (200, "application/json", self.health()),
+            _ => (404, "text/plain", "not found: try /health or /metrics\n".to_string()),
+        }
+    }
+
+    /// `/health`: live, and the state of every input and output.
+    fn health(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let inputs: Vec<serde_json::Value> = (0..self.input_stats.len())
+            .map(|i| {
+                let (st, tail) = (&self.input_stats[i], &self.tail_stats[i]);
+                serde_json::json!({
+                    "name": self.input_name(i),
+                    "events": get(&st.events),
+                    "bytes": get(&st.bytes),
+                    "files_open": get(&tail.files_open),
+                    "read_errors": get(&st.read_errors),
+                })
+            })
+            .collect();
+        let outputs: Vec<serde_json::Value> = (0..self.output_stats.len())
+            .map(|i| {
+                let st = &self.output_stats[i];
+                serde_json::json!({
+                    "name": self.output_name(i),
+                    "events": get(&st.events),
+                    "retries": get(&st.retries),
+                    "rejected": get(&st.rejected),
+                })
+            })
+            .collect();
+        let mut body = serde_json::json!({ "status": "ok", "inputs": inputs, "outputs": outputs });
+        if let Some(acks) = &self.acks {
+            body["checkpoint_age_seconds"] = serde_json::json!(acks.checkpoint_age());
+        }
+        body.to_string() + "\n"
+    }
+
+    /// `/metrics`: every counter, in Prometheus text.
+    fn metrics(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+        let mut m = crate::admin::Metrics::default();
+        type InputCounter = fn(&InputStats) -> &AtomicU64;
+        let input_counters: [(&str, &str, InputCounter); 6] = [
+            ("weir_input_events_total", "Events made by the input.", |s| &s.events),
+            ("weir_input_bytes_total", "Bytes read by the input.", |s| &s.bytes),
+            (
+                "weir_input_lines_cut_total",
+                "Lines longer than max_line_bytes, cut.",
+                |s| &s.lines_cut,
+            ),
+            (
+                "weir_input_format_errors_total",
+                "Lines not in the input's format.",
+                |s| &s.format_errors,
+            ),
+            ("weir_input_read_errors_total", "Sources that could not be read.", |s| {
+                &s.read_errors
+            }),
+            (
+                "weir_input_records_cut_total",
+                "Multiline records closed by their limits.",
+                |s| &s.records_cut,
+            ),
+        ];
+        for (name, help, f) in input_counters {
+            m.family(name, "counter", help);
+            for (i, st) in self.input_stats.iter().enumerate() {
+                m.sample(name, &[("component", &self.input_name(i))], get(f(st)));
+            }
+        }
+        type TailCounter = fn(&TailStats) -> &AtomicU64;
+        let tail_counters: [(&str, &str, &str, TailCounter); 5] = [
+            ("weir_files_open", "gauge", "Files the input holds open.", |s| {
+                &s.files_open
+            }),
+            ("weir_files_found_total", "counter", "Files found by the input.", |s| {
+                &s.files_found
+            }),
+            (
+                "weir_files_released_total",
+                "counter",
+                "Files read to their end and let go.",
+                |s| &s.files_released,
+            ),
+            (
+                "weir_file_truncations_total",
+                "counter",
+                "Files truncated under the reader.",
+                |s| &s.truncations,
+            ),
+            (
+                "weir_file_bytes_lost_total",
+                "counter",
+                "Bytes gone before they could be read.",
+                |s| &s.bytes_lost,
+            ),
+        ];
+        for (name, kind, help, f) in tail_counters {
+            m.family(name, kind, help);
+            for (i, st) in self.tail_stats.iter().enumerate() {
+                m.sample(name, &[("component", &self.input_name(i))], get(f(st)));
+            }
+        }
+        type ProcCounter = fn(&StatsSnapshot) -> u64;
+        let proc_counters: [(&str, &str, ProcCounter); 5] = [
+            ("weir_processor_events_in_total", "Events into the processor.", |s| {
+                s.events_in
+            }),
+            ("weir_processor_events_out_total", "Events out of the processor.", |s| {
+                s.events_out
+            }),
+            ("weir_processor_bytes_in_total", "Bytes into the processor.", |s| {
+                s.bytes_in
+            }),
+            ("weir_processor_bytes_out_total", "Bytes out of the processor.", |s| {
+                s.bytes_out
+            }),
+            (
+                "weir_processor_failures_total",
+                "Events that failed in the processor (parse failures, plugin errors).",
+                |s| s.failures,
+            ),
+        ];
+        let snaps: Vec<StatsSnapshot> = self.proc_stats.iter().map(|s| s.snapshot()).collect();
+        for (name, help, f) in proc_counters {
+            m.family(name, "counter", help);
+            for (snap, pname) in snaps.iter().zip(&self.proc_names) {
+                m.sample(name, &[("component", pname)], f(snap) as f64);
+            }
+        }
+        type OutCounter = fn(&OutputStats) -> &AtomicU64;
+        let out_counters: [(&str, &str, OutCounter); 5] = [
+            ("weir_output_events_total", "Events delivered by the output.", |s| {
+                &s.events
+            }),
+            ("weir_output_bytes_total", "Bytes delivered by the output.", |s| {
+                &s.bytes
+            }),
+            (
+                "weir_output_retries_total",
+                "Attempts repeated after a retryable failure.",
+                |s| &s.retries,
+            ),
+            (
+                "weir_output_rejected_total",
+                "Events the destination rejected for good.",
+                |s| &s.rejected,
+            ),
+            (
+                "weir_output_unacked_batches_total",
+                "Batches not delivered before the run stopped.",
+                |s| &s.unacked_batches,
+            ),
+        ];
+        for (name, help, f) in out_counters {
+            m.family(name, "counter", help);
+            for (i, st) in self.output_stats.iter().enumerate() {
+                m.sample(name, &[("component", &self.output_name(i))], get(f(st)));
+            }
+        }
+        if let Some(acks) = &self.acks {
+            m.family(
+                "weir_file_bytes_behind",
+                "gauge",
+                "Bytes of a followed file not yet delivered.",
+            );
+            for lag in acks.lag() {
+                let path = lag.path.display().to_string();
+                m.sample(
+                    "weir_file_bytes_behind",
+                    &[("path", &path)],
+                    lag.size.saturating_sub(lag.committed) as f64,
+                );
+            }
+            m.family(
+                "weir_checkpoint_age_seconds",
+                "gauge",
+                "Seconds since checkpoints were last saved.",
+            );
+            m.sample(
+                "weir_checkpoint_age_seconds",
+                &[],
+                acks.checkpoint_age().unwrap_or(f64::NAN),
+            );
+            m.family(
+                "weir_checkpoint_save_errors_total",
+                "counter",
+                "Checkpoint saves that failed.",
+            );
+            m.sample("weir_checkpoint_save_errors_total", &[], acks.save_errors() as f64);
+        }
+        m.finish()
     }
 
     fn summary(&self, errors: Vec<String>) -> Summary {
@@ -359,6 +589,7 @@ struct Worker {
     output_pool: Arc<BufferPool>,
     frame_keys: FrameKeys,
     pod_keys: [Key; 4],
+    acks: Option<Arc<Acks>>,
 }
 
 impl Worker {
@@ -411,9 +642,11 @@ impl Worker {
         Encoded {
             source: work.source,
             seq: work.seq,
+            undelivered: AtomicUsize::new(per_output.len()),
             events,
             per_output,
             pool: self.output_pool.clone(),
+            ack: work.ack.zip(self.acks.clone()),
         }
     }
 }
@@ -426,6 +659,11 @@ fn resolve_sources(loaded: &Loaded) -> Result<Vec<Vec<Source>>, ConfigError> {
     for (input, spec) in cfg.inputs.iter().enumerate() {
         let (paths, opts, framing): (Vec<Option<PathBuf>>, _, _) = match &spec.value {
             InputConfig::Stdin(c) => (vec![None], c.line_options(), c.framing(loaded)?),
+            InputConfig::File(c) if c.mode() == FileMode::Follow => {
+                // Followed by a tailer; its files get ids as they are found.
+                sources.push(Vec::new());
+                continue;
+            }
             InputConfig::File(c) => {
                 let files = c.matched_files();
                 if files.is_empty() {
@@ -463,8 +701,57 @@ fn resolve_sources(loaded: &Loaded) -> Result<Vec<Vec<Source>>, ConfigError> {
     Ok(sources)
 }
 
-/// Runs the pipeline until every input ends.
+/// How a run is stopped from outside: `stop` ends reading (SIGTERM, SIGINT, a test);
+/// `abort` tells outputs still retrying to give up (the shutdown deadline passed).
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Stop reading, drain, flush, save checkpoints.
+    pub stop: Arc<AtomicBool>,
+    /// Give up on what is not delivered yet.
+    pub abort: Arc<AtomicBool>,
+}
+
+impl Control {
+    /// A control wired to SIGTERM and SIGINT: the first sets `stop`, a second `abort`.
+    pub fn from_signals() -> anyhow::Result<Control> {
+        let control = Control::default();
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            // Registered first, the conditional one sees the flag before it is set: a
+            // second signal sets `abort`.
+            signal_hook::flag::register_conditional_default(sig, control.abort.clone())
+                .map(|_| ())
+                .ok();
+            signal_hook::flag::register(sig, control.stop.clone()).context("cannot install a signal handler")?;
+        }
+        Ok(control)
+    }
+}
+
+/// Where checkpoints live: the config's `data_dir`, else `$WEIR_DATA_DIR`, else
+/// `$XDG_STATE_HOME/weir`, else `~/.local/state/weir`.
+pub fn data_dir(cfg: &PipelineConfig) -> PathBuf {
+    if let Some(d) = &cfg.data_dir {
+        return d.value.clone();
+    }
+    if let Some(d) = std::env::var_os("WEIR_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("weir");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/weir"),
+        None => PathBuf::from("/var/lib/weir"),
+    }
+}
+
+/// Runs the pipeline until every input ends, or SIGTERM/SIGINT.
 pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
+    run_with(loaded, workers, Control::from_signals()?)
+}
+
+/// Runs the pipeline until every input ends or `control.stop` is set.
+pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> anyhow::Result<Summary> {
     validate(loaded)?;
     let cfg = &loaded.config;
     let workers = workers
@@ -472,72 +759,210 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let sources = resolve_sources(loaded)?;
-    let plan = Plan::new(cfg, workers, sources.iter().map(Vec::len).sum());
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    for o in &cfg.outputs {
-        sinks.push(match &o.value {
-            OutputConfig::Stdout(_) => Box::new(std::io::stdout()),
-            OutputConfig::File(c) => Box::new(
-                c.open()
-                    .with_context(|| format!("cannot open output file {}", c.path.value.display()))?,
-            ),
-        });
+    let mut plan = Plan::new(cfg, workers, sources.iter().map(Vec::len).sum::<usize>().max(4));
+    let follows: Vec<(usize, TailSettings)> = cfg
+        .inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, spec)| match &spec.value {
+            InputConfig::File(c) if c.mode() == FileMode::Follow => {
+                Some(c.tail_settings(loaded, DEFAULT_CHUNK_BYTES).map(|t| (i, t)))
+            }
+            _ => None,
+        })
+        .collect::<Result<_, _>>()?;
+    if !follows.is_empty() {
+        let dir = data_dir(cfg);
+        std::fs::create_dir_all(&dir).with_context(|| format!("data_dir {}: cannot create it", dir.display()))?;
+        let store = Checkpoints::load(&dir).map_err(|e| {
+            anyhow!("{e}; move the file away to start over (files are then read again from their head, or tail)")
+        })?;
+        plan.acks = Some(Arc::new(Acks::new(store)));
     }
+    let checkpoint_interval = cfg
+        .checkpoint_interval
+        .as_ref()
+        .map_or(Duration::from_secs(1), |d| d.value.0);
+    let shutdown_timeout = cfg
+        .shutdown_timeout
+        .as_ref()
+        .map_or(Duration::from_secs(20), |d| d.value.0);
+    let mut sinks = Vec::new();
+    for (o, stats) in cfg.outputs.iter().zip(&plan.output_stats) {
+        sinks.push(open_sink(&o.value, stats, &control.abort)?);
+    }
+    let admin = match &cfg.admin {
+        Some(a) => Some(
+            crate::admin::Admin::start(&a.value.address.value)
+                .map_err(|e| anyhow!("{}", loaded.error(Pos::of(&a.value.address), format!("admin: {e}"))))?,
+        ),
+        None => None,
+    };
 
-    let (work_tx, work_rx) = async_channel::bounded::<Work>(workers);
-    let (done_tx, done_rx) = async_channel::bounded::<Encoded>(workers);
-    let mut errors: Vec<String> = Vec::new();
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<Work>(workers * 2);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Encoded>(workers * 2);
+    // Dropped when the inputs are over (or abandoned at shutdown): workers drain and stop.
+    let (close_tx, close_rx) = crossbeam_channel::bounded::<()>(0);
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let finished = Arc::new(AtomicBool::new(false));
 
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let mut readers = Vec::new();
-        for (input, list) in sources.iter().enumerate() {
-            let tx = work_tx.clone();
-            let stats = plan.input_stats[input].clone();
-            let pool = plan.chunk_pool.clone();
-            readers.push(s.spawn(move || read_input(list, &tx, &stats, &pool)));
+    // Readers run on their own threads, not joined: one blocked reading stdin must not hold
+    // up a shutdown.
+    let next_source = Arc::new(AtomicU32::new(sources.iter().map(|l| l.len() as u32).sum()));
+    let mut readers: Vec<(std::thread::JoinHandle<()>, bool)> = Vec::new();
+    for (input, list) in sources.into_iter().enumerate() {
+        if list.is_empty() {
+            continue;
         }
-        drop(work_tx);
+        let is_stdin = list.iter().any(|s| s.path.is_none());
+        let tx = work_tx.clone();
+        let stats = plan.input_stats[input].clone();
+        let pool = plan.chunk_pool.clone();
+        let stop = control.stop.clone();
+        let errors = errors.clone();
+        readers.push((
+            std::thread::Builder::new()
+                .name(format!("weir-input-{input}"))
+                .spawn(move || {
+                    let errs = read_input(&list, &tx, &stats, &pool, &stop);
+                    errors.lock().unwrap_or_else(|e| e.into_inner()).extend(errs);
+                })?,
+            is_stdin,
+        ));
+    }
+    for (input, settings) in follows {
+        let tx = work_tx.clone();
+        let stop = control.stop.clone();
+        let opts = settings.opts;
+        let tailer = Tailer::new(
+            settings,
+            plan.acks.clone().expect("follow inputs have a checkpoint store"),
+            plan.chunk_pool.clone(),
+            next_source.clone(),
+            plan.tail_stats[input].clone(),
+            plan.input_stats[input].clone(),
+        );
+        readers.push((
+            std::thread::Builder::new()
+                .name(format!("weir-tail-{input}"))
+                .spawn(move || {
+                    let mut send = |c: TailChunk| {
+                        let work = Work {
+                            payload: match c.payload {
+                                TailPayload::Lines(chunk) => Payload::Lines(chunk),
+                                TailPayload::Framed(f) => Payload::Framed(f),
+                            },
+                            source: c.source,
+                            input,
+                            seq: c.seq,
+                            opts,
+                            pod: c.pod,
+                            ack: Some(c.ack),
+                        };
+                        tx.send(work).is_ok()
+                    };
+                    tailer.run(&stop, &mut send);
+                })?,
+            false,
+        ));
+    }
+    drop(work_tx);
+
+    let result = std::thread::scope(|s| -> anyhow::Result<()> {
+        // The closer: once every reader is done (or, after a stop, every reader that can
+        // stop), tell the workers to drain and finish.
+        s.spawn(|| {
+            let close_tx = close_tx;
+            let mut pending = readers;
+            loop {
+                let stopping = control.stop.load(Ordering::Relaxed);
+                // A reader of stdin may be blocked in a read: after a stop it is not waited for.
+                pending.retain(|(h, is_stdin)| !(h.is_finished() || stopping && *is_stdin));
+                if pending.is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            drop(close_tx);
+        });
+        // The watchdog: after a stop, give the drain `shutdown_timeout`, then abort.
+        s.spawn(|| {
+            while !finished.load(Ordering::Relaxed) && !control.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let deadline = Instant::now() + shutdown_timeout;
+            while !finished.load(Ordering::Relaxed) {
+                if Instant::now() >= deadline {
+                    tracing::warn!(
+                        ?shutdown_timeout,
+                        "shutdown_timeout passed: giving up on what is not delivered"
+                    );
+                    control.abort.store(true, Ordering::Relaxed);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        // Checkpoints are saved at most every `checkpoint_interval`, and at the end.
+        if let Some(acks) = &plan.acks {
+            s.spawn(|| {
+                while !finished.load(Ordering::Relaxed) {
+                    acks.save_if_due(checkpoint_interval);
+                    std::thread::sleep(checkpoint_interval.min(Duration::from_millis(100)));
+                }
+            });
+        }
+        if let Some(admin) = &admin {
+            s.spawn(|| admin.serve(&finished, |path| plan.admin_reply(path)));
+        }
 
         let mut worker_handles = Vec::new();
         for _ in 0..workers {
             let rx = work_rx.clone();
+            let close = close_rx.clone();
             let tx = done_tx.clone();
             let mut worker = plan.worker()?;
             worker_handles.push(s.spawn(move || {
-                while let Ok(work) = rx.recv_blocking() {
-                    if tx.send_blocking(worker.process(work)).is_err() {
-                        break;
+                loop {
+                    crossbeam_channel::select! {
+                        recv(rx) -> work => match work {
+                            Ok(work) => if tx.send(worker.process(work)).is_err() { return },
+                            Err(_) => return,
+                        },
+                        recv(close) -> _ => {
+                            // The inputs are over: what is queued is all there is.
+                            for _ in 0..rx.len() {
+                                let Ok(work) = rx.try_recv() else { break };
+                                if tx.send(worker.process(work)).is_err() {
+                                    return;
+                                }
+                            }
+                            return;
+                        }
                     }
                 }
             }));
         }
         drop(done_tx);
         drop(work_rx);
+        drop(close_rx);
 
         let mut output_txs = Vec::new();
         let mut output_handles = Vec::new();
-        for (i, mut sink) in sinks.drain(..).enumerate() {
-            let (tx, rx) = async_channel::bounded::<Arc<Encoded>>(2);
+        for (i, sink) in sinks.drain(..).enumerate() {
+            let (tx, rx) = crossbeam_channel::bounded::<Arc<Encoded>>(2);
             output_txs.push(tx);
             let stats = plan.output_stats[i].clone();
-            output_handles.push(s.spawn(move || -> std::io::Result<()> {
-                while let Ok(batch) = rx.recv_blocking() {
-                    let bytes = &batch.per_output[i];
-                    sink.write(bytes)?;
-                    stats.events.fetch_add(batch.events[i], Ordering::Relaxed);
-                    stats.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                }
-                sink.flush()
-            }));
+            output_handles.push(s.spawn(move || run_output(i, sink, &rx, &stats)));
         }
 
         // The dispatcher: release each source's batches in sequence.
         let mut order = Reorder::default();
-        'dispatch: while let Ok(done) = done_rx.recv_blocking() {
+        'dispatch: while let Ok(done) = done_rx.recv() {
             for ready in order.push(done) {
                 let ready = Arc::new(ready);
                 for tx in &output_txs {
-                    if tx.send_blocking(ready.clone()).is_err() {
+                    if tx.send(ready.clone()).is_err() {
                         break 'dispatch;
                     }
                 }
@@ -546,31 +971,98 @@ pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
         drop(done_rx);
         drop(output_txs);
 
+        let mut failure = None;
         for (i, h) in output_handles.into_iter().enumerate() {
+            let o = &cfg.outputs[i].value;
+            let name = format!("outputs[{i}].{}", o.name().unwrap_or(o.type_name()));
             match h.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let o = &cfg.outputs[i].value;
-                    return Err(anyhow!(
-                        "output {i} ({}): write failed: {e}",
-                        o.name().unwrap_or(o.type_name())
+                Ok(Err(e)) if control.abort.load(Ordering::Relaxed) => {
+                    let n = plan.output_stats[i].unacked_batches.load(Ordering::Relaxed);
+                    errors.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+                        "{name}: {n} batch(es) not delivered before the shutdown deadline ({e}); \
+                         they are read again from the last checkpoint on restart"
                     ));
                 }
-                Err(_) => return Err(anyhow!("output {i} panicked")),
+                Ok(Err(e)) => failure = failure.or(Some(anyhow!("{name}: write failed: {e}"))),
+                Err(_) => failure = failure.or(Some(anyhow!("{name} panicked"))),
             }
         }
         for h in worker_handles {
             h.join().map_err(|_| anyhow!("a worker panicked"))?;
         }
-        for h in readers {
-            match h.join() {
-                Ok(errs) => errors.extend(errs),
-                Err(_) => return Err(anyhow!("an input reader panicked")),
-            }
+        finished.store(true, Ordering::Relaxed);
+        failure.map_or(Ok(()), Err)
+    });
+    if let Some(acks) = &plan.acks {
+        acks.save();
+    }
+    result?;
+    let errors = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(plan.summary(errors))
+}
+
+/// One output's thread: writes batches in order, flushes when the sink wants to (see
+/// [`Sink`]), and acknowledges what each flush delivered.
+fn run_output(
+    i: usize,
+    mut sink: Box<dyn Sink>,
+    rx: &Receiver<Arc<Encoded>>,
+    stats: &OutputStats,
+) -> std::io::Result<()> {
+    let mut pending: Vec<Arc<Encoded>> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let mut oldest: Option<Instant> = None;
+    let interval = sink.flush_interval();
+    let flush_bytes = sink.flush_bytes();
+    let flush = |sink: &mut Box<dyn Sink>, pending: &mut Vec<Arc<Encoded>>| -> std::io::Result<()> {
+        if let Err(e) = sink.flush() {
+            stats.unacked_batches.fetch_add(pending.len() as u64, Ordering::Relaxed);
+            pending.clear();
+            return Err(e);
+        }
+        for batch in pending.drain(..) {
+            stats.events.fetch_add(batch.events[i], Ordering::Relaxed);
+            stats
+                .bytes
+                .fetch_add(batch.per_output[i].len() as u64, Ordering::Relaxed);
+            batch.delivered();
         }
         Ok(())
-    })?;
-    Ok(plan.summary(errors))
+    };
+    loop {
+        let next = match oldest {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(t) => rx.recv_timeout(interval.saturating_sub(t.elapsed())),
+        };
+        match next {
+            Ok(batch) => {
+                let bytes = &batch.per_output[i];
+                if let Err(e) = sink.write(bytes, batch.events[i]) {
+                    stats
+                        .unacked_batches
+                        .fetch_add(pending.len() as u64 + 1, Ordering::Relaxed);
+                    return Err(e);
+                }
+                pending_bytes += bytes.len();
+                pending.push(batch);
+                oldest.get_or_insert_with(Instant::now);
+                let full = flush_bytes > 0 && pending_bytes >= flush_bytes;
+                let idle = rx.is_empty() && oldest.is_some_and(|t| t.elapsed() >= interval);
+                if !(full || idle) {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                flush(&mut sink, &mut pending)?;
+                return Ok(());
+            }
+        }
+        flush(&mut sink, &mut pending)?;
+        pending_bytes = 0;
+        oldest = None;
+    }
 }
 
 /// Restores each source's order: batches come back from the workers in any order.
@@ -680,6 +1172,7 @@ fn read_source(
             seq,
             opts: source.opts,
             pod: source.pod.clone(),
+            ack: None,
         };
         seq += 1;
         send(w)
@@ -724,13 +1217,17 @@ fn read_source(
 /// cannot be opened or read is reported and skipped; the others go on).
 fn read_input(
     sources: &[Source],
-    tx: &async_channel::Sender<Work>,
+    tx: &Sender<Work>,
     stats: &InputStats,
     pool: &Arc<BufferPool>,
+    stop: &AtomicBool,
 ) -> Vec<String> {
     let mut errors = Vec::new();
     for source in sources {
-        let send = |work: Work| tx.send_blocking(work).is_ok();
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let send = |work: Work| !stop.load(Ordering::Relaxed) && tx.send(work).is_ok();
         let result = match &source.path {
             None => read_source(std::io::stdin().lock(), source, DEFAULT_CHUNK_BYTES, pool, stats, send),
             Some(path) => {

@@ -1,0 +1,678 @@
+//! Follow mode: the file tailer of one `file` input.
+//!
+//! One thread per input runs [`Tailer::run`]: it finds files with the input's globs, reads
+//! what they append, and hands chunks of whole lines (or framed records) to the workers,
+//! each with the [`AckPoint`] its checkpoint may move to once delivered.
+//!
+//! # What it promises
+//! - **Identity, not path.** A file is device + inode + a signature of its first bytes
+//!   ([`FileIdentity`]). A file renamed away (rotation) keeps being read from its open
+//!   descriptor; the new file at the old path is a new source, read from its start.
+//! - **Nothing read is given up.** A file that left the globs (renamed, deleted) is read to
+//!   its end; it is let go only after `rotate_wait` with no new bytes. A file truncated below
+//!   the read offset is read again from 0 (counted in `truncations`; bytes it had beyond what
+//!   was read, if seen, are counted in `bytes_lost` and logged).
+//! - **Checkpoints.** A file seen before resumes at its committed offset; a new file starts
+//!   at its head, or at its end with `read_from: tail` if it was there when the agent started.
+//!   Bytes held by the framer (an open multiline record, partial container lines) are not
+//!   committed until their record is out.
+//! - **Bounded descriptors.** At most `max_open_files` are open: when a new file needs one,
+//!   the file idle the longest (at its end, still at its path) is closed, and reopened by
+//!   identity when it grows.
+//! - **Wake-ups.** inotify (the notify crate) on the globs' directories wakes the loop at
+//!   once; `poll_interval` polling is the fallback and always on.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use weir_core::frame::{Framed, Framer};
+use weir_core::line::{Chunk, LineChunker, LineOptions};
+use weir_core::pool::BufferPool;
+
+use crate::acks::{AckPoint, Acks};
+use crate::checkpoint::FileIdentity;
+use crate::inputs::{Framing, ReadFrom};
+use crate::runtime::InputStats;
+
+/// How one input tails its files.
+#[derive(Debug, Clone)]
+pub struct TailSettings {
+    /// Glob patterns.
+    pub paths: Vec<String>,
+    /// Glob patterns left out.
+    pub exclude: Vec<glob::Pattern>,
+    /// Where files present at start begin when they have no checkpoint.
+    pub read_from: ReadFrom,
+    /// Line splitting.
+    pub opts: LineOptions,
+    /// Container format and multiline, if any.
+    pub framing: Option<Framing>,
+    /// Whether to add pod fields from container log file names.
+    pub pod_fields: bool,
+    /// How often files are checked without a wake-up.
+    pub poll_interval: Duration,
+    /// How long a file that left the globs is kept after its last new byte.
+    pub rotate_wait: Duration,
+    /// Most files open at once.
+    pub max_open_files: usize,
+    /// An open multiline record (or partial container line) is closed after this long
+    /// without new bytes in its file.
+    pub flush_timeout: Duration,
+    /// Bytes per chunk.
+    pub chunk_bytes: usize,
+}
+
+/// Counters of a tailer, added to its input's.
+#[derive(Debug, Default)]
+pub struct TailStats {
+    /// Files opened for the first time.
+    pub files_found: AtomicU64,
+    /// Files read to their end and let go.
+    pub files_released: AtomicU64,
+    /// Files open now.
+    pub files_open: AtomicU64,
+    /// Files truncated under the reader (read again from the start).
+    pub truncations: AtomicU64,
+    /// Bytes that were in a file but could not be read (truncated or deleted first).
+    pub bytes_lost: AtomicU64,
+    /// Files that resumed at a checkpoint.
+    pub resumed: AtomicU64,
+}
+
+/// What a tailer hands on: one chunk of one file.
+#[derive(Debug)]
+pub struct TailChunk {
+    /// Lines, or records when the input frames.
+    pub payload: TailPayload,
+    /// The file's source id.
+    pub source: u32,
+    /// Position in the source's sequence.
+    pub seq: u64,
+    /// Where the checkpoint may go once this is delivered.
+    pub ack: AckPoint,
+    /// Pod metadata from the file name.
+    pub pod: Option<Arc<[String; 4]>>,
+}
+
+/// Lines or framed records.
+#[derive(Debug)]
+pub enum TailPayload {
+    /// A chunk of whole lines.
+    Lines(Chunk),
+    /// Records framed by the reader.
+    Framed(Framed),
+}
+
+struct Tracked {
+    path: PathBuf,
+    file: Option<File>,
+    identity: FileIdentity,
+    source: u32,
+    generation: u32,
+    seq: u64,
+    chunker: LineChunker,
+    framer: Option<Framer>,
+    /// Last time bytes came.
+    last_data: Instant,
+    /// Size at the last look.
+    size: u64,
+    /// When the globs stopped showing this file.
+    gone_since: Option<Instant>,
+    /// Whether the framer holds records not flushed by the timeout.
+    held: bool,
+    pod: Option<Arc<[String; 4]>>,
+}
+
+impl Tracked {
+    fn read_offset(&self) -> u64 {
+        self.chunker.offset() + self.chunker.pending() as u64
+    }
+}
+
+/// The tailer of one input. See the module docs.
+pub struct Tailer {
+    settings: TailSettings,
+    acks: Arc<Acks>,
+    pool: Arc<BufferPool>,
+    next_source: Arc<AtomicU32>,
+    stats: Arc<TailStats>,
+    input: Arc<InputStats>,
+    files: HashMap<(u64, u64), Tracked>,
+    /// The first scan is over: files found from now on are new, read from their head.
+    started: bool,
+    wake: Option<(Receiver<bool>, notify::RecommendedWatcher)>,
+}
+
+impl std::fmt::Debug for Tailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tailer")
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tailer {
+    /// A tailer for one input. `next_source` hands out source ids shared by all inputs.
+    pub fn new(
+        settings: TailSettings,
+        acks: Arc<Acks>,
+        pool: Arc<BufferPool>,
+        next_source: Arc<AtomicU32>,
+        stats: Arc<TailStats>,
+        input: Arc<InputStats>,
+    ) -> Tailer {
+        let wake = watch(&settings.paths);
+        Tailer {
+            settings,
+            acks,
+            pool,
+            next_source,
+            stats,
+            input,
+            files: HashMap::new(),
+            started: false,
+            wake,
+        }
+    }
+
+    /// Runs until `stop` is set or `send` fails. Data the framer holds at that point is not
+    /// sent: its checkpoint stays before it, so a restart reads it again whole.
+    pub fn run(mut self, stop: &AtomicBool, send: &mut dyn FnMut(TailChunk) -> bool) {
+        self.follow(stop, send);
+        for t in self.files.values() {
+            self.count_frames(t);
+        }
+    }
+
+    fn follow(&mut self, stop: &AtomicBool, send: &mut dyn FnMut(TailChunk) -> bool) {
+        let mut last_scan: Option<Instant> = None;
+        let scan_every = self.settings.poll_interval.max(Duration::from_millis(100)) * 4;
+        let mut rescan = true;
+        while !stop.load(Ordering::Relaxed) {
+            if rescan || last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
+                self.scan();
+                last_scan = Some(Instant::now());
+                rescan = false;
+            }
+            let mut progressed = false;
+            let keys: Vec<(u64, u64)> = self.files.keys().copied().collect();
+            for key in keys {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match self.poll_file(key, send) {
+                    Ok(p) => progressed |= p,
+                    Err(()) => return,
+                }
+            }
+            if progressed {
+                continue;
+            }
+            // Nothing new: wait for a wake-up or the next poll.
+            match &self.wake {
+                Some((rx, _)) => {
+                    if let Ok(structural) = rx.recv_timeout(self.settings.poll_interval) {
+                        rescan = structural;
+                        // Take what piled up, too.
+                        while let Ok(more) = rx.try_recv() {
+                            rescan |= more;
+                        }
+                    }
+                }
+                None => std::thread::sleep(self.settings.poll_interval),
+            }
+        }
+    }
+
+    /// Finds the files the globs match now: new ones are opened, moved ones noted.
+    fn scan(&mut self) {
+        let now = Instant::now();
+        let mut seen: Vec<(u64, u64)> = Vec::new();
+        for path in matched(&self.settings.paths, &self.settings.exclude) {
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let key = (meta.dev(), meta.ino());
+            if seen.contains(&key) {
+                continue; // the same file through a symlink: read once
+            }
+            seen.push(key);
+            if let Some(t) = self.files.get_mut(&key) {
+                t.gone_since = None;
+                if t.path != path {
+                    self.acks.update(t.source, None, Some(&path), t.size);
+                    t.path = path;
+                }
+                continue;
+            }
+            self.open_new(key, path);
+        }
+        for (key, t) in &mut self.files {
+            if !seen.contains(key) && t.gone_since.is_none() {
+                t.gone_since = Some(now);
+            }
+        }
+        self.started = true;
+    }
+
+    fn open_files(&self) -> usize {
+        self.files.values().filter(|t| t.file.is_some()).count()
+    }
+
+    /// Makes room for one more descriptor: closes the file idle the longest that is at its
+    /// end and still at its path. False when none can be closed.
+    fn make_room(&mut self) -> bool {
+        if self.open_files() < self.settings.max_open_files {
+            return true;
+        }
+        let victim = self
+            .files
+            .iter()
+            .filter(|(_, t)| t.file.is_some() && t.gone_since.is_none() && !t.held && t.size == t.read_offset())
+            .min_by_key(|(_, t)| t.last_data)
+            .map(|(k, _)| *k);
+        match victim {
+            Some(k) => {
+                if let Some(t) = self.files.get_mut(&k) {
+                    t.file = None;
+                    self.stats.files_open.fetch_sub(1, Ordering::Relaxed);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn open_new(&mut self, key: (u64, u64), path: PathBuf) {
+        if !self.make_room() {
+            return; // tried again at the next scan
+        }
+        let Ok(file) = File::open(&path) else { return };
+        let Ok(identity) = FileIdentity::of(&file) else { return };
+        if (identity.dev(), identity.ino()) != key {
+            return; // replaced between stat and open: the next scan sees the new one
+        }
+        let size = file.metadata().map_or(0, |m| m.len());
+        let start = match self.acks.lookup(&identity) {
+            Ok(Some(offset)) if offset <= size => {
+                self.stats.resumed.fetch_add(1, Ordering::Relaxed);
+                offset
+            }
+            Ok(Some(offset)) => {
+                tracing::warn!(file = %path.display(), offset, size, "file is shorter than its checkpoint: truncated while the agent was away; reading it from the start");
+                self.stats.truncations.fetch_add(1, Ordering::Relaxed);
+                0
+            }
+            Err(_) | Ok(None) => {
+                if !self.started && self.settings.read_from == ReadFrom::Tail {
+                    size
+                } else {
+                    0
+                }
+            }
+        };
+        let mut file = file;
+        if file.seek(SeekFrom::Start(start)).is_err() {
+            return;
+        }
+        let source = self.next_source.fetch_add(1, Ordering::Relaxed);
+        self.acks.register(source, identity.clone(), &path, start);
+        self.stats.files_found.fetch_add(1, Ordering::Relaxed);
+        self.stats.files_open.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(file = %path.display(), source, start, "tailing");
+        let pod = if self.settings.pod_fields {
+            crate::inputs::container_fields(&path).map(|f| Arc::new(f.map(|(_, v)| v)))
+        } else {
+            None
+        };
+        self.files.insert(
+            key,
+            Tracked {
+                chunker: self.chunker(start),
+                framer: self.framer(),
+                path,
+                file: Some(file),
+                identity,
+                source,
+                generation: 0,
+                seq: 0,
+                last_data: Instant::now(),
+                size,
+                gone_since: None,
+                held: false,
+                pod,
+            },
+        );
+    }
+
+    fn chunker(&self, offset: u64) -> LineChunker {
+        LineChunker::with_pool(
+            self.settings.chunk_bytes,
+            self.settings.opts.max_line_bytes,
+            offset,
+            self.pool.clone(),
+        )
+    }
+
+    fn framer(&self) -> Option<Framer> {
+        self.settings
+            .framing
+            .as_ref()
+            .map(|f| Framer::new(f.format, f.rules.clone(), self.settings.opts))
+    }
+
+    /// Reads what one file has, sends it, and lets the file go when it is done. `Ok(true)`
+    /// when bytes came; `Err` when the workers are gone.
+    fn poll_file(&mut self, key: (u64, u64), send: &mut dyn FnMut(TailChunk) -> bool) -> Result<bool, ()> {
+        let Some(mut t) = self.files.remove(&key) else {
+            return Ok(false);
+        };
+        let result = self.poll_tracked(&mut t, send);
+        match result {
+            Ok(Some(progressed)) => {
+                self.files.insert(key, t);
+                Ok(progressed)
+            }
+            Ok(None) => Ok(false), // let go
+            Err(()) => {
+                self.files.insert(key, t);
+                Err(())
+            }
+        }
+    }
+
+    /// `Ok(None)` when the file is let go.
+    fn poll_tracked(&mut self, t: &mut Tracked, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<Option<bool>, ()> {
+        if t.file.is_none() {
+            // Closed to save descriptors: reopen when it grew (and is still the same file).
+            let grew = std::fs::metadata(&t.path)
+                .is_ok_and(|m| (m.dev(), m.ino()) == (t.identity.dev(), t.identity.ino()) && m.len() != t.size);
+            if !grew || !self.make_room() {
+                return Ok(Some(false));
+            }
+            match File::open(&t.path).and_then(|mut f| f.seek(SeekFrom::Start(t.read_offset())).map(|_| f)) {
+                Ok(f) if FileIdentity::of(&f).is_ok_and(|id| id.same_file_as(&t.identity)) => {
+                    t.file = Some(f);
+                    self.stats.files_open.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => return Ok(Some(false)),
+            }
+        }
+        let Some(file) = t.file.as_mut() else {
+            return Ok(Some(false));
+        };
+        let Ok(meta) = file.metadata() else {
+            return Ok(Some(false));
+        };
+        let size = meta.len();
+        if size < t.read_offset() {
+            self.truncated(t, size);
+        }
+        let mut progressed = false;
+        let budget = self.settings.chunk_bytes.max(1 << 16) * 4;
+        let mut read = 0usize;
+        while read < budget {
+            let file = t.file.as_mut().expect("open");
+            let spare = t.chunker.spare();
+            let n = match file.read(spare) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(file = %t.path.display(), "read failed: {e}");
+                    0
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            t.chunker.commit(n);
+            read += n;
+            self.input.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            while let Some(chunk) = t.chunker.next_chunk(false, false) {
+                self.send_chunk(t, chunk, send)?;
+            }
+        }
+        if read > 0 {
+            progressed = true;
+            t.last_data = Instant::now();
+            t.held = true;
+            while let Some(chunk) = t.chunker.next_chunk(true, false) {
+                self.send_chunk(t, chunk, send)?;
+            }
+        }
+        t.size = size.max(t.read_offset());
+        // A growing file with a short signature: sign it again, so the checkpoint holds the
+        // strongest identity.
+        let mut new_identity = None;
+        if !t.identity.is_complete()
+            && t.read_offset() > t.identity.signed_len()
+            && let Ok(id) = FileIdentity::of(t.file.as_ref().expect("open"))
+            && id.same_file_as(&t.identity)
+        {
+            t.identity = id.clone();
+            new_identity = Some(id);
+        }
+        if progressed || new_identity.is_some() {
+            self.acks.update(t.source, new_identity, None, t.size);
+        }
+        if progressed {
+            return Ok(Some(true));
+        }
+        let idle = t.last_data.elapsed();
+        // The last record of a quiet file goes out after `flush_timeout`.
+        if t.held && idle >= self.settings.flush_timeout {
+            t.held = false;
+            self.flush_framer(t, send)?;
+        }
+        // A file that left the globs and stays quiet is done: its last line (even without a
+        // newline) goes out, then it is let go.
+        if let Some(gone) = t.gone_since
+            && gone.elapsed() >= self.settings.rotate_wait
+            && idle >= self.settings.rotate_wait
+        {
+            while let Some(chunk) = t.chunker.next_chunk(true, true) {
+                self.send_chunk(t, chunk, send)?;
+            }
+            self.flush_framer(t, send)?;
+            let end = t.read_offset();
+            tracing::debug!(file = %t.path.display(), end, "read to its end after it left the globs; let go");
+            self.acks.release(t.source, end);
+            self.count_frames(t);
+            self.stats.files_released.fetch_add(1, Ordering::Relaxed);
+            if t.file.take().is_some() {
+                self.stats.files_open.fetch_sub(1, Ordering::Relaxed);
+            }
+            return Ok(None);
+        }
+        Ok(Some(false))
+    }
+
+    fn truncated(&mut self, t: &mut Tracked, size: u64) {
+        // Bytes seen beyond what was read are gone with the truncation.
+        let lost = t.size.saturating_sub(t.read_offset());
+        self.stats.truncations.fetch_add(1, Ordering::Relaxed);
+        if lost > 0 {
+            self.stats.bytes_lost.fetch_add(lost, Ordering::Relaxed);
+        }
+        tracing::warn!(
+            file = %t.path.display(),
+            read = t.read_offset(),
+            size,
+            lost,
+            "file truncated: reading it again from the start"
+        );
+        let file = t.file.as_mut().expect("open");
+        let _ = file.seek(SeekFrom::Start(0));
+        let identity = FileIdentity::of(file).unwrap_or_else(|_| t.identity.clone());
+        t.identity = identity.clone();
+        t.generation = self.acks.restart(t.source, identity);
+        t.chunker = self.chunker(0);
+        t.framer = self.framer();
+        t.size = size;
+    }
+
+    /// Closes the framer's open records into a batch.
+    fn flush_framer(&mut self, t: &mut Tracked, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<(), ()> {
+        let Some(framer) = t.framer.as_mut() else { return Ok(()) };
+        if framer.held_from().is_none() {
+            return Ok(());
+        }
+        let mut framed = Framed {
+            arena: self.pool.take_empty(0),
+            offset: t.chunker.offset(),
+            ..Framed::default()
+        };
+        framer.finish(&mut framed);
+        let ack = AckPoint {
+            source: t.source,
+            generation: t.generation,
+            offset: t.chunker.offset(),
+        };
+        self.emit(t, TailPayload::Framed(framed), ack, send)
+    }
+
+    fn send_chunk(&mut self, t: &mut Tracked, chunk: Chunk, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<(), ()> {
+        let end = chunk.offset + chunk.data.len() as u64;
+        let (payload, offset) = match t.framer.as_mut() {
+            None => (TailPayload::Lines(chunk), end),
+            Some(framer) => {
+                let mut framed = Framed {
+                    arena: self.pool.take_empty(0),
+                    ..Framed::default()
+                };
+                framer.frame(chunk, &mut framed);
+                let offset = framer.held_from().unwrap_or(end);
+                (TailPayload::Framed(framed), offset)
+            }
+        };
+        let ack = AckPoint {
+            source: t.source,
+            generation: t.generation,
+            offset,
+        };
+        self.emit(t, payload, ack, send)
+    }
+
+    fn emit(
+        &mut self,
+        t: &mut Tracked,
+        payload: TailPayload,
+        ack: AckPoint,
+        send: &mut dyn FnMut(TailChunk) -> bool,
+    ) -> Result<(), ()> {
+        let chunk = TailChunk {
+            payload,
+            source: t.source,
+            seq: t.seq,
+            ack,
+            pod: t.pod.clone(),
+        };
+        t.seq += 1;
+        if send(chunk) { Ok(()) } else { Err(()) }
+    }
+
+    /// Adds a framer's counters (and its chunker's cut lines) to the input's.
+    fn count_frames(&self, t: &Tracked) {
+        self.input.lines_cut.fetch_add(t.chunker.lines_cut(), Ordering::Relaxed);
+        if let Some(f) = &t.framer {
+            self.input.add_frame(f.stats());
+        }
+    }
+}
+
+/// The files the globs match now, sorted, without the excluded ones.
+pub fn matched(paths: &[String], exclude: &[glob::Pattern]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for pattern in paths {
+        let Ok(entries) = glob::glob(pattern) else { continue };
+        for p in entries.flatten() {
+            if !exclude.iter().any(|x| x.matches_path(&p)) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The directory a glob pattern's matches live under: its longest prefix without wildcards.
+fn watch_root(pattern: &str) -> (PathBuf, bool) {
+    let mut root = PathBuf::new();
+    let mut recursive = false;
+    let components: Vec<_> = Path::new(pattern).components().collect();
+    for (i, c) in components.iter().enumerate() {
+        let s = c.as_os_str().to_string_lossy();
+        if s.contains(['*', '?', '[']) {
+            // A wildcard in a directory part (not the last) means nested directories.
+            recursive = i + 1 < components.len();
+            break;
+        }
+        if i + 1 == components.len() {
+            break; // the file name itself
+        }
+        root.push(c.as_os_str());
+    }
+    if root.as_os_str().is_empty() {
+        root.push(".");
+    }
+    (root, recursive)
+}
+
+/// Watches the globs' directories; each event wakes the tailer (`true` when files may have
+/// appeared, moved or gone). `None` when inotify is not available: polling only.
+fn watch(paths: &[String]) -> Option<(Receiver<bool>, notify::RecommendedWatcher)> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res {
+            let structural = !matches!(
+                event.kind,
+                EventKind::Modify(notify::event::ModifyKind::Data(_)) | EventKind::Access(_)
+            );
+            let _ = tx.try_send(structural);
+        }
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("file events unavailable ({e}); polling only");
+            return None;
+        }
+    };
+    for pattern in paths {
+        let (root, recursive) = watch_root(pattern);
+        let mode = if recursive {
+            RecursiveMode::Recursive
+        } else {
+            RecursiveMode::NonRecursive
+        };
+        if let Err(e) = watcher.watch(&root, mode) {
+            tracing::debug!(dir = %root.display(), "cannot watch ({e}); polling it");
+        }
+    }
+    Some((rx, watcher))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_roots() {
+        assert_eq!(watch_root("/var/log/app/*.log"), (PathBuf::from("/var/log/app"), false));
+        assert_eq!(
+            watch_root("/var/log/pods/*/*/*.log"),
+            (PathBuf::from("/var/log/pods"), true)
+        );
+        assert_eq!(watch_root("/var/log/a.log"), (PathBuf::from("/var/log"), false));
+        assert_eq!(watch_root("*.log"), (PathBuf::from("."), false));
+    }
+}
