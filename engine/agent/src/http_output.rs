@@ -5,8 +5,11 @@
 //! written events was accepted (2xx) or rejected for good (a 4xx other than 408 and 429,
 //! counted in [`OutputStats::rejected`]). Connection errors, timeouts, 408, 429 and 5xx
 //! are retried inside the sink, forever, with exponential backoff and jitter (or the
-//! server's `Retry-After`), until the shutdown deadline sets `stop`; the flush then fails
-//! and the events stay unacknowledged, so they are read again after a restart.
+//! server's `Retry-After`, in seconds or as a date, up to 5 minutes), until the shutdown
+//! deadline sets `stop`; the flush then fails and the events stay unacknowledged, so they
+//! are read again after a restart. A request in flight then ends within `request_timeout`.
+//!
+//! Rejected events are counted, not routed to `dead_letter`: the sink sees encoded lines.
 //!
 //! Only `http://` is supported: this build has no TLS.
 
@@ -393,8 +396,8 @@ impl Client {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+            .map(|d| d.min(MAX_RETRY_AFTER));
         let accepted = (200..300).contains(&status);
         // A `_bulk` response lists every item; other bodies only go into logs. Reading
         // the body to its end also lets the connection be reused.
@@ -422,6 +425,43 @@ impl Client {
             },
         }
     }
+}
+
+/// A `Retry-After` value: seconds, or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`)
+/// counted from `now`. `None` when it is neither.
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    // IMF-fixdate, the form HTTP/1.1 servers send.
+    let (_, date) = value.split_once(", ")?;
+    let parts: Vec<&str> = date.split(' ').collect();
+    let [day, month, year, time, "GMT"] = parts[..] else {
+        return None;
+    };
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == month)? as i64
+        + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<i64> = time.split(':').map(|t| t.parse().ok()).collect::<Option<_>>()?;
+    let [h, m, sec] = hms[..] else { return None };
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let at = u64::try_from(days * 86_400 + h * 3600 + m * 60 + sec).ok()?;
+    let now = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
 }
 
 /// `: <first bytes of body>` for a log line, or nothing.
@@ -818,6 +858,33 @@ mod tests {
         // A line longer than max goes alone.
         assert_eq!(chunk_len(p, 2), 4);
         assert_eq!(chunk_len(b"abcdef", 2), 6);
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 UTC
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 22 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 01 Mar 2016 00:00:00 GMT", now),
+            Some(Duration::from_secs(1_456_790_400 - 1_445_412_480))
+        );
+        // In the past: no wait.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("Wed, 21 Foo 2015 07:28:30 GMT", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
     }
 
     #[test]

@@ -222,7 +222,8 @@ fn serve(conn: TcpStream, seen: &Mutex<Vec<Seen>>, script: &Script) {
             }
         };
         let response = format!(
-            "HTTP/1.1 {status} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{payload}",
+            "HTTP/1.1 {status} Scripted\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n{extra}\r\n{payload}",
             payload.len()
         );
         if conn.write_all(response.as_bytes()).is_err() {
