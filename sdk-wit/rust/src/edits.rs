@@ -59,7 +59,7 @@ impl<'b> Edits<'b> {
         let key = key.intern(self);
         let value = match value.into() {
             ValueRef::Null => flat::Value::Null,
-            ValueRef::Bool(b) => flat::Value::Bool(b),
+            ValueRef::Bool(b) => flat::Value::Boolean(b),
             ValueRef::Int(i) => flat::Value::Int(i),
             ValueRef::Float(f) => flat::Value::Float(f),
             ValueRef::Str(b) => flat::Value::Str(self.push_bytes(b)),

@@ -41,8 +41,8 @@ impl Span {
 pub enum Value {
     /// JSON `null`.
     Null,
-    /// A boolean (WIT case `boolean`).
-    Bool(bool),
+    /// A boolean.
+    Boolean(bool),
     /// A signed integer.
     Int(i64),
     /// A float.

@@ -76,8 +76,14 @@
 
 #![warn(missing_docs)]
 
+// The generated bindings name this crate by its path, from inside and outside alike.
+#[cfg(feature = "guest")]
+extern crate self as weir_sdk;
+
 mod edits;
 pub mod flat;
+#[cfg(feature = "guest")]
+pub mod guest;
 mod log;
 mod plugin;
 pub mod testing;

@@ -31,8 +31,11 @@ impl fmt::Display for Level {
 
 /// Writes `message` to the agent's log at `level`.
 ///
-/// Natively (tests, no host) it goes to standard error.
-// TODO(wasm host): in a `guest` build this calls the imported `logging.log`.
+/// In a component (feature `guest` on wasm32) it calls the host's `logging.log`, which
+/// tags it with the plugin's name; natively (tests, no host) it goes to standard error.
 pub fn log(level: Level, message: &str) {
+    #[cfg(all(feature = "guest", target_family = "wasm"))]
+    crate::guest::host_log(level, message);
+    #[cfg(not(all(feature = "guest", target_family = "wasm")))]
     eprintln!("[plugin {level}] {message}");
 }

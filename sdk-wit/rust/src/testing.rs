@@ -139,7 +139,7 @@ pub fn flatten(events: &[OwnedEvent]) -> flat::Batch {
             });
             let value = match value {
                 OwnedValue::Null => flat::Value::Null,
-                OwnedValue::Bool(b) => flat::Value::Bool(*b),
+                OwnedValue::Bool(b) => flat::Value::Boolean(*b),
                 OwnedValue::Int(i) => flat::Value::Int(*i),
                 OwnedValue::Float(f) => flat::Value::Float(*f),
                 OwnedValue::Str(s) if *s == event.raw => flat::Value::Str(raw),
@@ -176,7 +176,7 @@ pub fn apply(events: &mut Vec<OwnedEvent>, keys: &[String], edits: &flat::Edits)
         let bytes = |s: flat::Span| edits.bytes[s.start as usize..(s.start + s.len) as usize].to_vec();
         match v {
             flat::Value::Null => OwnedValue::Null,
-            flat::Value::Bool(b) => OwnedValue::Bool(b),
+            flat::Value::Boolean(b) => OwnedValue::Bool(b),
             flat::Value::Int(i) => OwnedValue::Int(i),
             flat::Value::Float(f) => OwnedValue::Float(f),
             flat::Value::Str(s) => OwnedValue::Str(bytes(s)),

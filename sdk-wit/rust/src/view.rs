@@ -144,7 +144,7 @@ impl<'a> ValueRef<'a> {
         let slice = |s: flat::Span| &bytes[s.start as usize..(s.start + s.len) as usize];
         match value {
             flat::Value::Null => ValueRef::Null,
-            flat::Value::Bool(b) => ValueRef::Bool(b),
+            flat::Value::Boolean(b) => ValueRef::Bool(b),
             flat::Value::Int(i) => ValueRef::Int(i),
             flat::Value::Float(f) => ValueRef::Float(f),
             flat::Value::Str(s) => ValueRef::Str(slice(s)),

@@ -166,7 +166,7 @@ fn the_builder_produces_exactly_the_flat_edit_form() {
             set(0, 2, Value::Str(span(0, 4))),
             set(0, 8, Value::Str(span(4, 2))),
             set(1, 8, Value::Int(3)),
-            set(1, 9, Value::Bool(true)),
+            set(1, 9, Value::Boolean(true)),
             set(2, 4, Value::Json(span(6, 3))),
             set(2, 10, Value::Str(span(9, 3))),
             Edit::Remove(RemoveField { event: 0, key: 1 }),

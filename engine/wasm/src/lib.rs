@@ -1,0 +1,44 @@
+//! Weir's Wasm host: a component that targets `weir:plugin/processor@0.1.0` (the WIT in
+//! `sdk-wit/wit/`) becomes a sandboxed batch [`Processor`](weir_core::pipeline::Processor).
+//!
+//! - **Once per batch.** The live events cross as one flat batch (one byte list, flat event
+//!   and field lists, the key table), and the plugin's edits come back and are applied to
+//!   the batch in place ([`WasmProcessor`]).
+//! - **Compiled once, instances reused.** [`WasmConfig::build`] compiles the component the
+//!   first time (shared by every worker) and pre-instantiates it; each worker keeps one
+//!   instance across batches and re-creates it only after a failure that leaves it unusable.
+//! - **Sandboxed.** WASI is linked with an empty context (no files, environment, network,
+//!   stdio or clock); each call runs under an epoch deadline (one ticker thread for the
+//!   process), optional fuel, and a memory cap. A trap, a deadline, fuel or memory-cap hit,
+//!   or a plugin error never takes the agent down: the batch follows [`OnError`], the
+//!   failure is counted (events, via `take_failures`; batches by kind, in
+//!   [`PluginStats`]) and logged once per kind with the plugin's name.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use weir_core::model::KeyTable;
+//! use weir_core::pipeline::Processor;
+//! use weir_wasm::{PluginConfig, WasmConfig};
+//!
+//! let mut config = WasmConfig::new("wasm-plugins/target/wasm32-wasip2/release/filter.wasm");
+//! config.config = PluginConfig::from_pairs([("include.level", "^(error|warn)$")]);
+//! let keys = KeyTable::new();
+//! let mut filter = config.build(&keys).expect("the plugin loads and accepts its config");
+//! # let mut batch = weir_core::model::Batch::default();
+//! filter.process(&mut batch); // once per batch
+//! ```
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../sdk-wit/wit",
+        world: "processor",
+    });
+}
+
+mod config;
+mod plugin;
+mod processor;
+
+pub use config::{OnError, PluginConfig, WasmConfig};
+pub use plugin::{Compiled, FailureKind, Limits, LoadError, TICK};
+pub use processor::{PluginStats, WasmProcessor};

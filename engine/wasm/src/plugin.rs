@@ -1,0 +1,476 @@
+//! Loading a component once, and making sandboxed instances of it.
+//!
+//! One [`Engine`] per process (two when some plugin uses fuel: fuel instruments the code),
+//! with epoch interruption on and one ticker thread advancing the epoch every
+//! [`TICK`]. A [`Compiled`] plugin holds the component pre-instantiated against a linker
+//! that provides the `logging` import and WASI with an empty context; an [`Instance`] is
+//! one store with its limits and the plugin's state.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::weir::plugin::{logging, types};
+use crate::bindings::{Processor, ProcessorPre};
+use crate::config::OnError;
+use crate::processor::PluginStats;
+
+/// How often the ticker thread advances the epoch: the granularity of call deadlines. A
+/// call is stopped between its `timeout` and `timeout + 2 * TICK`.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// The sandbox limits of one plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Time limit of one call (`init` or `process`).
+    pub timeout: Duration,
+    /// Cap on each linear memory, in bytes.
+    pub memory: usize,
+    /// Fuel per call, when fuel is on.
+    pub fuel: Option<u64>,
+}
+
+impl Limits {
+    /// Epoch ticks to allow a call: the timeout rounded up, plus one because the current
+    /// tick is already under way.
+    fn ticks(&self) -> u64 {
+        let tick = TICK.as_nanos();
+        (self.timeout.as_nanos().div_ceil(tick) as u64).saturating_add(1)
+    }
+}
+
+/// Why loading a plugin failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read plugin {path}: {source}")]
+    Read {
+        /// The plugin file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a component, or does not target the world.
+    #[error("{path} is not a weir:plugin/processor@0.1.0 component: {message}")]
+    Invalid {
+        /// The plugin file.
+        path: PathBuf,
+        /// What wasmtime said.
+        message: String,
+    },
+    /// The engine could not be set up.
+    #[error("wasm engine: {0}")]
+    Engine(String),
+}
+
+/// The shared engines, without and with fuel metering, made on first use.
+static PLAIN: OnceLock<Result<Engine, String>> = OnceLock::new();
+static FUELED: OnceLock<Result<Engine, String>> = OnceLock::new();
+
+/// The shared engine: with fuel metering or without.
+fn engine(fuel: bool) -> Result<Engine, LoadError> {
+    let cell = if fuel { &FUELED } else { &PLAIN };
+    let engine = cell
+        .get_or_init(|| {
+            let mut config = Config::new();
+            config.wasm_component_model(true);
+            config.epoch_interruption(true);
+            config.consume_fuel(fuel);
+            config.parallel_compilation(true);
+            Engine::new(&config).map_err(|e| format!("{e:#}"))
+        })
+        .clone()
+        .map_err(LoadError::Engine)?;
+    start_ticker();
+    Ok(engine)
+}
+
+/// Starts the one thread that advances every engine's epoch each [`TICK`].
+fn start_ticker() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("weir-wasm-epoch".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(TICK);
+                    for cell in [&PLAIN, &FUELED] {
+                        if let Some(Ok(engine)) = cell.get() {
+                            engine.increment_epoch();
+                        }
+                    }
+                }
+            })
+            .expect("spawning the epoch ticker thread");
+    });
+}
+
+/// The store's data: WASI with nothing granted, the memory limiter, and what the
+/// `logging` import needs.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryCap,
+    plugin: Arc<str>,
+    /// Log messages the plugin may still write during the current call.
+    logs_left: u32,
+}
+
+/// At most this many plugin log messages per call reach the agent's log.
+const LOGS_PER_CALL: u32 = 20;
+/// Longer plugin log messages are cut.
+const LOG_BYTES: usize = 2048;
+
+impl HostState {
+    fn new(plugin: Arc<str>, memory: usize) -> HostState {
+        HostState {
+            wasi: empty_wasi(),
+            table: ResourceTable::new(),
+            limiter: MemoryCap {
+                max: memory,
+                hit: false,
+            },
+            plugin,
+            logs_left: LOGS_PER_CALL,
+        }
+    }
+}
+
+/// A WASI context that grants nothing: no preopened directories, no environment or
+/// arguments, no inherited stdio (stdin is empty, stdout and stderr are discarded), no
+/// network, and clocks stuck at zero. Random bytes stay available (hash maps in the
+/// standard library need them; they reveal nothing).
+fn empty_wasi() -> WasiCtx {
+    let mut b = WasiCtx::builder();
+    b.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .wall_clock(FrozenClock)
+        .monotonic_clock(FrozenClock);
+    b.build()
+}
+
+/// A clock that always reads zero: the plugin gets no time source.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl logging::Host for HostState {
+    fn log(&mut self, level: logging::Level, mut message: String) {
+        if self.logs_left == 0 {
+            return;
+        }
+        self.logs_left -= 1;
+        if message.len() > LOG_BYTES {
+            let mut cut = LOG_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("...");
+        }
+        if self.logs_left == 0 {
+            message.push_str(" (further messages in this call are dropped)");
+        }
+        let plugin = &*self.plugin;
+        match level {
+            logging::Level::Trace => tracing::trace!(plugin, "{message}"),
+            logging::Level::Debug => tracing::debug!(plugin, "{message}"),
+            logging::Level::Info => tracing::info!(plugin, "{message}"),
+            logging::Level::Warn => tracing::warn!(plugin, "{message}"),
+            logging::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+/// The memory cap: refuses to grow a linear memory past `max` bytes and remembers that it
+/// did, so a trap that follows is reported as a memory-cap hit.
+pub(crate) struct MemoryCap {
+    max: usize,
+    pub(crate) hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million is far beyond any real plugin.
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// A plugin compiled and pre-instantiated, shared by every worker running it.
+pub struct Compiled {
+    pub(crate) name: Arc<str>,
+    path: PathBuf,
+    engine: Engine,
+    pre: ProcessorPre<HostState>,
+    pub(crate) config: Vec<(String, String)>,
+    pub(crate) limits: Limits,
+    pub(crate) on_error: OnError,
+    pub(crate) retries: u32,
+    /// One bit per failure kind already logged at `warn` (later ones go to `debug`).
+    logged: AtomicU32,
+    /// Counters shared by every worker.
+    pub(crate) stats: PluginStats,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compiled {
+    /// Reads and compiles the component at `path`, and checks it against the world:
+    /// it must export `weir:plugin/batch-processor@0.1.0` and import nothing but `logging`
+    /// and WASI.
+    pub fn load(
+        path: &Path,
+        name: String,
+        config: Vec<(String, String)>,
+        limits: Limits,
+        on_error: OnError,
+        retries: u32,
+    ) -> Result<Compiled, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let engine = engine(limits.fuel.is_some())?;
+        let invalid = |e: wasmtime::Error| LoadError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        };
+        let component = Component::new(&engine, &bytes).map_err(invalid)?;
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(invalid)?;
+        let pre = ProcessorPre::new(pre).map_err(invalid)?;
+        Ok(Compiled {
+            name: name.into(),
+            path: path.to_path_buf(),
+            engine,
+            pre,
+            config,
+            limits,
+            on_error,
+            retries,
+            logged: AtomicU32::new(0),
+            stats: PluginStats::default(),
+        })
+    }
+
+    /// The plugin's name in logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The limits every instance runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The counters of every worker running this plugin.
+    pub fn stats(&self) -> &PluginStats {
+        &self.stats
+    }
+
+    /// Whether a failure of this kind is the first one logged (at `warn`).
+    pub(crate) fn first_of(&self, kind: FailureKind) -> bool {
+        let bit = 1 << kind as u32;
+        self.logged.fetch_or(bit, Ordering::Relaxed) & bit == 0
+    }
+
+    /// A new instance, initialized with the plugin's config.
+    pub(crate) fn instantiate(&self) -> Result<Instance, Failure> {
+        let mut store = Store::new(&self.engine, HostState::new(self.name.clone(), self.limits.memory));
+        store.limiter(|s| &mut s.limiter);
+        let mut instance = Instance { store, bindings: None };
+        instance.arm(&self.limits)?;
+        let bindings = match self.pre.instantiate(&mut instance.store) {
+            Ok(b) => b,
+            Err(e) => return Err(instance.classify(e, "instantiating")),
+        };
+        let init = bindings
+            .weir_plugin_batch_processor()
+            .call_init(&mut instance.store, &self.config);
+        match init {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::Init(e)),
+            Err(e) => return Err(instance.classify(e, "in init")),
+        }
+        instance.bindings = Some(bindings);
+        Ok(instance)
+    }
+}
+
+/// One live instance: a store (memory, limits, WASI context) and the plugin's exports.
+pub(crate) struct Instance {
+    pub(crate) store: Store<HostState>,
+    bindings: Option<Processor>,
+}
+
+impl Instance {
+    /// Sets the deadline, the fuel and the log budget for the next call.
+    fn arm(&mut self, limits: &Limits) -> Result<(), Failure> {
+        self.store.set_epoch_deadline(limits.ticks());
+        if let Some(fuel) = limits.fuel {
+            self.store
+                .set_fuel(fuel)
+                .map_err(|e| Failure::Trap(FailureKind::Trap, format!("setting fuel: {e:#}")))?;
+        }
+        let data = self.store.data_mut();
+        data.limiter.hit = false;
+        data.logs_left = LOGS_PER_CALL;
+        Ok(())
+    }
+
+    /// Calls `process` on `batch`, within the limits.
+    pub(crate) fn process(&mut self, limits: &Limits, batch: &types::Batch) -> Result<types::Edits, Failure> {
+        self.arm(limits)?;
+        let bindings = self.bindings.as_ref().expect("instances are initialized");
+        match bindings
+            .weir_plugin_batch_processor()
+            .call_process(&mut self.store, batch)
+        {
+            Ok(Ok(edits)) => Ok(edits),
+            Ok(Err(e)) => Err(Failure::Plugin(e)),
+            Err(e) => Err(self.classify(e, "in process")),
+        }
+    }
+
+    /// What a wasmtime error means: a deadline, fuel or memory-cap hit, or another trap.
+    fn classify(&self, e: wasmtime::Error, when: &str) -> Failure {
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Failure::Trap(FailureKind::Deadline, format!("deadline exceeded {when}")),
+            Some(Trap::OutOfFuel) => Failure::Trap(FailureKind::Fuel, format!("out of fuel {when}")),
+            _ if self.store.data().limiter.hit => Failure::Trap(
+                FailureKind::Memory,
+                format!(
+                    "memory cap of {} bytes reached {when}: {e:#}",
+                    self.store.data().limiter.max
+                ),
+            ),
+            _ => Failure::Trap(FailureKind::Trap, format!("trap {when}: {e:#}")),
+        }
+    }
+}
+
+/// The kinds of failure, counted and logged apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum FailureKind {
+    /// A trap (e.g. `unreachable`, a panic, an out-of-bounds access).
+    Trap,
+    /// The call ran past its deadline.
+    Deadline,
+    /// The call ran out of fuel.
+    Fuel,
+    /// The instance hit its memory cap.
+    Memory,
+    /// The plugin returned `fatal`.
+    Fatal,
+    /// The plugin returned `retryable`, and retrying did not help.
+    Retryable,
+    /// The plugin returned `drop-batch`.
+    DropBatch,
+    /// The plugin returned edits that break the layout (an index or span out of range).
+    BadEdits,
+    /// A new instance failed to start (its `init` failed or trapped).
+    Init,
+}
+
+impl FailureKind {
+    /// Every kind, in the order of the counters.
+    pub const ALL: [FailureKind; 9] = [
+        FailureKind::Trap,
+        FailureKind::Deadline,
+        FailureKind::Fuel,
+        FailureKind::Memory,
+        FailureKind::Fatal,
+        FailureKind::Retryable,
+        FailureKind::DropBatch,
+        FailureKind::BadEdits,
+        FailureKind::Init,
+    ];
+
+    /// A short name for logs and counters.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Trap => "trap",
+            FailureKind::Deadline => "deadline",
+            FailureKind::Fuel => "fuel",
+            FailureKind::Memory => "memory",
+            FailureKind::Fatal => "fatal",
+            FailureKind::Retryable => "retryable",
+            FailureKind::DropBatch => "drop_batch",
+            FailureKind::BadEdits => "bad_edits",
+            FailureKind::Init => "init",
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The instance is unusable (trap, deadline, fuel, memory).
+    Trap(FailureKind, String),
+    /// The plugin returned an error.
+    Plugin(types::Error),
+    /// `init` of a new instance returned an error.
+    Init(types::Error),
+}
+
+/// The message of a WIT error, with its kind.
+pub(crate) fn describe(e: &types::Error) -> String {
+    match e {
+        types::Error::Retryable(m) => format!("retryable: {m}"),
+        types::Error::DropBatch(m) => format!("drop-batch: {m}"),
+        types::Error::Fatal(m) => format!("fatal: {m}"),
+    }
+}

@@ -1,0 +1,401 @@
+//! The `wasm` processor: one worker's instance of a plugin, and the conversion between
+//! Weir's batches and the flat form that crosses the boundary.
+//!
+//! Per batch: the live events are flattened into one reused [`types::Batch`] (the chunk is
+//! copied whole, once; arena values are appended as met; keys get batch-local ids), the
+//! plugin is called once, its edits are checked in full and only then applied (drops mark
+//! events, new values are copied into the batch arena in one piece). Nothing is allocated
+//! per event on the host side once the buffers have grown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use weir_core::model::{Batch, Buf, Key, KeyTable, Span, Value};
+use weir_core::pipeline::Processor;
+
+use crate::bindings::weir::plugin::types;
+use crate::config::OnError;
+use crate::plugin::{Compiled, Failure, FailureKind, Instance, describe};
+
+/// Counters of one plugin, shared by every worker running it.
+#[derive(Debug, Default)]
+pub struct PluginStats {
+    /// Calls to `process` (retries included).
+    pub calls: AtomicU64,
+    /// Events sent to the plugin (once per batch, not per retry).
+    pub events: AtomicU64,
+    /// Instances created (the first per worker, then one after each fatal failure).
+    pub instances: AtomicU64,
+    /// Retries after a `retryable` error.
+    pub retries: AtomicU64,
+    /// Failed batches, by [`FailureKind`] (in the order of [`FailureKind::ALL`]).
+    pub failures: [AtomicU64; FailureKind::ALL.len()],
+}
+
+impl PluginStats {
+    /// Failed batches of `kind` so far.
+    pub fn failures_of(&self, kind: FailureKind) -> u64 {
+        self.failures[kind as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// Key ids sent to a plugin stay stable from batch to batch until the table passes this
+/// size; then it starts again from the keys of the batch at hand.
+const MAX_LOCAL_KEYS: usize = 1024;
+
+/// A Wasm plugin as a [`Processor`]: one instance per worker, reused across batches and
+/// re-created after a failure that leaves it unusable.
+pub struct WasmProcessor {
+    plugin: Arc<Compiled>,
+    keys: Arc<KeyTable>,
+    instance: Option<Instance>,
+    /// The flat batch, refilled for every call.
+    flat: types::Batch,
+    /// Pipeline key index -> batch-local id (`NONE` when not in `flat.keys`).
+    local_of: Vec<u32>,
+    /// Batch-local id -> pipeline key.
+    core_of: Vec<Key>,
+    /// Flat event index -> index in the batch.
+    live: Vec<u32>,
+    /// Pipeline keys of the plugin's new keys, for the edits at hand.
+    new_keys: Vec<Key>,
+    error_key: Key,
+    failures: u64,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl std::fmt::Debug for WasmProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmProcessor")
+            .field("plugin", &self.plugin.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmProcessor {
+    /// A processor running `plugin`, with a first instance made and initialized now (so a
+    /// configuration the plugin rejects is reported when the pipeline is built).
+    pub fn new(plugin: Arc<Compiled>, keys: Arc<KeyTable>) -> Result<WasmProcessor, String> {
+        let instance = plugin.instantiate().map_err(|f| match f {
+            Failure::Init(e) => format!("plugin {} rejected its config: {}", plugin.name(), describe(&e)),
+            Failure::Trap(_, m) => format!("plugin {} failed to start: {m}", plugin.name()),
+            Failure::Plugin(e) => format!("plugin {} failed to start: {}", plugin.name(), describe(&e)),
+        })?;
+        plugin.stats.instances.fetch_add(1, Ordering::Relaxed);
+        let error_key = keys.intern("_error");
+        Ok(WasmProcessor {
+            plugin,
+            keys,
+            instance: Some(instance),
+            flat: types::Batch {
+                bytes: Vec::new(),
+                keys: Vec::new(),
+                events: Vec::new(),
+                fields: Vec::new(),
+            },
+            local_of: Vec::new(),
+            core_of: Vec::new(),
+            live: Vec::new(),
+            new_keys: Vec::new(),
+            error_key,
+            failures: 0,
+        })
+    }
+
+    /// The compiled plugin (name, limits, counters).
+    pub fn plugin(&self) -> &Arc<Compiled> {
+        &self.plugin
+    }
+
+    /// Fills `self.flat` with the live events of `batch`.
+    fn flatten(&mut self, batch: &Batch) {
+        let flat = &mut self.flat;
+        flat.bytes.clear();
+        flat.events.clear();
+        flat.fields.clear();
+        self.live.clear();
+        if flat.keys.len() > MAX_LOCAL_KEYS {
+            flat.keys.clear();
+            self.core_of.clear();
+            self.local_of.iter_mut().for_each(|l| *l = NONE);
+        }
+        let chunk = batch.chunk();
+        flat.bytes.extend_from_slice(chunk);
+        for (i, event) in batch.events().iter().enumerate() {
+            if !event.is_live() {
+                continue;
+            }
+            let fields_start = flat.fields.len();
+            for field in event.fields() {
+                let idx = field.key.index();
+                if idx >= self.local_of.len() {
+                    self.local_of.resize(idx + 1, NONE);
+                }
+                if self.local_of[idx] == NONE {
+                    self.local_of[idx] = flat.keys.len() as u32;
+                    flat.keys.push(self.keys.name(field.key).to_string());
+                    self.core_of.push(field.key);
+                }
+                let value = match field.value {
+                    Value::Null => types::Value::Null,
+                    Value::Bool(b) => types::Value::Boolean(b),
+                    Value::Int(n) => types::Value::Int(n),
+                    Value::Float(x) => types::Value::Float(x),
+                    Value::Str(s) => types::Value::Str(flat_span(batch, s, &mut flat.bytes)),
+                    Value::Json(s) => types::Value::Json(flat_span(batch, s, &mut flat.bytes)),
+                };
+                flat.fields.push(types::Field {
+                    key: self.local_of[idx],
+                    value,
+                });
+            }
+            flat.events.push(types::Event {
+                raw: flat_span(batch, event.raw(), &mut flat.bytes),
+                timestamp: event.timestamp,
+                fields: types::Span {
+                    start: fields_start as u32,
+                    len: (flat.fields.len() - fields_start) as u32,
+                },
+            });
+            self.live.push(i as u32);
+        }
+    }
+
+    /// Calls the plugin on the flat batch, retrying `retryable` errors.
+    fn call(&mut self) -> Result<types::Edits, Failure> {
+        let plugin = &self.plugin;
+        let mut retries = 0;
+        loop {
+            if self.instance.is_none() {
+                let instance = plugin.instantiate()?;
+                plugin.stats.instances.fetch_add(1, Ordering::Relaxed);
+                self.instance = Some(instance);
+            }
+            let instance = self.instance.as_mut().expect("made above");
+            plugin.stats.calls.fetch_add(1, Ordering::Relaxed);
+            match instance.process(&plugin.limits, &self.flat) {
+                Err(Failure::Plugin(types::Error::Retryable(_))) if retries < plugin.retries => {
+                    retries += 1;
+                    plugin.stats.retries.fetch_add(1, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Checks `edits` against the flat batch, and interns their new keys into
+    /// `self.new_keys`. Nothing is applied unless everything is valid.
+    fn check(&mut self, edits: &types::Edits) -> Result<(), String> {
+        let events = self.flat.events.len();
+        let keys = self.flat.keys.len();
+        let all_keys = keys + edits.new_keys.len();
+        let bytes = edits.bytes.len();
+        let span_ok = |s: &types::Span| {
+            (s.start as usize)
+                .checked_add(s.len as usize)
+                .is_some_and(|end| end <= bytes)
+        };
+        for (i, edit) in edits.edits.iter().enumerate() {
+            let (event, key, value) = match edit {
+                types::Edit::Drop(e) => (*e, None, None),
+                types::Edit::Set(s) => (s.event, Some(s.key), Some(&s.value)),
+                types::Edit::Remove(r) => (r.event, Some(r.key), None),
+                types::Edit::Timestamp(t) => (t.event, None, None),
+            };
+            if event as usize >= events {
+                return Err(format!("edit {i}: event {event} out of a batch of {events}"));
+            }
+            if let Some(key) = key
+                && key as usize >= all_keys
+            {
+                return Err(format!("edit {i}: key id {key} out of {all_keys} keys"));
+            }
+            if let Some(types::Value::Str(s) | types::Value::Json(s)) = value
+                && !span_ok(s)
+            {
+                return Err(format!(
+                    "edit {i}: value span {}+{} out of {bytes} bytes",
+                    s.start, s.len
+                ));
+            }
+        }
+        self.new_keys.clear();
+        for name in &edits.new_keys {
+            match self.keys.try_intern(name) {
+                Some(k) => self.new_keys.push(k),
+                None => {
+                    return Err(format!(
+                        "new key `{name}`: the pipeline's key table is full ({} names)",
+                        KeyTable::MAX_KEYS
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies checked edits to `batch`.
+    fn apply(&self, batch: &mut Batch, edits: &types::Edits) {
+        let (mut bufs, events) = batch.parts_mut();
+        let base = if edits.bytes.is_empty() {
+            0
+        } else {
+            bufs.push(&edits.bytes).start()
+        };
+        let key_of = |id: u32| -> Key {
+            let id = id as usize;
+            match self.core_of.get(id) {
+                Some(&k) => k,
+                None => self.new_keys[id - self.core_of.len()],
+            }
+        };
+        let arena = |s: &types::Span| Span::new(Buf::Arena, base + s.start as usize, s.len as usize);
+        for edit in &edits.edits {
+            match edit {
+                types::Edit::Drop(e) => events[self.live[*e as usize] as usize].mark_dropped(),
+                types::Edit::Set(s) => {
+                    let event = &mut events[self.live[s.event as usize] as usize];
+                    if event.is_dropped() {
+                        continue;
+                    }
+                    let value = match &s.value {
+                        types::Value::Null => Value::Null,
+                        types::Value::Boolean(b) => Value::Bool(*b),
+                        types::Value::Int(n) => Value::Int(*n),
+                        types::Value::Float(x) => Value::Float(*x),
+                        types::Value::Str(span) => Value::Str(arena(span)),
+                        types::Value::Json(span) => Value::Json(arena(span)),
+                    };
+                    event.set(key_of(s.key), value);
+                }
+                types::Edit::Remove(r) => {
+                    let event = &mut events[self.live[r.event as usize] as usize];
+                    if !event.is_dropped() {
+                        event.remove(key_of(r.key));
+                    }
+                }
+                types::Edit::Timestamp(t) => {
+                    let event = &mut events[self.live[t.event as usize] as usize];
+                    if !event.is_dropped() {
+                        event.timestamp = t.timestamp;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts and logs a failed batch, then applies `policy` to its events.
+    fn fail(&mut self, batch: &mut Batch, kind: FailureKind, message: &str, policy: OnError) {
+        let plugin = &self.plugin;
+        plugin.stats.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
+        let events = self.live.len() as u64;
+        self.failures += events;
+        let policy_name = match policy {
+            OnError::Pass => "pass",
+            OnError::Drop => "drop",
+            OnError::DeadLetter => "dead_letter",
+        };
+        if plugin.first_of(kind) {
+            tracing::warn!(
+                plugin = plugin.name(),
+                kind = kind.name(),
+                events,
+                on_error = policy_name,
+                "wasm plugin failed: {message} (the batch follows on_error; later failures of this kind are counted and logged at debug level)"
+            );
+        } else {
+            tracing::debug!(
+                plugin = plugin.name(),
+                kind = kind.name(),
+                events,
+                "wasm plugin failed: {message}"
+            );
+        }
+        match policy {
+            OnError::Pass => {}
+            OnError::Drop => {
+                let events = batch.parts_mut().1;
+                for &i in &self.live {
+                    events[i as usize].mark_dropped();
+                }
+            }
+            OnError::DeadLetter => {
+                let reason = format!("wasm plugin {}: {}: {message}", plugin.name(), kind.name());
+                let (mut bufs, events) = batch.parts_mut();
+                let span = bufs.push(reason.as_bytes());
+                for &i in &self.live {
+                    let event = &mut events[i as usize];
+                    event.set(self.error_key, Value::Str(span));
+                    event.mark_dead_letter();
+                }
+            }
+        }
+    }
+}
+
+/// The span in the flat bytes of `span`: chunk offsets are kept (the chunk is copied
+/// first, whole); arena bytes are appended.
+fn flat_span(batch: &Batch, span: Span, bytes: &mut Vec<u8>) -> types::Span {
+    match span.buf() {
+        Buf::Chunk => types::Span {
+            start: span.start() as u32,
+            len: span.len() as u32,
+        },
+        Buf::Arena => {
+            let start = bytes.len();
+            bytes.extend_from_slice(batch.bytes(span));
+            types::Span {
+                start: start as u32,
+                len: span.len() as u32,
+            }
+        }
+    }
+}
+
+impl Processor for WasmProcessor {
+    fn process(&mut self, batch: &mut Batch) {
+        self.flatten(batch);
+        if self.flat.events.is_empty() {
+            return;
+        }
+        self.plugin
+            .stats
+            .events
+            .fetch_add(self.flat.events.len() as u64, Ordering::Relaxed);
+        let on_error = self.plugin.on_error;
+        match self.call() {
+            Ok(edits) => match self.check(&edits) {
+                Ok(()) => self.apply(batch, &edits),
+                Err(message) => {
+                    self.instance = None;
+                    self.fail(batch, FailureKind::BadEdits, &message, on_error);
+                }
+            },
+            Err(Failure::Plugin(types::Error::DropBatch(m))) => {
+                self.fail(batch, FailureKind::DropBatch, &m, OnError::Drop);
+            }
+            Err(Failure::Plugin(types::Error::Retryable(m))) => {
+                let message = format!("{m} (after {} retries)", self.plugin.retries);
+                self.fail(batch, FailureKind::Retryable, &message, on_error);
+            }
+            Err(Failure::Plugin(types::Error::Fatal(m))) => {
+                self.instance = None;
+                self.fail(batch, FailureKind::Fatal, &m, on_error);
+            }
+            Err(Failure::Trap(kind, m)) => {
+                self.instance = None;
+                self.fail(batch, kind, &m, on_error);
+            }
+            Err(Failure::Init(e)) => {
+                self.instance = None;
+                let message = format!("a new instance failed to start: {}", describe(&e));
+                self.fail(batch, FailureKind::Init, &message, on_error);
+            }
+        }
+    }
+
+    fn take_failures(&mut self) -> u64 {
+        std::mem::take(&mut self.failures)
+    }
+}

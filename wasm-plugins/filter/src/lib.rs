@@ -1,0 +1,111 @@
+//! `filter`: keeps the events whose fields match regexes, like the native `filter`
+//! processor's `include` / `exclude` (the Wasm side of the performance comparison in
+//! `perf/benches/wasm.rs`).
+//!
+//! ```yaml
+//! - type: wasm
+//!   plugin: wasm-plugins/target/wasm32-wasip2/release/filter.wasm
+//!   config:
+//!     include: { level: '^(error|warn)$' }   # every listed field must match
+//!     exclude: { path: '^/health' }          # no listed field may match
+//! ```
+//!
+//! The host flattens nested maps to dotted keys, so the plugin reads `include.level` and
+//! `exclude.path` (the same keys `weir plugin test --config include.level=...` gives).
+//! As in the native filter: regexes are unanchored unless they anchor, a non-string value
+//! is matched by its JSON text (`503`, `true`), and a missing field matches nothing (so an
+//! event missing an `include` field is dropped, one missing an `exclude` field is kept).
+
+use regex::bytes::Regex;
+use weir_sdk::{BatchView, Config, Edits, Error, EventView, Plugin, ValueRef};
+
+struct Filter {
+    include: Vec<(String, Regex)>,
+    exclude: Vec<(String, Regex)>,
+    /// Scratch for the text of non-string values.
+    text: String,
+}
+
+fn compile(key: &str, pattern: &str) -> Result<Regex, Error> {
+    Regex::new(pattern).map_err(|e| Error::fatal(format!("config `{key}`: bad pattern `{pattern}`: {e}")))
+}
+
+impl Plugin for Filter {
+    fn init(config: &Config) -> Result<Self, Error> {
+        let (mut include, mut exclude) = (Vec::new(), Vec::new());
+        for (key, pattern) in config.iter() {
+            let (list, field) = if let Some(field) = key.strip_prefix("include.") {
+                (&mut include, field)
+            } else if let Some(field) = key.strip_prefix("exclude.") {
+                (&mut exclude, field)
+            } else {
+                return Err(Error::fatal(format!(
+                    "unknown config key `{key}` (expected include.FIELD or exclude.FIELD)"
+                )));
+            };
+            if field.is_empty() {
+                return Err(Error::fatal(format!("config `{key}`: the field name is empty")));
+            }
+            list.push((field.to_string(), compile(key, pattern)?));
+        }
+        if include.is_empty() && exclude.is_empty() {
+            return Err(Error::fatal("filter needs include.FIELD or exclude.FIELD entries"));
+        }
+        Ok(Filter {
+            include,
+            exclude,
+            text: String::new(),
+        })
+    }
+
+    fn process(&mut self, batch: &BatchView<'_>, edits: &mut Edits<'_>) -> Result<(), Error> {
+        // Once per batch: a field the batch lacks is missing from every event.
+        let include: Vec<_> = self.include.iter().map(|(f, re)| (batch.key(f), re)).collect();
+        let exclude: Vec<_> = self.exclude.iter().map(|(f, re)| (batch.key(f), re)).collect();
+        if include.iter().any(|(key, _)| key.is_none()) {
+            // Every event misses an included field: drop them all.
+            for event in batch.events() {
+                edits.drop(&event);
+            }
+            return Ok(());
+        }
+        let text = &mut self.text;
+        for event in batch.events() {
+            let keep = include
+                .iter()
+                .all(|&(key, re)| key.is_some_and(|k| field_matches(&event, k, re, text)))
+                && !exclude
+                    .iter()
+                    .any(|&(key, re)| key.is_some_and(|k| field_matches(&event, k, re, text)));
+            if !keep {
+                edits.drop(&event);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the field `key` of `event` exists and its text matches `re`.
+fn field_matches(event: &EventView<'_>, key: weir_sdk::Key, re: &Regex, text: &mut String) -> bool {
+    use std::fmt::Write;
+    let Some(value) = event.get(key) else { return false };
+    let bytes: &[u8] = match value {
+        ValueRef::Str(b) | ValueRef::Json(b) => b,
+        ValueRef::Null => b"null",
+        ValueRef::Bool(true) => b"true",
+        ValueRef::Bool(false) => b"false",
+        ValueRef::Int(i) => {
+            text.clear();
+            let _ = write!(text, "{i}");
+            text.as_bytes()
+        }
+        ValueRef::Float(f) => {
+            text.clear();
+            let _ = write!(text, "{f}");
+            text.as_bytes()
+        }
+    };
+    re.is_match(bytes)
+}
+
+weir_sdk::export!(Filter);
