@@ -96,6 +96,16 @@ impl Acks {
         }
     }
 
+    /// Every stored checkpoint: identity, path last seen at, committed offset.
+    pub fn stored(&self) -> Vec<(FileIdentity, PathBuf, u64)> {
+        self.lock()
+            .store
+            .entries()
+            .into_iter()
+            .map(|e| (e.identity.clone(), e.path.clone(), e.offset))
+            .collect()
+    }
+
     /// Starts tracking `source`, the file `identity` at `path`, read from `offset`: that
     /// offset is committed at once (nothing before it will be read).
     pub fn register(&self, source: u32, identity: FileIdentity, path: &Path, offset: u64) {

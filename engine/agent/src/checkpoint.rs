@@ -185,6 +185,21 @@ impl FileIdentity {
     }
 }
 
+impl FileIdentity {
+    /// Whether `self` begins with the bytes `earlier` signed, whatever the device and inode:
+    /// how a copy of a file (copytruncate's copy) is recognised.
+    pub fn starts_like(&self, earlier: &FileIdentity) -> bool {
+        match self.signed_len.cmp(&earlier.signed_len) {
+            std::cmp::Ordering::Equal => self.signature == earlier.signature,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Greater => self
+                .prefix
+                .as_ref()
+                .is_some_and(|p| fnv1a64(&p[..earlier.signed_len as usize]) == earlier.signature),
+        }
+    }
+}
+
 impl PartialEq for FileIdentity {
     fn eq(&self, other: &Self) -> bool {
         self.dev == other.dev

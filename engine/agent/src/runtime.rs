@@ -1016,13 +1016,19 @@ fn run_output(
     let interval = sink.flush_interval();
     let flush_bytes = sink.flush_bytes();
     let flush = |sink: &mut Box<dyn Sink>, pending: &mut Vec<Arc<Encoded>>| -> std::io::Result<()> {
+        let rejected_before = stats.rejected.load(Ordering::Relaxed);
         if let Err(e) = sink.flush() {
             stats.unacked_batches.fetch_add(pending.len() as u64, Ordering::Relaxed);
             pending.clear();
             return Err(e);
         }
+        // Events the destination rejected for good are counted there, not as delivered.
+        let written: u64 = pending.iter().map(|b| b.events[i]).sum();
+        let rejected = stats.rejected.load(Ordering::Relaxed) - rejected_before;
+        stats
+            .events
+            .fetch_add(written.saturating_sub(rejected), Ordering::Relaxed);
         for batch in pending.drain(..) {
-            stats.events.fetch_add(batch.events[i], Ordering::Relaxed);
             stats
                 .bytes
                 .fetch_add(batch.per_output[i].len() as u64, Ordering::Relaxed);

@@ -196,6 +196,11 @@ impl Tailer {
         let scan_every = self.settings.poll_interval.max(Duration::from_millis(100)) * 4;
         let mut rescan = true;
         while !stop.load(Ordering::Relaxed) {
+            if let Some((rx, _)) = &self.wake {
+                while let Ok(structural) = rx.try_recv() {
+                    rescan |= structural;
+                }
+            }
             if rescan || last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
                 self.scan();
                 last_scan = Some(Instant::now());
@@ -245,6 +250,17 @@ impl Tailer {
                 continue; // the same file through a symlink: read once
             }
             seen.push(key);
+            if let Some(t) = self.files.get(&key)
+                && t.file.is_none()
+                && !FileIdentity::of_path(&path).is_ok_and(|id| id.same_file_as(&t.identity))
+            {
+                // Closed to save descriptors, and its inode now holds another file: the old
+                // one was deleted; what it had beyond the read offset is gone.
+                let t = self.files.remove(&key).expect("tracked");
+                self.lost(&t, "deleted while closed to save descriptors");
+                self.acks.release(t.source, t.read_offset());
+                self.count_frames(&t);
+            }
             if let Some(t) = self.files.get_mut(&key) {
                 t.gone_since = None;
                 if t.path != path {
@@ -255,12 +271,50 @@ impl Tailer {
             }
             self.open_new(key, path);
         }
+        if !self.started {
+            self.recover_rotated(&seen);
+        }
         for (key, t) in &mut self.files {
             if !seen.contains(key) && t.gone_since.is_none() {
                 t.gone_since = Some(now);
             }
         }
         self.started = true;
+    }
+
+    /// At start: files with a checkpoint that are no longer at their path because they were
+    /// rotated while the agent was down. Found by identity next to where they were, they are
+    /// read to their end like any rotated file.
+    fn recover_rotated(&mut self, seen: &[(u64, u64)]) {
+        let patterns: Vec<glob::Pattern> = self
+            .settings
+            .paths
+            .iter()
+            .filter_map(|p| glob::Pattern::new(p).ok())
+            .collect();
+        for (identity, path, offset) in self.acks.stored() {
+            let key = (identity.dev(), identity.ino());
+            if seen.contains(&key) || !patterns.iter().any(|p| p.matches_path(&path)) {
+                continue;
+            }
+            let Some(dir) = path.parent() else { continue };
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                if (meta.dev(), meta.ino()) != key || !meta.is_file() {
+                    continue;
+                }
+                let moved = entry.path();
+                if meta.len() > offset && FileIdentity::of_path(&moved).is_ok_and(|id| id.same_file_as(&identity)) {
+                    tracing::info!(file = %moved.display(), was = %path.display(), offset, "rotated while the agent was down: reading the rest");
+                    self.open_new(key, moved);
+                    if let Some(t) = self.files.get_mut(&key) {
+                        t.gone_since = Some(Instant::now());
+                    }
+                }
+                break;
+            }
+        }
     }
 
     fn open_files(&self) -> usize {
@@ -413,8 +467,13 @@ impl Tailer {
             return Ok(Some(false));
         };
         let size = meta.len();
-        if size < t.read_offset() {
-            self.truncated(t, size);
+        // Truncated: shorter than what was read, or (copytruncate, then written again) its
+        // first bytes changed.
+        let rewritten = size != t.size
+            && t.read_offset() > 0
+            && !FileIdentity::of(t.file.as_ref().expect("open")).is_ok_and(|id| id.same_file_as(&t.identity));
+        if size < t.read_offset() || rewritten {
+            self.truncated(t, size, send)?;
         }
         let mut progressed = false;
         let budget = self.settings.chunk_bytes.max(1 << 16) * 4;
@@ -495,18 +554,75 @@ impl Tailer {
         Ok(Some(false))
     }
 
-    fn truncated(&mut self, t: &mut Tracked, size: u64) {
-        // Bytes seen beyond what was read are gone with the truncation.
+    fn lost(&self, t: &Tracked, why: &str) {
         let lost = t.size.saturating_sub(t.read_offset());
-        self.stats.truncations.fetch_add(1, Ordering::Relaxed);
         if lost > 0 {
             self.stats.bytes_lost.fetch_add(lost, Ordering::Relaxed);
+            tracing::error!(file = %t.path.display(), lost, "bytes could not be read: {why}");
+        }
+    }
+
+    /// copytruncate: the copy sits next to the file and starts with the same bytes. Reads
+    /// what it has beyond the read offset (bytes written just before the truncation).
+    fn read_copy(&mut self, t: &mut Tracked, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<bool, ()> {
+        let Some(dir) = t.path.parent() else { return Ok(false) };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(false);
+        };
+        let from = t.read_offset();
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() || meta.len() <= from || (meta.dev(), meta.ino()) == (t.identity.dev(), t.identity.ino())
+            {
+                continue;
+            }
+            let Ok(mut copy) = File::open(entry.path()) else {
+                continue;
+            };
+            if !FileIdentity::of(&copy).is_ok_and(|id| id.starts_like(&t.identity))
+                || copy.seek(SeekFrom::Start(from)).is_err()
+            {
+                continue;
+            }
+            tracing::info!(file = %t.path.display(), copy = %entry.path().display(), from, "copytruncate: reading the rest from the copy");
+            loop {
+                let spare = t.chunker.spare();
+                let n = match copy.read(spare) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => 0,
+                };
+                if n == 0 {
+                    break;
+                }
+                t.chunker.commit(n);
+                self.input.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                while let Some(chunk) = t.chunker.next_chunk(false, false) {
+                    self.send_chunk(t, chunk, send)?;
+                }
+            }
+            t.size = t.read_offset();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn truncated(&mut self, t: &mut Tracked, size: u64, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<(), ()> {
+        self.stats.truncations.fetch_add(1, Ordering::Relaxed);
+        let copied = self.read_copy(t, send)?;
+        // What is left is the end of the old contents: out with it, as at the end of a file.
+        while let Some(chunk) = t.chunker.next_chunk(true, true) {
+            self.send_chunk(t, chunk, send)?;
+        }
+        self.flush_framer(t, send)?;
+        if !copied {
+            // Bytes seen beyond what was read are gone with the truncation.
+            self.lost(t, "the file was truncated first");
         }
         tracing::warn!(
             file = %t.path.display(),
             read = t.read_offset(),
             size,
-            lost,
             "file truncated: reading it again from the start"
         );
         let file = t.file.as_mut().expect("open");
@@ -514,9 +630,11 @@ impl Tailer {
         let identity = FileIdentity::of(file).unwrap_or_else(|_| t.identity.clone());
         t.identity = identity.clone();
         t.generation = self.acks.restart(t.source, identity);
+        self.count_frames(t);
         t.chunker = self.chunker(0);
         t.framer = self.framer();
         t.size = size;
+        Ok(())
     }
 
     /// Closes the framer's open records into a batch.
