@@ -16,6 +16,7 @@ use weir_core::processors::filter::FilterConfig;
 use weir_core::processors::mask::MaskConfig;
 use weir_core::processors::multiline::MultilineProcessorConfig;
 use weir_core::processors::{AddFieldsConfig, BuildError, DropFieldsConfig, RenameFieldsConfig};
+use weir_wasm::{OnError, WasmConfig};
 
 use crate::config::{Tagged, deserialize_tagged};
 use crate::http_output::HttpOutputConfig;
@@ -80,6 +81,8 @@ pub enum ProcessorConfig {
     Mask(MaskConfig),
     /// `multiline`: merge consecutive events of a batch into records.
     Multiline(MultilineProcessorConfig),
+    /// `wasm`: a sandboxed Wasm component plugin, called once per batch.
+    Wasm(WasmConfig),
 }
 
 impl Tagged for ProcessorConfig {
@@ -96,6 +99,7 @@ impl Tagged for ProcessorConfig {
         "filter",
         "mask",
         "multiline",
+        "wasm",
     ];
 
     fn from_type<'de, D: Deserializer<'de>>(ty: &str, rest: D) -> Result<Self, D::Error> {
@@ -110,6 +114,7 @@ impl Tagged for ProcessorConfig {
             "parse_timestamp" => ParseTimestampConfig::deserialize(rest).map(ProcessorConfig::ParseTimestamp),
             "mask" => MaskConfig::deserialize(rest).map(ProcessorConfig::Mask),
             "multiline" => MultilineProcessorConfig::deserialize(rest).map(ProcessorConfig::Multiline),
+            "wasm" => WasmConfig::deserialize(rest).map(ProcessorConfig::Wasm),
             "filter" => FilterConfig::deserialize(rest).map(ProcessorConfig::Filter),
             _ => Err(Self::unknown_type(ty)),
         }
@@ -131,6 +136,7 @@ impl ProcessorConfig {
             ProcessorConfig::Filter(_) => "filter",
             ProcessorConfig::Mask(_) => "mask",
             ProcessorConfig::Multiline(_) => "multiline",
+            ProcessorConfig::Wasm(_) => "wasm",
         }
     }
 
@@ -148,6 +154,12 @@ impl ProcessorConfig {
             | ProcessorConfig::Filter(_)
             | ProcessorConfig::Mask(_)
             | ProcessorConfig::Multiline(_) => None,
+            // `on_error` plays the part of `on_failure` (pass keeps the batch as it was).
+            ProcessorConfig::Wasm(c) => Some(match c.on_error {
+                OnError::Pass => OnFailure::Keep,
+                OnError::Drop => OnFailure::Drop,
+                OnError::DeadLetter => OnFailure::DeadLetter,
+            }),
         }
     }
 
@@ -165,6 +177,7 @@ impl ProcessorConfig {
             ProcessorConfig::Filter(c) => Box::new(c.build(keys)?),
             ProcessorConfig::Mask(c) => Box::new(c.build(keys)?),
             ProcessorConfig::Multiline(c) => Box::new(c.build(keys)?),
+            ProcessorConfig::Wasm(c) => Box::new(c.build(keys)?),
         })
     }
 
@@ -182,6 +195,7 @@ impl ProcessorConfig {
             ("filter", FilterConfig::EXAMPLE),
             ("mask", MaskConfig::EXAMPLE),
             ("multiline", MultilineProcessorConfig::EXAMPLE),
+            ("wasm", WasmConfig::EXAMPLE),
         ]
     }
 }

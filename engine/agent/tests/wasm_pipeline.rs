@@ -1,0 +1,192 @@
+//! The `wasm` processor in pipelines: `weir run` through the example plugins, and `weir
+//! check` errors that name the file and line:column.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use weir_test_plugins as plugins;
+
+fn weir() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.arg("--log-level").arg("warn");
+    cmd
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weir-wasm-pipeline-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(pipeline: &Path, stdin: &str) -> Output {
+    let mut child = weir()
+        .args(["run", "-c"])
+        .arg(pipeline)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn check(pipeline: &Path) -> Output {
+    weir().args(["check", "-c"]).arg(pipeline).output().unwrap()
+}
+
+#[test]
+fn run_filters_redacts_and_enriches_through_plugins() {
+    let dir = temp_dir("run");
+    let yaml = format!(
+        r#"inputs:
+  - type: stdin
+processors:
+  - type: parse_json
+  - type: wasm
+    plugin: {filter}
+    config: {{ include: {{ level: '^(error|warn)$' }} }}
+  - type: wasm
+    plugin: {redact}
+    config: {{ fields: msg }}
+  - type: wasm
+    plugin: {enrich}
+    config:
+      add: {{ env: prod }}
+      route: {{ pay: 'card', other: '.' }}
+      route_field: msg
+outputs:
+  - type: stdout
+"#,
+        filter = plugins::FILTER,
+        redact = plugins::REDACT,
+        enrich = plugins::ENRICH
+    );
+    let pipeline = write(&dir, "p.yaml", &yaml);
+    let input = concat!(
+        r#"{"level":"info","msg":"hello a@b.io"}"#,
+        "\n",
+        r#"{"level":"error","msg":"card 4111-1111-1111-1111 declined for a@b.io"}"#,
+        "\n",
+        r#"{"level":"warn","msg":"slow from 10.0.0.1"}"#,
+        "\n",
+    );
+    let out = run(&pipeline, input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0]["msg"], "card [CARD] declined for [EMAIL]");
+    assert_eq!(lines[0]["route"], "pay");
+    assert_eq!(lines[0]["env"], "prod");
+    assert_eq!(lines[1]["msg"], "slow from [IPV4]");
+    assert_eq!(lines[1]["route"], "other");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_trapping_plugin_does_not_stop_the_run_and_dead_letters_go_to_their_output() {
+    let dir = temp_dir("trap");
+    let dead = dir.join("dead.jsonl");
+    let yaml = format!(
+        "inputs:\n  - type: stdin\nprocessors:\n  - type: wasm\n    plugin: {trap}\n    on_error: dead_letter\noutputs:\n  - type: stdout\n  - type: file\n    name: dead\n    path: {dead}\ndead_letter: dead\n",
+        trap = plugins::TRAP,
+        dead = dead.display()
+    );
+    let pipeline = write(&dir, "p.yaml", &yaml);
+    let out = run(&pipeline, "fine\nit's a trap\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // One batch holds both lines: both are dead-lettered, with the reason.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let dead = std::fs::read_to_string(&dead).unwrap();
+    assert_eq!(dead.lines().count(), 2, "{dead}");
+    assert!(dead.contains(r#""_error":"wasm plugin hostile_trap: trap: "#), "{dead}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hostile_trap"),
+        "the failure is logged with the plugin name: {stderr}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn check_reports_wasm_config_errors_at_their_line_and_column() {
+    let dir = temp_dir("check");
+    let good = write(
+        &dir,
+        "good.yaml",
+        &format!(
+            "inputs:\n  - type: stdin\nprocessors:\n  - type: wasm\n    plugin: {}\n    config: {{ include.level: x }}\n    timeout: 50ms\n    memory: 32MiB\noutputs:\n  - type: stdout\n",
+            plugins::FILTER
+        ),
+    );
+    let out = check(&good);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "bad_timeout.yaml",
+            format!(
+                "inputs:\n  - type: stdin\nprocessors:\n  - type: wasm\n    plugin: {}\n    timeout: 100\noutputs:\n  - type: stdout\n",
+                plugins::FILTER
+            ),
+            ":6:",
+        ),
+        (
+            "unknown_key.yaml",
+            format!(
+                "inputs:\n  - type: stdin\nprocessors:\n  - type: wasm\n    plugin: {}\n    memroy: 1MiB\noutputs:\n  - type: stdout\n",
+                plugins::FILTER
+            ),
+            ":6:5: unknown field `memroy`",
+        ),
+        (
+            "bad_policy.yaml",
+            format!(
+                "inputs:\n  - type: stdin\nprocessors:\n  - type: wasm\n    plugin: {}\n    on_error: retry\noutputs:\n  - type: stdout\n",
+                plugins::FILTER
+            ),
+            ":6:",
+        ),
+        (
+            "missing.yaml",
+            "inputs:\n  - type: stdin\nprocessors:\n  - type: wasm\n    plugin: /nonexistent/p.wasm\noutputs:\n  - type: stdout\n"
+                .to_string(),
+            ":4:5: wasm: cannot read plugin /nonexistent/p.wasm",
+        ),
+        (
+            "rejected.yaml",
+            format!(
+                "inputs:\n  - type: stdin\nprocessors:\n  - type: add_fields\n    fields: {{ a: b }}\n  - type: wasm\n    plugin: {}\n    config: {{ include.level: '(' }}\noutputs:\n  - type: stdout\n",
+                plugins::FILTER
+            ),
+            ":6:5: wasm: plugin filter rejected its config: fatal: config `include.level`: bad pattern",
+        ),
+        (
+            "dead_letter.yaml",
+            format!(
+                "inputs:\n  - type: stdin\nprocessors:\n  - type: wasm\n    plugin: {}\n    config: {{ include.level: x }}\n    on_error: dead_letter\noutputs:\n  - type: stdout\n",
+                plugins::FILTER
+            ),
+            ":4:5: on_failure: dead_letter needs the pipeline's `dead_letter: OUTPUT_NAME`",
+        ),
+    ];
+    for (name, yaml, want) in cases {
+        let path = write(&dir, name, &yaml);
+        let out = check(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} should be refused");
+        assert!(
+            stderr.contains(&format!("{}{want}", path.display())),
+            "{name}: want `{want}` in:\n{stderr}"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
