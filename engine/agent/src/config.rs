@@ -45,6 +45,27 @@ pub struct PipelineConfig {
     /// The admin endpoint (`/health`, `/metrics`); off unless set.
     #[serde(default)]
     pub admin: Option<Spanned<AdminConfig>>,
+    /// Job sidecar mode: when to read everything to the end, deliver it and exit 0.
+    #[serde(default)]
+    pub exit_when: Option<Spanned<ExitWhen>>,
+}
+
+/// `exit_when:` (job sidecar mode). Any condition that holds ends the run: every followed
+/// file is read to its end, everything is delivered, the process exits 0. SIGTERM then
+/// does the same (instead of stopping at the checkpoints).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExitWhen {
+    /// This file exists (the job's main container writes it when it is done).
+    #[serde(default)]
+    pub marker_file: Option<Spanned<PathBuf>>,
+    /// No input read a byte for this long (and, with `process`, that process is gone).
+    #[serde(default)]
+    pub idle: Option<Spanned<weir_core::units::Dur>>,
+    /// With `idle`: the name of a process (as in `/proc/PID/comm`) whose end starts the idle
+    /// count; the pod needs `shareProcessNamespace: true` to see it.
+    #[serde(default)]
+    pub process: Option<Spanned<String>>,
 }
 
 /// `admin:`.

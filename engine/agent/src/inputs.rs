@@ -215,12 +215,15 @@ impl FileInputConfig {
             read_from: self.read_from.as_ref().map(|r| r.value).unwrap_or_default(),
             opts: self.line_options(),
             pod_fields: framing.as_ref().is_some_and(|f| f.format != Format::Raw),
+            detect_format: false,
+            discovery: None,
             framing,
             poll_interval: dur(&self.poll_interval, 250),
             rotate_wait: dur(&self.rotate_wait, 5000),
             max_open_files: self.max_open_files.as_ref().map_or(1024, |m| m.value),
             flush_timeout: dur(&self.flush_timeout, 1000),
             chunk_bytes,
+            drain_on_stop: false,
         })
     }
 
@@ -269,6 +272,10 @@ fn framing(
     };
     Ok((format != Format::Raw || rules.is_some()).then_some(Framing { format, rules }))
 }
+
+/// Fields every event of a source gets (pod metadata from a container log's path), as
+/// (field name, value).
+pub type SourceFields = Arc<[(&'static str, String)]>;
 
 /// Pod metadata from a Kubernetes container log file name,
 /// `<pod>_<namespace>_<container>-<64 hex id>.log` (as in `/var/log/containers/`).

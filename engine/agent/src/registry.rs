@@ -21,6 +21,7 @@ use weir_wasm::{OnError, WasmConfig};
 use crate::config::{Tagged, deserialize_tagged};
 use crate::http_output::HttpOutputConfig;
 use crate::inputs::{FileInputConfig, StdinConfig};
+use crate::kubernetes::KubernetesLogsConfig;
 use crate::outputs::{FileOutputConfig, StdoutConfig};
 
 /// An entry of `inputs:`.
@@ -31,6 +32,8 @@ pub enum InputConfig {
     Stdin(StdinConfig),
     /// `file`: lines from files matched by globs.
     File(FileInputConfig),
+    /// `kubernetes_logs`: a node's container logs, with pod metadata.
+    KubernetesLogs(KubernetesLogsConfig),
 }
 
 impl InputConfig {
@@ -39,18 +42,20 @@ impl InputConfig {
         match self {
             InputConfig::Stdin(_) => "stdin",
             InputConfig::File(_) => "file",
+            InputConfig::KubernetesLogs(_) => "kubernetes_logs",
         }
     }
 }
 
 impl Tagged for InputConfig {
     const WHAT: &'static str = "input";
-    const TYPES: &'static [&'static str] = &["stdin", "file"];
+    const TYPES: &'static [&'static str] = &["stdin", "file", "kubernetes_logs"];
 
     fn from_type<'de, D: Deserializer<'de>>(ty: &str, rest: D) -> Result<Self, D::Error> {
         match ty {
             "stdin" => StdinConfig::deserialize(rest).map(InputConfig::Stdin),
             "file" => FileInputConfig::deserialize(rest).map(InputConfig::File),
+            "kubernetes_logs" => KubernetesLogsConfig::deserialize(rest).map(InputConfig::KubernetesLogs),
             _ => Err(Self::unknown_type(ty)),
         }
     }

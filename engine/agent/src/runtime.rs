@@ -29,8 +29,8 @@ use weir_core::pool::BufferPool;
 
 use crate::acks::{AckPoint, Acks};
 use crate::checkpoint::Checkpoints;
-use crate::config::{ConfigError, Loaded, PipelineConfig, Pos};
-use crate::inputs::{FileMode, Framing, container_fields, read_chunks};
+use crate::config::{ConfigError, ExitWhen, Loaded, PipelineConfig, Pos};
+use crate::inputs::{FileMode, Framing, SourceFields, container_fields, read_chunks};
 use crate::outputs::{Format, OutputStats, Sink, open_sink};
 use crate::registry::{InputConfig, OutputConfig};
 use crate::tail::{TailChunk, TailPayload, TailSettings, TailStats, Tailer};
@@ -56,6 +56,21 @@ pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
         match &input.value {
             InputConfig::Stdin(c) => c.validate(at, loaded)?,
             InputConfig::File(c) => c.validate(at, loaded)?,
+            InputConfig::KubernetesLogs(c) => c.validate(loaded)?,
+        }
+    }
+    if let Some(e) = &cfg.exit_when {
+        let w = &e.value;
+        if w.marker_file.is_none() && w.idle.is_none() {
+            return Err(loaded.error(Pos::of(e), "exit_when: set `marker_file`, `idle`, or both"));
+        }
+        if let Some(p) = &w.process
+            && w.idle.is_none()
+        {
+            return Err(loaded.error(
+                Pos::of(p),
+                "exit_when: `process` needs `idle` (how long to wait after it ends)",
+            ));
         }
     }
     let keys = KeyTable::new();
@@ -179,10 +194,6 @@ pub struct Summary {
     pub errors: Vec<String>,
 }
 
-/// Values of the pod metadata fields, from a container log file's name.
-type PodFields = Arc<[String; 4]>;
-const POD_FIELDS: [&str; 4] = ["pod", "namespace", "container", "container_id"];
-
 /// One source read to its end: stdin or one file (`mode: once`).
 #[derive(Debug)]
 struct Source {
@@ -191,7 +202,7 @@ struct Source {
     path: Option<PathBuf>,
     opts: LineOptions,
     framing: Option<Framing>,
-    pod: Option<PodFields>,
+    pod: Option<SourceFields>,
 }
 
 /// What a reader hands a worker: plain lines, or records framed by the reader.
@@ -209,7 +220,7 @@ struct Work {
     input: usize,
     seq: u64,
     opts: LineOptions,
-    pod: Option<PodFields>,
+    pod: Option<SourceFields>,
     /// Where the source's checkpoint may go once every output delivered this batch.
     ack: Option<AckPoint>,
 }
@@ -261,7 +272,6 @@ struct Plan<'a> {
     chunk_pool: Arc<BufferPool>,
     output_pool: Arc<BufferPool>,
     frame_keys: FrameKeys,
-    pod_keys: [Key; 4],
     /// Follow-mode tailers' counters, per input (empty for other inputs).
     tail_stats: Vec<Arc<TailStats>>,
     /// The checkpoint store, when some input follows files.
@@ -278,7 +288,6 @@ impl<'a> Plan<'a> {
                 stream: keys.intern("stream"),
                 error: keys.intern("_error"),
             },
-            pod_keys: POD_FIELDS.map(|name| keys.intern(name)),
             keys,
             input_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
             proc_stats: cfg.processors.iter().map(|_| Arc::default()).collect(),
@@ -330,7 +339,7 @@ impl<'a> Plan<'a> {
             chunk_pool: self.chunk_pool.clone(),
             output_pool: self.output_pool.clone(),
             frame_keys: self.frame_keys,
-            pod_keys: self.pod_keys,
+            keys: self.keys.clone(),
             acks: self.acks.clone(),
         })
     }
@@ -588,7 +597,7 @@ struct Worker {
     chunk_pool: Arc<BufferPool>,
     output_pool: Arc<BufferPool>,
     frame_keys: FrameKeys,
-    pod_keys: [Key; 4],
+    keys: Arc<KeyTable>,
     acks: Option<Arc<Acks>>,
 }
 
@@ -617,10 +626,13 @@ impl Worker {
         stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
         if let Some(pod) = &work.pod {
             // Constant per source: into the arena once per batch.
-            let values: Vec<Value> = pod.iter().map(|v| Value::Str(batch.push_arena(v.as_bytes()))).collect();
+            let fields: Vec<(Key, Value)> = pod
+                .iter()
+                .map(|(name, v)| (self.keys.intern(name), Value::Str(batch.push_arena(v.as_bytes()))))
+                .collect();
             let (_, events) = batch.parts_mut();
             for event in events {
-                for (key, value) in self.pod_keys.iter().zip(&values) {
+                for (key, value) in &fields {
                     event.set(*key, *value);
                 }
             }
@@ -659,6 +671,10 @@ fn resolve_sources(loaded: &Loaded) -> Result<Vec<Vec<Source>>, ConfigError> {
     for (input, spec) in cfg.inputs.iter().enumerate() {
         let (paths, opts, framing): (Vec<Option<PathBuf>>, _, _) = match &spec.value {
             InputConfig::Stdin(c) => (vec![None], c.line_options(), c.framing(loaded)?),
+            InputConfig::KubernetesLogs(_) => {
+                sources.push(Vec::new());
+                continue;
+            }
             InputConfig::File(c) if c.mode() == FileMode::Follow => {
                 // Followed by a tailer; its files get ids as they are found.
                 sources.push(Vec::new());
@@ -683,7 +699,7 @@ fn resolve_sources(loaded: &Loaded) -> Result<Vec<Vec<Source>>, ConfigError> {
         let mut list = Vec::new();
         for path in paths {
             let pod = match (&path, container) {
-                (Some(p), true) => container_fields(p).map(|f| Arc::new(f.map(|(_, v)| v))),
+                (Some(p), true) => container_fields(p).map(SourceFields::from),
                 _ => None,
             };
             list.push(Source {
@@ -760,7 +776,7 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
         .max(1);
     let sources = resolve_sources(loaded)?;
     let mut plan = Plan::new(cfg, workers, sources.iter().map(Vec::len).sum::<usize>().max(4));
-    let follows: Vec<(usize, TailSettings)> = cfg
+    let mut follows: Vec<(usize, TailSettings)> = cfg
         .inputs
         .iter()
         .enumerate()
@@ -768,9 +784,13 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
             InputConfig::File(c) if c.mode() == FileMode::Follow => {
                 Some(c.tail_settings(loaded, DEFAULT_CHUNK_BYTES).map(|t| (i, t)))
             }
+            InputConfig::KubernetesLogs(c) => Some(c.tail_settings(loaded, DEFAULT_CHUNK_BYTES).map(|t| (i, t))),
             _ => None,
         })
         .collect::<Result<_, _>>()?;
+    for (_, settings) in &mut follows {
+        settings.drain_on_stop = cfg.exit_when.is_some();
+    }
     if !follows.is_empty() {
         let dir = data_dir(cfg);
         std::fs::create_dir_all(&dir).with_context(|| format!("data_dir {}: cannot create it", dir.display()))?;
@@ -912,6 +932,9 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
                 }
             });
         }
+        if let Some(exit_when) = &cfg.exit_when {
+            s.spawn(|| watch_exit(&exit_when.value, &plan.input_stats, &control.stop, &finished));
+        }
         if let Some(admin) = &admin {
             s.spawn(|| admin.serve(&finished, |path| plan.admin_reply(path)));
         }
@@ -1000,6 +1023,49 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
     result?;
     let errors = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(plan.summary(errors))
+}
+
+/// Sidecar mode: sets `stop` when a condition of `exit_when` holds.
+fn watch_exit(exit_when: &ExitWhen, inputs: &[Arc<InputStats>], stop: &AtomicBool, finished: &AtomicBool) {
+    let bytes = || inputs.iter().map(|s| s.bytes.load(Ordering::Relaxed)).sum::<u64>();
+    let mut last = (bytes(), Instant::now());
+    while !finished.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+        if let Some(marker) = &exit_when.marker_file
+            && marker.value.exists()
+        {
+            tracing::info!(marker = %marker.value.display(), "exit_when: marker file found; reading to the end, then exiting");
+            stop.store(true, Ordering::Relaxed);
+            break;
+        }
+        let now = bytes();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        if let Some(idle) = &exit_when.idle {
+            let process_gone = exit_when.process.as_ref().is_none_or(|p| !process_running(&p.value));
+            if !process_gone {
+                last.1 = Instant::now();
+            } else if last.1.elapsed() >= idle.value.0 {
+                tracing::info!(idle = %idle.value, "exit_when: inputs idle; reading to the end, then exiting");
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether a process named `name` (its `/proc/PID/comm`) runs.
+fn process_running(name: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            && std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+    })
 }
 
 /// One output's thread: writes batches in order, flushes when the sink wants to (see

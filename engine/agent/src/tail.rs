@@ -25,20 +25,21 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use weir_core::frame::{Framed, Framer};
+use weir_core::frame::{Format, Framed, Framer};
 use weir_core::line::{Chunk, LineChunker, LineOptions};
 use weir_core::pool::BufferPool;
 
 use crate::acks::{AckPoint, Acks};
 use crate::checkpoint::FileIdentity;
-use crate::inputs::{Framing, ReadFrom};
+use crate::inputs::{Framing, ReadFrom, SourceFields};
+use crate::kubernetes::Discovery;
 use crate::runtime::InputStats;
 
 /// How one input tails its files.
@@ -54,8 +55,12 @@ pub struct TailSettings {
     pub opts: LineOptions,
     /// Container format and multiline, if any.
     pub framing: Option<Framing>,
+    /// Container logs: pick CRI or Docker per file from its first byte.
+    pub detect_format: bool,
     /// Whether to add pod fields from container log file names.
     pub pod_fields: bool,
+    /// Kubernetes: which files to read, and their pod fields.
+    pub discovery: Option<Arc<Discovery>>,
     /// How often files are checked without a wake-up.
     pub poll_interval: Duration,
     /// How long a file that left the globs is kept after its last new byte.
@@ -67,6 +72,9 @@ pub struct TailSettings {
     pub flush_timeout: Duration,
     /// Bytes per chunk.
     pub chunk_bytes: usize,
+    /// On `stop`, read every file to its end and send everything, held records and a last
+    /// line without a newline included (a job sidecar: nothing comes after).
+    pub drain_on_stop: bool,
 }
 
 /// Counters of a tailer, added to its input's.
@@ -98,7 +106,7 @@ pub struct TailChunk {
     /// Where the checkpoint may go once this is delivered.
     pub ack: AckPoint,
     /// Pod metadata from the file name.
-    pub pod: Option<Arc<[String; 4]>>,
+    pub pod: Option<SourceFields>,
 }
 
 /// Lines or framed records.
@@ -127,7 +135,9 @@ struct Tracked {
     gone_since: Option<Instant>,
     /// Whether the framer holds records not flushed by the timeout.
     held: bool,
-    pod: Option<Arc<[String; 4]>>,
+    pod: Option<SourceFields>,
+    /// The file's line format, when the input frames.
+    format: Option<Format>,
 }
 
 impl Tracked {
@@ -186,9 +196,38 @@ impl Tailer {
     /// sent: its checkpoint stays before it, so a restart reads it again whole.
     pub fn run(mut self, stop: &AtomicBool, send: &mut dyn FnMut(TailChunk) -> bool) {
         self.follow(stop, send);
+        if self.settings.drain_on_stop {
+            let _ = self.drain(send);
+        }
         for t in self.files.values() {
             self.count_frames(t);
         }
+    }
+
+    /// Reads every file to its end and sends all it holds; the files are let go.
+    fn drain(&mut self, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<(), ()> {
+        self.scan();
+        loop {
+            let mut progressed = false;
+            let keys: Vec<(u64, u64)> = self.files.keys().copied().collect();
+            for key in keys {
+                progressed |= self.poll_file(key, send)?;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let keys: Vec<(u64, u64)> = self.files.keys().copied().collect();
+        for key in keys {
+            let Some(mut t) = self.files.remove(&key) else { continue };
+            while let Some(chunk) = t.chunker.next_chunk(true, true) {
+                self.send_chunk(&mut t, chunk, send)?;
+            }
+            self.flush_framer(&mut t, send)?;
+            self.acks.release(t.source, t.read_offset());
+            self.count_frames(&t);
+        }
+        Ok(())
     }
 
     fn follow(&mut self, stop: &AtomicBool, send: &mut dyn FnMut(TailChunk) -> bool) {
@@ -240,6 +279,9 @@ impl Tailer {
     fn scan(&mut self) {
         let now = Instant::now();
         let mut seen: Vec<(u64, u64)> = Vec::new();
+        if let Some(d) = &self.settings.discovery {
+            d.refresh();
+        }
         for path in matched(&self.settings.paths, &self.settings.exclude) {
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             if !meta.is_file() {
@@ -346,6 +388,14 @@ impl Tailer {
     }
 
     fn open_new(&mut self, key: (u64, u64), path: PathBuf) {
+        let pod = match &self.settings.discovery {
+            Some(d) => match d.fields(&path) {
+                Some(fields) => Some(fields),
+                None => return, // left out by the input's patterns
+            },
+            None if self.settings.pod_fields => crate::inputs::container_fields(&path).map(SourceFields::from),
+            None => None,
+        };
         if !self.make_room() {
             return; // tried again at the next scan
         }
@@ -373,6 +423,7 @@ impl Tailer {
                 }
             }
         };
+        let format = self.detect(&file);
         let mut file = file;
         if file.seek(SeekFrom::Start(start)).is_err() {
             return;
@@ -382,16 +433,11 @@ impl Tailer {
         self.stats.files_found.fetch_add(1, Ordering::Relaxed);
         self.stats.files_open.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(file = %path.display(), source, start, "tailing");
-        let pod = if self.settings.pod_fields {
-            crate::inputs::container_fields(&path).map(|f| Arc::new(f.map(|(_, v)| v)))
-        } else {
-            None
-        };
         self.files.insert(
             key,
             Tracked {
                 chunker: self.chunker(start),
-                framer: self.framer(),
+                framer: self.framer(format),
                 path,
                 file: Some(file),
                 identity,
@@ -403,6 +449,7 @@ impl Tailer {
                 gone_since: None,
                 held: false,
                 pod,
+                format,
             },
         );
     }
@@ -416,11 +463,24 @@ impl Tailer {
         )
     }
 
-    fn framer(&self) -> Option<Framer> {
-        self.settings
-            .framing
-            .as_ref()
-            .map(|f| Framer::new(f.format, f.rules.clone(), self.settings.opts))
+    /// The line format of a file: the input's, or with `detect_format` Docker json-file
+    /// when the file starts with `{` and CRI otherwise (an empty file is taken as CRI).
+    fn detect(&self, file: &File) -> Option<Format> {
+        let framing = self.settings.framing.as_ref()?;
+        if !self.settings.detect_format {
+            return Some(framing.format);
+        }
+        let mut first = [0u8; 1];
+        match file.read_at(&mut first, 0) {
+            Ok(1) if first[0] == b'{' => Some(Format::Docker),
+            Ok(1) => Some(Format::Cri),
+            _ => None, // empty: decided at the first byte
+        }
+    }
+
+    fn framer(&self, format: Option<Format>) -> Option<Framer> {
+        let framing = self.settings.framing.as_ref()?;
+        Some(Framer::new(format?, framing.rules.clone(), self.settings.opts))
     }
 
     /// Reads what one file has, sends it, and lets the file go when it is done. `Ok(true)`
@@ -467,6 +527,14 @@ impl Tailer {
             return Ok(Some(false));
         };
         let size = meta.len();
+        if t.format.is_none() && self.settings.framing.is_some() {
+            // Found empty: the format is known with the first byte.
+            if size == 0 {
+                return Ok(Some(false));
+            }
+            t.format = self.detect(t.file.as_ref().expect("open"));
+            t.framer = self.framer(t.format);
+        }
         // Truncated: shorter than what was read, or (copytruncate, then written again) its
         // first bytes changed.
         let rewritten = size != t.size
@@ -632,7 +700,7 @@ impl Tailer {
         t.generation = self.acks.restart(t.source, identity);
         self.count_frames(t);
         t.chunker = self.chunker(0);
-        t.framer = self.framer();
+        t.framer = self.framer(t.format);
         t.size = size;
         Ok(())
     }
