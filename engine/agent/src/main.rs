@@ -37,6 +37,13 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Check what stops collection silently: the config, input paths and their files,
+    /// data_dir, checkpoints, outputs, the admin address, the clock. Exits non-zero on a failure.
+    Doctor {
+        /// The pipeline file (YAML).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Write a synthetic log corpus to stdout; the same seed gives the same bytes.
     Gen {
         /// What to generate.
@@ -178,6 +185,18 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench(args) => bench(args),
+        Command::Doctor { config } => {
+            let report = weir::doctor::check(&config, &weir::doctor::Options::default());
+            for finding in &report.findings {
+                println!("{finding}");
+            }
+            println!("{}", report.summary());
+            if report.failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Command::Run { config, workers } => {
             let loaded = match config::load(&config) {
                 Ok(l) => l,

@@ -1,0 +1,840 @@
+//! `weir doctor -c FILE`: what an operator otherwise checks by hand when collection silently
+//! stops, as one list of `pass` / `warn` / `fail` lines with the reason for each.
+//!
+//! The checks, in order: the pipeline file loads and validates; each file input's patterns
+//! match files, those files can be opened and the directories they live in can be listed
+//! (watched); `data_dir` exists or can be created and takes a file; the checkpoints load and
+//! each entry's offset is within its file; each output is reachable (a file output's
+//! directory takes a file, an http output's host:port accepts a TCP connection); the admin
+//! address can be bound (or a running agent answers on it); the system clock is sane.
+//!
+//! Doctor leaves nothing behind: the probe file it writes is removed, and directories it had
+//! to create to test `data_dir` are removed again (`weir run` creates them itself).
+//!
+//! ```text
+//! $ weir doctor -c pipeline.yaml
+//! pass  config: pipeline.yaml is valid (1 input, 0 processors, 1 output)
+//! fail  inputs[0] file: `/var/log/app/*.log` matches no file, and /var/log/app does not exist
+//! ...
+//! doctor: 6 passed, 0 warnings, 1 failed
+//! ```
+
+use std::fmt;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::checkpoint::{CHECKPOINT_FILE, Checkpoints, FileIdentity};
+use crate::config::{self, Loaded};
+use crate::inputs::{FileInputConfig, FileMode};
+use crate::kubernetes::{self, KubernetesLogsConfig};
+use crate::registry::{InputConfig, OutputConfig};
+use crate::runtime;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Fine.
+    Pass,
+    /// Worth a look, but collection works.
+    Warn,
+    /// Collection does not work (or will not start) until this is fixed.
+    Fail,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        })
+    }
+}
+
+/// One line of the report: which thing was checked and why it came out as it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The outcome.
+    pub status: Status,
+    /// What was checked: `config`, `inputs[0] file`, `data_dir`, `outputs[1] http`...
+    pub subject: String,
+    /// The reason, naming the path, address or value concerned.
+    pub detail: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}  {}: {}", self.status, self.subject, self.detail)
+    }
+}
+
+/// Every finding, in the order the checks ran.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The findings.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    fn add(&mut self, status: Status, subject: impl Into<String>, detail: impl Into<String>) {
+        self.findings.push(Finding {
+            status,
+            subject: subject.into(),
+            detail: detail.into(),
+        });
+    }
+
+    fn count(&self, status: Status) -> usize {
+        self.findings.iter().filter(|f| f.status == status).count()
+    }
+
+    /// Whether any check failed (warnings do not count).
+    pub fn failed(&self) -> bool {
+        self.count(Status::Fail) > 0
+    }
+
+    /// The closing line: how many passed, warned and failed.
+    pub fn summary(&self) -> String {
+        format!(
+            "doctor: {} passed, {} warning{}, {} failed",
+            self.count(Status::Pass),
+            self.count(Status::Warn),
+            if self.count(Status::Warn) == 1 { "" } else { "s" },
+            self.count(Status::Fail)
+        )
+    }
+}
+
+/// Knobs of the checks.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How many file names a line lists before "and N more".
+    pub max_listed: usize,
+    /// How many matched files are opened to check they are readable, per input.
+    pub max_opened: usize,
+    /// How long a TCP connection to an output may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_listed: 5,
+            max_opened: 10_000,
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Runs every check on the pipeline file at `path`. A file that does not load is the only
+/// finding: nothing else can be known without it.
+pub fn check(path: &Path, opts: &Options) -> Report {
+    let mut report = Report::default();
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            report.add(Status::Fail, "config", e.to_string());
+            return report;
+        }
+    };
+    match runtime::validate(&loaded) {
+        Ok(()) => {
+            let c = &loaded.config;
+            report.add(
+                Status::Pass,
+                "config",
+                format!(
+                    "{} is valid ({}, {}, {})",
+                    path.display(),
+                    plural(c.inputs.len(), "input"),
+                    plural(c.processors.len(), "processor"),
+                    plural(c.outputs.len(), "output")
+                ),
+            );
+        }
+        // The other checks still tell something: keep going.
+        Err(e) => report.add(Status::Fail, "config", e.to_string()),
+    }
+    check_inputs(&loaded, opts, &mut report);
+    let data_dir = runtime::data_dir(&loaded.config);
+    let data_dir_ok = check_data_dir(&data_dir, &mut report);
+    let checkpoint_mtime = if data_dir_ok {
+        check_checkpoints(&data_dir, opts, &mut report)
+    } else {
+        None
+    };
+    check_outputs(&loaded, opts, &mut report);
+    check_admin(&loaded, opts, &mut report);
+    check_clock(SystemTime::now(), checkpoint_mtime, &mut report);
+    report
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// `a, b, c (and 4 more)`.
+fn listed(paths: &[PathBuf], max: usize) -> String {
+    let mut s = paths
+        .iter()
+        .take(max)
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > max {
+        s.push_str(&format!(" (and {} more)", paths.len() - max));
+    }
+    s
+}
+
+fn check_inputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
+    for (i, input) in loaded.config.inputs.iter().enumerate() {
+        let subject = format!("inputs[{i}] {}", input.value.type_name());
+        match &input.value {
+            InputConfig::File(c) => check_file_input(c, &subject, opts, report),
+            InputConfig::KubernetesLogs(c) => check_kubernetes_input(c, &subject, opts, report),
+            InputConfig::Stdin(_) => report.add(Status::Pass, subject, "standard input: nothing to check on disk"),
+        }
+    }
+}
+
+/// The directory part of a glob before its first wildcard: what must exist to be watched.
+fn fixed_prefix(pattern: &str) -> PathBuf {
+    let mut dir = PathBuf::new();
+    for part in Path::new(pattern).components() {
+        let s = part.as_os_str().to_string_lossy();
+        if s.contains(['*', '?', '[', '{']) {
+            return dir;
+        }
+        dir.push(part);
+    }
+    // No wildcard: the pattern names one file; its directory is what is watched.
+    dir.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn check_file_input(c: &FileInputConfig, subject: &str, opts: &Options, report: &mut Report) {
+    let patterns: Vec<&str> = c.paths.value.iter().map(|p| p.value.as_str()).collect();
+    let excludes: Vec<glob::Pattern> = c
+        .exclude
+        .iter()
+        .filter_map(|p| glob::Pattern::new(&p.value).ok())
+        .collect();
+    check_paths(
+        &patterns,
+        &excludes,
+        c.mode() == FileMode::Follow,
+        subject,
+        opts,
+        report,
+    );
+}
+
+fn check_kubernetes_input(c: &KubernetesLogsConfig, subject: &str, opts: &Options, report: &mut Report) {
+    let patterns: Vec<&str> = match &c.paths {
+        Some(p) => p.value.iter().map(|p| p.value.as_str()).collect(),
+        None => vec![kubernetes::DEFAULT_PATHS],
+    };
+    check_paths(&patterns, &[], true, subject, opts, report);
+    let links = c
+        .containers_dir
+        .as_deref()
+        .unwrap_or(Path::new(kubernetes::DEFAULT_CONTAINERS_DIR));
+    match fs::read_dir(links) {
+        Ok(_) => report.add(
+            Status::Pass,
+            subject,
+            format!("{} can be listed (container_id comes from its links)", links.display()),
+        ),
+        Err(e) => report.add(
+            Status::Warn,
+            subject,
+            format!(
+                "{} cannot be listed: {e}; events will have no container_id (mount it read-only)",
+                links.display()
+            ),
+        ),
+    }
+}
+
+/// The checks of a tailing input's glob `patterns`: they match files (not directories),
+/// their directories can be listed (watched, when `follow`), the files can be opened.
+fn check_paths(
+    patterns: &[&str],
+    excludes: &[glob::Pattern],
+    follow: bool,
+    subject: &str,
+    opts: &Options,
+    report: &mut Report,
+) {
+    let mut files = Vec::new();
+    for &pattern in patterns {
+        let Ok(paths) = glob::glob(pattern) else {
+            report.add(
+                Status::Fail,
+                subject,
+                format!("`{pattern}` is not a valid glob pattern"),
+            );
+            continue;
+        };
+        let (mut matched, mut dirs, mut excluded, mut unlistable) = (Vec::new(), Vec::new(), 0usize, Vec::new());
+        for entry in paths {
+            match entry {
+                Ok(p) if excludes.iter().any(|x| x.matches_path(&p)) => excluded += 1,
+                Ok(p) if p.is_dir() => dirs.push(p),
+                Ok(p) => matched.push(p),
+                Err(e) => unlistable.push(format!("{}: {}", e.path().display(), e.error())),
+            }
+        }
+        for u in &unlistable {
+            report.add(Status::Fail, subject, format!("`{pattern}`: cannot list {u}"));
+        }
+        if !dirs.is_empty() {
+            report.add(
+                Status::Fail,
+                subject,
+                format!(
+                    "`{pattern}` matches {} that {} a directory, not a file: {} (did you mean `{}/*.log`?)",
+                    plural(dirs.len(), "path"),
+                    if dirs.len() == 1 { "is" } else { "are" },
+                    listed(&dirs, opts.max_listed),
+                    dirs[0].display()
+                ),
+            );
+        }
+        let base = fixed_prefix(pattern);
+        let base_shown = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base.as_path()
+        };
+        let base_listable = fs::read_dir(base_shown);
+        if matched.is_empty() && dirs.is_empty() {
+            let why = match &base_listable {
+                Ok(_) => String::new(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    format!(", and {} does not exist", base_shown.display())
+                }
+                Err(e) => format!(", and {} cannot be listed: {e}", base_shown.display()),
+            };
+            let excluded = if excluded > 0 {
+                format!(" ({excluded} excluded by `exclude`)")
+            } else {
+                String::new()
+            };
+            // Following a directory that exists, files may simply not have appeared yet.
+            let status = if follow && base_listable.is_ok() {
+                Status::Warn
+            } else {
+                Status::Fail
+            };
+            let later = if status == Status::Warn {
+                "; files that appear later will be read"
+            } else {
+                ""
+            };
+            report.add(
+                status,
+                subject,
+                format!("`{pattern}` matches no file{excluded}{why}{later}"),
+            );
+        } else if !matched.is_empty() {
+            report.add(
+                Status::Pass,
+                subject,
+                format!(
+                    "`{pattern}` matches {}: {}",
+                    plural(matched.len(), "file"),
+                    listed(&matched, opts.max_listed)
+                ),
+            );
+        }
+        if follow {
+            match base_listable {
+                Ok(_) => report.add(
+                    Status::Pass,
+                    subject,
+                    format!("{} can be watched (listed)", base_shown.display()),
+                ),
+                // Already named in the "matches no file" line.
+                Err(_) if matched.is_empty() => {}
+                Err(e) => report.add(
+                    Status::Fail,
+                    subject,
+                    format!("{} cannot be watched: {e}", base_shown.display()),
+                ),
+            }
+        }
+        files.extend(matched);
+    }
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        return;
+    }
+    let mut unreadable = Vec::new();
+    let opened = files.len().min(opts.max_opened);
+    for f in &files[..opened] {
+        if let Err(e) = fs::File::open(f).and_then(|mut file| file.read(&mut [0u8; 1])) {
+            unreadable.push(format!("{}: {e}", f.display()));
+        }
+    }
+    if unreadable.is_empty() {
+        let of = if opened < files.len() {
+            format!(" (the first {opened} of {})", files.len())
+        } else {
+            String::new()
+        };
+        report.add(
+            Status::Pass,
+            subject,
+            format!("{} readable{of}", plural(opened, "file")),
+        );
+    } else {
+        let mut detail = format!(
+            "{} of {} cannot be read: {}",
+            unreadable.len(),
+            plural(opened, "file"),
+            unreadable[..unreadable.len().min(opts.max_listed)].join("; ")
+        );
+        if unreadable.len() > opts.max_listed {
+            detail.push_str(&format!(" (and {} more)", unreadable.len() - opts.max_listed));
+        }
+        report.add(Status::Fail, subject, detail);
+    }
+}
+
+/// Writes and removes a probe file in `dir`.
+fn probe_write(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".weir-doctor-{}", std::process::id()));
+    let result = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|mut f| f.write_all(b"weir doctor\n").and_then(|()| f.sync_all()));
+    let removed = fs::remove_file(&probe);
+    result?;
+    removed
+}
+
+/// Checks that `dir` is (or can become) a writable directory; true when it exists afterwards
+/// (so its checkpoints can be read).
+fn check_data_dir(dir: &Path, report: &mut Report) -> bool {
+    let subject = "data_dir";
+    if dir.exists() {
+        if !dir.is_dir() {
+            report.add(
+                Status::Fail,
+                subject,
+                format!("{} exists but is not a directory", dir.display()),
+            );
+            return false;
+        }
+        match probe_write(dir) {
+            Ok(()) => report.add(Status::Pass, subject, format!("{} is writable", dir.display())),
+            Err(e) => report.add(
+                Status::Fail,
+                subject,
+                format!("{} is not writable: {e} (checkpoints cannot be saved)", dir.display()),
+            ),
+        }
+        return true;
+    }
+    // Create it the way `weir run` would, test it, and take back what was created.
+    let mut created = Vec::new();
+    let mut p = dir;
+    while !p.as_os_str().is_empty() && !p.exists() {
+        created.push(p.to_path_buf());
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => break,
+        }
+    }
+    let result = fs::create_dir_all(dir).and_then(|()| probe_write(dir));
+    for d in &created {
+        let _ = fs::remove_dir(d);
+    }
+    match result {
+        Ok(()) => report.add(
+            Status::Pass,
+            subject,
+            format!("{} does not exist yet; it can be created and written", dir.display()),
+        ),
+        Err(e) => {
+            let blocker = dir
+                .ancestors()
+                .skip(1)
+                .find(|a| a.exists() && !a.is_dir())
+                .map(|a| format!(" ({} is not a directory)", a.display()))
+                .unwrap_or_default();
+            report.add(
+                Status::Fail,
+                subject,
+                format!("{} cannot be created: {e}{blocker}", dir.display()),
+            );
+        }
+    }
+    false
+}
+
+/// Loads the checkpoints in `dir` and compares each offset with its file; returns the
+/// checkpoint file's modification time, for the clock check.
+fn check_checkpoints(dir: &Path, opts: &Options, report: &mut Report) -> Option<SystemTime> {
+    let subject = "checkpoints";
+    let store = match Checkpoints::load(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            report.add(Status::Fail, subject, e.to_string());
+            return None;
+        }
+    };
+    let file = dir.join(CHECKPOINT_FILE);
+    let mtime = fs::metadata(&file).and_then(|m| m.modified()).ok();
+    if mtime.is_none() {
+        report.add(
+            Status::Pass,
+            subject,
+            format!("none saved yet in {} (every file starts afresh)", dir.display()),
+        );
+        return None;
+    }
+    let mut entries = store.entries();
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut problems = Vec::new();
+    for e in &entries {
+        let shown = e.path.display();
+        match fs::metadata(&e.path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                problems.push(format!("{shown} is gone (rotated or deleted) at offset {}", e.offset));
+            }
+            Err(err) => problems.push(format!("{shown}: {err}")),
+            Ok(meta) => {
+                let same = FileIdentity::of_path(&e.path)
+                    .is_ok_and(|id| id.dev() == e.identity.dev() && id.ino() == e.identity.ino());
+                if !same {
+                    problems.push(format!(
+                        "{shown} is now another file (rotated); the checkpointed one is elsewhere or gone"
+                    ));
+                } else if e.offset > meta.len() {
+                    problems.push(format!(
+                        "{shown}: offset {} is beyond its size {} (truncated? it will be read from the start)",
+                        e.offset,
+                        meta.len()
+                    ));
+                }
+            }
+        }
+    }
+    let ok = entries.len() - problems.len();
+    report.add(
+        Status::Pass,
+        subject,
+        format!(
+            "{} loaded; {ok} within their file's size",
+            if entries.len() == 1 {
+                "1 entry".to_string()
+            } else {
+                format!("{} entries", entries.len())
+            },
+        ),
+    );
+    for p in problems.iter().take(opts.max_listed) {
+        report.add(Status::Warn, subject, p.clone());
+    }
+    if problems.len() > opts.max_listed {
+        report.add(
+            Status::Warn,
+            subject,
+            format!("and {} more like these", problems.len() - opts.max_listed),
+        );
+    }
+    mtime
+}
+
+fn check_outputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
+    for (i, output) in loaded.config.outputs.iter().enumerate() {
+        let subject = format!("outputs[{i}] {}", output.value.type_name());
+        match &output.value {
+            OutputConfig::Stdout(_) => report.add(Status::Pass, subject, "standard output is always there"),
+            OutputConfig::File(c) => check_file_output(&c.path.value, &subject, report),
+            OutputConfig::Http(c) => check_http_output(&c.uri.value, &subject, opts, report),
+        }
+    }
+}
+
+fn check_file_output(path: &Path, subject: &str, report: &mut Report) {
+    if path.is_dir() {
+        report.add(Status::Fail, subject, format!("{} is a directory", path.display()));
+        return;
+    }
+    if path.exists() {
+        // Opening for append changes nothing.
+        match fs::OpenOptions::new().append(true).open(path) {
+            Ok(_) => report.add(Status::Pass, subject, format!("{} can be written", path.display())),
+            Err(e) => report.add(
+                Status::Fail,
+                subject,
+                format!("{} cannot be written: {e}", path.display()),
+            ),
+        }
+        return;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return report.add(
+            Status::Fail,
+            subject,
+            format!(
+                "{} cannot be created: {} is not a directory",
+                path.display(),
+                dir.display()
+            ),
+        );
+    }
+    match probe_write(dir) {
+        Ok(()) => report.add(
+            Status::Pass,
+            subject,
+            format!("{} will be created ({} is writable)", path.display(), dir.display()),
+        ),
+        Err(e) => report.add(
+            Status::Fail,
+            subject,
+            format!(
+                "{} cannot be created: {} is not writable: {e}",
+                path.display(),
+                dir.display()
+            ),
+        ),
+    }
+}
+
+/// `host:port` of an `http://` uri (port 80 when not given).
+fn http_authority(uri: &str) -> Result<(String, u16), String> {
+    let parsed: ureq::http::Uri = uri.parse().map_err(|e| format!("`{uri}` is not a URI: {e}"))?;
+    let host = parsed
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or(format!("`{uri}` has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let default = if parsed.scheme_str() == Some("https") { 443 } else { 80 };
+    Ok((host, parsed.port_u16().unwrap_or(default)))
+}
+
+fn check_http_output(uri: &str, subject: &str, opts: &Options, report: &mut Report) {
+    let (host, port) = match http_authority(uri) {
+        Ok(a) => a,
+        Err(e) => return report.add(Status::Fail, subject, e),
+    };
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            return report.add(
+                Status::Fail,
+                subject,
+                format!("{shown} (from {uri}): the host name does not resolve: {e}"),
+            );
+        }
+    };
+    let mut last_err = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, opts.connect_timeout) {
+            Ok(_) => {
+                return report.add(
+                    Status::Pass,
+                    subject,
+                    format!("{shown} accepts TCP connections (at {addr})"),
+                );
+            }
+            Err(e) => last_err = Some(format!("{addr}: {e}")),
+        }
+    }
+    report.add(
+        Status::Fail,
+        subject,
+        format!(
+            "{shown} (from {uri}) is not reachable within {:?}: {}; events would wait and be retried",
+            opts.connect_timeout,
+            last_err.unwrap_or_else(|| "no address".into())
+        ),
+    );
+}
+
+fn check_admin(loaded: &Loaded, opts: &Options, report: &mut Report) {
+    let Some(admin) = &loaded.config.admin else {
+        report.add(Status::Pass, "admin", "not configured (no /health or /metrics)");
+        return;
+    };
+    let address = admin.value.address.value.as_str();
+    match TcpListener::bind(address) {
+        Ok(_) => report.add(Status::Pass, "admin", format!("{address} can be listened on")),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => match health(address, opts.connect_timeout) {
+            Some(status) if status.starts_with("200") => report.add(
+                Status::Pass,
+                "admin",
+                format!("{address} is in use by a running agent whose /health answers {status}"),
+            ),
+            Some(status) => report.add(
+                Status::Warn,
+                "admin",
+                format!("{address} is in use; its /health answers {status}"),
+            ),
+            None => report.add(
+                Status::Fail,
+                "admin",
+                format!("{address} is in use by another program: `weir run` would fail to start"),
+            ),
+        },
+        Err(e) => report.add(Status::Fail, "admin", format!("cannot listen on {address}: {e}")),
+    }
+}
+
+/// The status line's code and reason of `GET /health` at `address`, if something answers HTTP.
+fn health(address: &str, timeout: Duration) -> Option<String> {
+    let addr = address.to_socket_addrs().ok()?.next()?;
+    // A wildcard listen address is reached on loopback.
+    let addr = if addr.ip().is_unspecified() {
+        let ip: std::net::IpAddr = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        std::net::SocketAddr::new(ip, addr.port())
+    } else {
+        addr
+    };
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream
+        .write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).ok()?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let status = line
+        .lines()
+        .next()?
+        .strip_prefix("HTTP/1.")?
+        .get(2..)?
+        .trim()
+        .to_string();
+    Some(status)
+}
+
+/// 2020-01-01T00:00:00Z: a clock before it is surely wrong.
+const SANE_CLOCK_FLOOR: u64 = 1_577_836_800;
+
+/// Checks `now` against 2020 and against the checkpoint file's modification time.
+fn check_clock(now: SystemTime, checkpoint_mtime: Option<SystemTime>, report: &mut Report) {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if secs < SANE_CLOCK_FLOOR {
+        report.add(
+            Status::Fail,
+            "clock",
+            format!(
+                "the system clock says {}, before 2020: timestamps and checkpoint saves will be wrong",
+                utc(secs)
+            ),
+        );
+        return;
+    }
+    if let Some(mtime) = checkpoint_mtime
+        && let Ok(ahead) = mtime.duration_since(now)
+        && ahead > Duration::from_secs(60)
+    {
+        report.add(
+            Status::Fail,
+            "clock",
+            format!(
+                "the system clock says {}, {}s before the checkpoint file was last written: \
+                 the clock went back",
+                utc(secs),
+                ahead.as_secs()
+            ),
+        );
+        return;
+    }
+    report.add(Status::Pass, "clock", format!("the system clock says {}", utc(secs)));
+}
+
+/// `secs` since the epoch as RFC 3339 UTC, to the second.
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(SANE_CLOCK_FLOOR), "2020-01-01T00:00:00Z");
+        assert_eq!(utc(951_825_600), "2000-02-29T12:00:00Z");
+        assert_eq!(utc(1_767_225_599), "2025-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn fixed_prefix_stops_at_the_first_wildcard() {
+        assert_eq!(fixed_prefix("/var/log/pods/*/*/*.log"), Path::new("/var/log/pods"));
+        assert_eq!(fixed_prefix("/var/log/app.log"), Path::new("/var/log"));
+        assert_eq!(fixed_prefix("logs/a?.log"), Path::new("logs"));
+        assert_eq!(fixed_prefix("*.log"), Path::new(""));
+    }
+
+    #[test]
+    fn http_authority_defaults_the_port() {
+        assert_eq!(http_authority("http://es:9200/_bulk").unwrap(), ("es".into(), 9200));
+        assert_eq!(
+            http_authority("http://collector/ingest").unwrap(),
+            ("collector".into(), 80)
+        );
+        assert_eq!(http_authority("http://[::1]:8080/").unwrap(), ("::1".into(), 8080));
+    }
+
+    #[test]
+    fn clock_before_2020_or_behind_the_checkpoints_fails() {
+        let mut r = Report::default();
+        check_clock(UNIX_EPOCH + Duration::from_secs(1_000_000), None, &mut r);
+        assert_eq!(r.findings[0].status, Status::Fail, "{:?}", r.findings);
+        let now = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+        let mut r = Report::default();
+        check_clock(now, Some(now + Duration::from_secs(3600)), &mut r);
+        assert_eq!(r.findings[0].status, Status::Fail, "{:?}", r.findings);
+        assert!(r.findings[0].detail.contains("3600s before"), "{:?}", r.findings);
+        let mut r = Report::default();
+        check_clock(now, Some(now + Duration::from_secs(30)), &mut r);
+        assert_eq!(r.findings[0].status, Status::Pass, "{:?}", r.findings);
+    }
+}
