@@ -59,6 +59,11 @@ enum Command {
     /// Run named workloads as child `weir run` processes and report input MB/s per
     /// CPU-second, events/s, wall MB/s and peak RSS (see perf/README.md).
     Bench(BenchArgs),
+    /// The plugin author's loop: scaffold, build and try a Wasm plugin.
+    Plugin {
+        #[command(subcommand)]
+        command: weir::plugin_cli::PluginCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -197,6 +202,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::Plugin { command } => weir::plugin_cli::run(command),
         Command::Run { config, workers } => {
             let loaded = match config::load(&config) {
                 Ok(l) => l,

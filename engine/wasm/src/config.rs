@@ -42,6 +42,7 @@ pub enum OnError {
 ///   fuel: 100000000     # optional: instructions-ish per call (off by default)
 ///   on_error: pass      # pass | drop | dead_letter (default pass)
 ///   retries: 2          # extra calls after a `retryable` error (default 2)
+///   fields: [level]     # optional: send only these fields (default: all)
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +72,12 @@ pub struct WasmConfig {
     /// The name in logs and errors (default: the file name without `.wasm`).
     #[serde(default)]
     pub name: Option<String>,
+    /// Send only these fields to the plugin (default: every field). Each field crosses the
+    /// boundary at a cost (see `perf/benches/wasm.rs`): a plugin that reads one field runs
+    /// faster when it gets only that one. Fields not sent stay on the event untouched, and
+    /// the plugin can still set or remove any field by name.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
     /// The compiled plugin, shared by every worker built from this config.
     #[serde(skip)]
     compiled: OnceLock<Result<Arc<Compiled>, String>>,
@@ -110,6 +117,7 @@ impl WasmConfig {
             on_error: OnError::default(),
             retries: default_retries(),
             name: None,
+            fields: None,
             compiled: OnceLock::new(),
         }
     }
@@ -169,7 +177,16 @@ impl WasmConfig {
             })
             .clone()
             .map_err(BuildError)?;
-        WasmProcessor::new(compiled, keys.clone()).map_err(|e| BuildError(e.to_string()))
+        let only = match &self.fields {
+            None => None,
+            Some(names) => {
+                if let Some(empty) = names.iter().find(|n| n.is_empty()) {
+                    return Err(BuildError(format!("fields: a field name cannot be empty ({empty:?})")));
+                }
+                Some(names.iter().map(|n| keys.intern(n)).collect())
+            }
+        };
+        WasmProcessor::new(compiled, keys.clone(), only).map_err(|e| BuildError(e.to_string()))
     }
 }
 

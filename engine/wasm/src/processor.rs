@@ -61,6 +61,8 @@ pub struct WasmProcessor {
     new_keys: Vec<Key>,
     error_key: Key,
     failures: u64,
+    /// When only some fields cross: `sent[key index]` says whether that one does.
+    sent: Option<Vec<bool>>,
 }
 
 const NONE: u32 = u32::MAX;
@@ -75,8 +77,9 @@ impl std::fmt::Debug for WasmProcessor {
 
 impl WasmProcessor {
     /// A processor running `plugin`, with a first instance made and initialized now (so a
-    /// configuration the plugin rejects is reported when the pipeline is built).
-    pub fn new(plugin: Arc<Compiled>, keys: Arc<KeyTable>) -> Result<WasmProcessor, String> {
+    /// configuration the plugin rejects is reported when the pipeline is built). With
+    /// `only`, just those fields are sent to the plugin.
+    pub fn new(plugin: Arc<Compiled>, keys: Arc<KeyTable>, only: Option<Vec<Key>>) -> Result<WasmProcessor, String> {
         let instance = plugin.instantiate().map_err(|f| match f {
             Failure::Init(e) => format!("plugin {} rejected its config: {}", plugin.name(), describe(&e)),
             Failure::Trap(_, m) => format!("plugin {} failed to start: {m}", plugin.name()),
@@ -100,6 +103,13 @@ impl WasmProcessor {
             new_keys: Vec::new(),
             error_key,
             failures: 0,
+            sent: only.map(|keys| {
+                let mut sent = vec![false; keys.iter().map(|k| k.index() + 1).max().unwrap_or(0)];
+                for k in keys {
+                    sent[k.index()] = true;
+                }
+                sent
+            }),
         })
     }
 
@@ -129,6 +139,11 @@ impl WasmProcessor {
             let fields_start = flat.fields.len();
             for field in event.fields() {
                 let idx = field.key.index();
+                if let Some(sent) = &self.sent
+                    && !sent.get(idx).copied().unwrap_or(false)
+                {
+                    continue;
+                }
                 if idx >= self.local_of.len() {
                     self.local_of.resize(idx + 1, NONE);
                 }

@@ -502,3 +502,21 @@ fn a_file_that_is_not_a_plugin_is_refused_with_its_path() {
     let err = config("/nonexistent/x.wasm", &[]).build(&keys).unwrap_err().to_string();
     assert!(err.contains("cannot read plugin /nonexistent/x.wasm"), "{err}");
 }
+
+#[test]
+fn only_the_listed_fields_cross_and_the_others_stay() {
+    let keys = KeyTable::new();
+    let level = keys.intern("level");
+    let mut c = config(plugins::REDACT, &[("fields", "message,level")]);
+    c.fields = Some(vec!["level".into()]);
+    let mut p = build(&c, &keys);
+    let mut b = batch(&["mail a@b.io"]);
+    let (mut bufs, events) = b.parts_mut();
+    let s = bufs.push(b"x@y.io");
+    events[0].set(level, Value::Str(s));
+    p.process(&mut b);
+    // `message` did not cross, so it is not redacted; `level` did.
+    assert_eq!(live_texts(&b, &keys, "message"), [Some("mail a@b.io".to_string())]);
+    assert_eq!(live_texts(&b, &keys, "level"), [Some("[EMAIL]".to_string())]);
+    assert_eq!(b.events()[0].fields().len(), 2, "message kept, level replaced in place");
+}

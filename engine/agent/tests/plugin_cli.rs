@@ -1,0 +1,179 @@
+//! `weir plugin new|build|test`: a scaffolded plugin builds and runs as is, and `test`
+//! prints the events and counters of a plugin run over a file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use weir_test_plugins as plugins;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn weir(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("--log-level")
+        .arg("warn")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weir-plugin-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn new_then_build_then_test_works() {
+    let dir = temp_dir("scaffold");
+    let krate = dir.join("my-plugin");
+    let out = weir(&["plugin", "new", "my-plugin", "--dir", krate.to_str().unwrap()]);
+    assert!(out.status.success(), "new: {}", text(&out.stderr));
+    for f in [
+        "Cargo.toml",
+        "src/lib.rs",
+        ".cargo/config.toml",
+        "rust-toolchain.toml",
+        "README.md",
+    ] {
+        assert!(krate.join(f).exists(), "{f} scaffolded");
+    }
+    // A second `new` into the same place is refused.
+    let again = weir(&["plugin", "new", "my-plugin", "--dir", krate.to_str().unwrap()]);
+    assert!(!again.status.success() && text(&again.stderr).contains("already exists"));
+
+    // Build it (a shared target directory keeps repeated test runs incremental).
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["plugin", "build"])
+        .arg(&krate)
+        .env("CARGO_TARGET_DIR", root().join("target/plugin-cli-test"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "build: {}", text(&out.stderr));
+    let wasm = text(&out.stdout).trim().to_string();
+    assert!(wasm.ends_with("wasm32-wasip2/release/my_plugin.wasm"), "{wasm}");
+
+    let input = dir.join("in.log");
+    std::fs::write(&input, "disk error\nGET /healthcheck\nall good\n").unwrap();
+    let out = weir(&[
+        "plugin",
+        "test",
+        &wasm,
+        "--input",
+        input.to_str().unwrap(),
+        "--config",
+        "needle=error",
+        "--config",
+        "drop=healthcheck",
+    ]);
+    assert!(out.status.success(), "test: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "{\"message\":\"disk error\",\"matched\":true}\n{\"message\":\"all good\"}\n"
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("events in 3, out 2, dropped 1"), "{stderr}");
+    assert!(stderr.contains("calls 1"), "{stderr}");
+
+    // Its init rejects a missing required key, and says which.
+    let out = weir(&["plugin", "test", &wasm, "--input", input.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("missing config key `needle`"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn test_parses_json_and_reports_failures_by_kind() {
+    let dir = temp_dir("test");
+    let input = dir.join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"level\":\"error\",\"msg\":\"a\"}\n{\"level\":\"info\",\"msg\":\"b\"}\n{\"level\":\"warn\",\"msg\":\"c\"}\n",
+    )
+    .unwrap();
+    let out = weir(&[
+        "plugin",
+        "test",
+        plugins::FILTER,
+        "--input",
+        input.to_str().unwrap(),
+        "--parse-json",
+        "--config",
+        "include.level=^(error|warn)$",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "{\"level\":\"error\",\"msg\":\"a\"}\n{\"level\":\"warn\",\"msg\":\"c\"}\n"
+    );
+
+    std::fs::write(&input, "one\nloop\n").unwrap();
+    let out = weir(&[
+        "plugin",
+        "test",
+        plugins::SPIN,
+        "--input",
+        input.to_str().unwrap(),
+        "--timeout",
+        "50ms",
+        "--on-error",
+        "dead_letter",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("dead-lettered 2, failed events 2"), "{stderr}");
+    assert!(stderr.contains("failed batches: deadline 1"), "{stderr}");
+    assert!(
+        stderr.contains("dead_letter: {\"message\":\"one\",\"_error\":\"wasm plugin hostile_spin: deadline"),
+        "{stderr}"
+    );
+
+    let out = weir(&[
+        "plugin",
+        "test",
+        plugins::FILTER,
+        "--input",
+        "in.log",
+        "--config",
+        "novalue",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--config `novalue`: expected KEY=VALUE"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = weir(&[
+        "plugin",
+        "test",
+        "/nonexistent.wasm",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stderr).contains("cannot read plugin /nonexistent.wasm"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = weir(&["plugin", "new", "9lives"]);
+    assert!(
+        text(&out.stderr).contains("is not a crate name"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
