@@ -16,9 +16,9 @@
 //! [`testing`] is the host's half over plain Rust values, so everything, a whole plugin
 //! included, tests natively with `cargo test`.
 //!
-//! Not here yet: the generated bindings and the export macro that turn a [`Plugin`] into a
-//! component (they come with the wasmtime host, behind a `guest` feature; they will call
-//! [`init_flat`] and [`process_flat`]).
+//! With the `guest` feature (for `wasm32-wasip2`), `guest` holds the wit-bindgen bindings
+//! and [`export!`] makes a [`Plugin`] the component's export (it calls [`init_flat`] and
+//! [`process_flat`]). `weir plugin new` scaffolds a crate set up this way.
 //!
 //! # Example: a level filter
 //!
