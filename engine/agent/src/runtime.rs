@@ -310,9 +310,13 @@ impl<'a> Plan<'a> {
                     (o.value.format(), route)
                 })
                 .collect(),
-            // Buffers in flight are bounded by the channels; keep about that many spare.
-            chunk_pool: Arc::new(BufferPool::new(2 * workers + sources.min(4) + 2)),
-            output_pool: Arc::new(BufferPool::new((2 * workers + 4) * cfg.outputs.len())),
+            // Buffers in flight are bounded by the channels (work and done queues of
+            // 2 x workers, one batch per worker, two per output queue, what an output holds
+            // unflushed): keep as many spare, so the steady state neither frees nor maps
+            // pages (a pool smaller than that showed as munmap and page faults in profiles).
+            // Peak memory is set by what is in flight, not by this cap.
+            chunk_pool: Arc::new(BufferPool::new(4 * workers + sources.min(4) + 4)),
+            output_pool: Arc::new(BufferPool::new((4 * workers + 8) * cfg.outputs.len())),
             tail_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
             acks: None,
         }

@@ -47,16 +47,18 @@ impl Setup {
         self.path("out.log")
     }
 
-    fn start(&self) -> Child {
-        Command::new(WEIR)
-            .args(["run", "-c"])
-            .arg(self.path("pipeline.yaml"))
-            .env("WEIR_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(self.path("stderr.txt")).unwrap())
-            .spawn()
-            .unwrap()
+    fn start(&self) -> Agent {
+        Agent(
+            Command::new(WEIR)
+                .args(["run", "-c"])
+                .arg(self.path("pipeline.yaml"))
+                .env("WEIR_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(self.path("stderr.txt")).unwrap())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     /// How many times each line number is in the output.
@@ -122,7 +124,7 @@ fn rotate(s: &Setup, keep: u32) {
     fs::rename(s.log(), s.path("logs/app.log.1")).unwrap();
 }
 
-fn terminate(child: &mut Child) -> (std::process::ExitStatus, Duration) {
+fn terminate(child: &mut Agent) -> (std::process::ExitStatus, Duration) {
     let start = Instant::now();
     // SAFETY: kill(2) on the pid of a child we own.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -148,6 +150,31 @@ fn assert_exactly_once(counts: &BTreeMap<u64, u32>, n: u64) {
         .collect();
     assert!(dups.is_empty(), "duplicated lines (number, times): {dups:?}");
     assert_eq!(counts.len() as u64, n, "unexpected line numbers in the output");
+}
+
+/// A running agent, killed if the test ends (or panics) before it exits.
+struct Agent(Child);
+
+impl std::ops::Deref for Agent {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 #[test]

@@ -42,16 +42,18 @@ impl Node {
         path
     }
 
-    pub fn start(&self, config: &Path) -> Child {
-        Command::new(WEIR)
-            .args(["run", "-c"])
-            .arg(config)
-            .env("WEIR_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(self.path("stderr.txt")).unwrap())
-            .spawn()
-            .unwrap()
+    pub fn start(&self, config: &Path) -> Agent {
+        Agent(
+            Command::new(WEIR)
+                .args(["run", "-c"])
+                .arg(config)
+                .env("WEIR_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(self.path("stderr.txt")).unwrap())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     /// The container log file of a pod's container (and its /var/log/containers link).
@@ -94,6 +96,31 @@ impl Node {
     }
 }
 
+/// A running agent, killed if the test ends (or panics) before it exits.
+pub struct Agent(Child);
+
+impl std::ops::Deref for Agent {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 pub fn cri(stream: &str, tag: &str, msg: &str) -> String {
     format!("2024-05-01T10:00:00.000000001Z {stream} {tag} {msg}\n")
 }
@@ -111,7 +138,7 @@ pub fn append(path: &Path, text: &str) {
         .unwrap();
 }
 
-pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+pub fn terminate(child: &mut Agent) -> std::process::ExitStatus {
     // SAFETY: kill(2) on the pid of a child we own.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let start = Instant::now();
