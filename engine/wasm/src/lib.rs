@@ -32,6 +32,8 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../../sdk-wit/wit",
         world: "processor",
+        // The batch is passed borrowed: its bytes can be the chunk itself, not a copy.
+        ownership: Borrowing { duplicate_if_necessary: false },
     });
 }
 

@@ -336,9 +336,10 @@ impl Compiled {
             Ok(b) => b,
             Err(e) => return Err(instance.classify(e, "instantiating")),
         };
+        let config: Vec<(&str, &str)> = self.config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let init = bindings
             .weir_plugin_batch_processor()
-            .call_init(&mut instance.store, &self.config);
+            .call_init(&mut instance.store, &config);
         match init {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Failure::Init(e)),
@@ -371,7 +372,7 @@ impl Instance {
     }
 
     /// Calls `process` on `batch`, within the limits.
-    pub(crate) fn process(&mut self, limits: &Limits, batch: &types::Batch) -> Result<types::Edits, Failure> {
+    pub(crate) fn process(&mut self, limits: &Limits, batch: types::Batch<'_>) -> Result<types::Edits, Failure> {
         self.arm(limits)?;
         let bindings = self.bindings.as_ref().expect("instances are initialized");
         match bindings

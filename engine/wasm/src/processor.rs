@@ -1,8 +1,9 @@
 //! The `wasm` processor: one worker's instance of a plugin, and the conversion between
 //! Weir's batches and the flat form that crosses the boundary.
 //!
-//! Per batch: the live events are flattened into one reused [`types::Batch`] (the chunk is
-//! copied whole, once; arena values are appended as met; keys get batch-local ids), the
+//! Per batch: the live events are flattened into reused lists (keys get batch-local ids;
+//! string values stay offsets into the chunk, which is lent to the call as the batch's
+//! bytes without a copy; only arena values are copied, after it), the
 //! plugin is called once, its edits are checked in full and only then applied (drops mark
 //! events, new values are copied into the batch arena in one piece). Nothing is allocated
 //! per event on the host side once the buffers have grown.
@@ -50,7 +51,7 @@ pub struct WasmProcessor {
     keys: Arc<KeyTable>,
     instance: Option<Instance>,
     /// The flat batch, refilled for every call.
-    flat: types::Batch,
+    flat: Flat,
     /// Pipeline key index -> batch-local id (`NONE` when not in `flat.keys`).
     local_of: Vec<u32>,
     /// Batch-local id -> pipeline key.
@@ -66,6 +67,18 @@ pub struct WasmProcessor {
 }
 
 const NONE: u32 = u32::MAX;
+
+/// The flat batch's lists, kept from call to call.
+#[derive(Default)]
+struct Flat {
+    /// Arena bytes the events refer to; in the flat bytes they follow the chunk.
+    extra: Vec<u8>,
+    /// The chunk and `extra` joined, when `extra` is not empty.
+    joined: Vec<u8>,
+    keys: Vec<String>,
+    events: Vec<types::Event>,
+    fields: Vec<types::Field>,
+}
 
 impl std::fmt::Debug for WasmProcessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,12 +104,7 @@ impl WasmProcessor {
             plugin,
             keys,
             instance: Some(instance),
-            flat: types::Batch {
-                bytes: Vec::new(),
-                keys: Vec::new(),
-                events: Vec::new(),
-                fields: Vec::new(),
-            },
+            flat: Flat::default(),
             local_of: Vec::new(),
             core_of: Vec::new(),
             live: Vec::new(),
@@ -121,7 +129,7 @@ impl WasmProcessor {
     /// Fills `self.flat` with the live events of `batch`.
     fn flatten(&mut self, batch: &Batch) {
         let flat = &mut self.flat;
-        flat.bytes.clear();
+        flat.extra.clear();
         flat.events.clear();
         flat.fields.clear();
         self.live.clear();
@@ -130,8 +138,7 @@ impl WasmProcessor {
             self.core_of.clear();
             self.local_of.iter_mut().for_each(|l| *l = NONE);
         }
-        let chunk = batch.chunk();
-        flat.bytes.extend_from_slice(chunk);
+        let chunk_len = batch.chunk().len();
         for (i, event) in batch.events().iter().enumerate() {
             if !event.is_live() {
                 continue;
@@ -157,8 +164,8 @@ impl WasmProcessor {
                     Value::Bool(b) => types::Value::Boolean(b),
                     Value::Int(n) => types::Value::Int(n),
                     Value::Float(x) => types::Value::Float(x),
-                    Value::Str(s) => types::Value::Str(flat_span(batch, s, &mut flat.bytes)),
-                    Value::Json(s) => types::Value::Json(flat_span(batch, s, &mut flat.bytes)),
+                    Value::Str(s) => types::Value::Str(flat_span(batch, s, chunk_len, &mut flat.extra)),
+                    Value::Json(s) => types::Value::Json(flat_span(batch, s, chunk_len, &mut flat.extra)),
                 };
                 flat.fields.push(types::Field {
                     key: self.local_of[idx],
@@ -166,7 +173,7 @@ impl WasmProcessor {
                 });
             }
             flat.events.push(types::Event {
-                raw: flat_span(batch, event.raw(), &mut flat.bytes),
+                raw: flat_span(batch, event.raw(), chunk_len, &mut flat.extra),
                 timestamp: event.timestamp,
                 fields: types::Span {
                     start: fields_start as u32,
@@ -177,9 +184,20 @@ impl WasmProcessor {
         }
     }
 
-    /// Calls the plugin on the flat batch, retrying `retryable` errors.
-    fn call(&mut self) -> Result<types::Edits, Failure> {
+    /// Calls the plugin on the flat batch (whose bytes are `chunk`, then the arena values),
+    /// retrying `retryable` errors.
+    fn call(&mut self, chunk: &[u8]) -> Result<types::Edits, Failure> {
         let plugin = &self.plugin;
+        let flat = &mut self.flat;
+        let bytes: &[u8] = if flat.extra.is_empty() {
+            chunk
+        } else {
+            flat.joined.clear();
+            flat.joined.extend_from_slice(chunk);
+            flat.joined.extend_from_slice(&flat.extra);
+            &flat.joined
+        };
+        let keys: Vec<&str> = flat.keys.iter().map(String::as_str).collect();
         let mut retries = 0;
         loop {
             if self.instance.is_none() {
@@ -189,7 +207,13 @@ impl WasmProcessor {
             }
             let instance = self.instance.as_mut().expect("made above");
             plugin.stats.calls.fetch_add(1, Ordering::Relaxed);
-            match instance.process(&plugin.limits, &self.flat) {
+            let batch = types::Batch {
+                bytes,
+                keys: &keys,
+                events: &flat.events,
+                fields: &flat.fields,
+            };
+            match instance.process(&plugin.limits, batch) {
                 Err(Failure::Plugin(types::Error::Retryable(_))) if retries < plugin.retries => {
                     retries += 1;
                     plugin.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -349,17 +373,17 @@ impl WasmProcessor {
     }
 }
 
-/// The span in the flat bytes of `span`: chunk offsets are kept (the chunk is copied
-/// first, whole); arena bytes are appended.
-fn flat_span(batch: &Batch, span: Span, bytes: &mut Vec<u8>) -> types::Span {
+/// The span in the flat bytes of `span`: chunk offsets are kept (the chunk comes first,
+/// whole); arena bytes are appended to `extra`, which follows it.
+fn flat_span(batch: &Batch, span: Span, chunk_len: usize, extra: &mut Vec<u8>) -> types::Span {
     match span.buf() {
         Buf::Chunk => types::Span {
             start: span.start() as u32,
             len: span.len() as u32,
         },
         Buf::Arena => {
-            let start = bytes.len();
-            bytes.extend_from_slice(batch.bytes(span));
+            let start = chunk_len + extra.len();
+            extra.extend_from_slice(batch.bytes(span));
             types::Span {
                 start: start as u32,
                 len: span.len() as u32,
@@ -379,7 +403,7 @@ impl Processor for WasmProcessor {
             .events
             .fetch_add(self.flat.events.len() as u64, Ordering::Relaxed);
         let on_error = self.plugin.on_error;
-        match self.call() {
+        match self.call(batch.chunk()) {
             Ok(edits) => match self.check(&edits) {
                 Ok(()) => self.apply(batch, &edits),
                 Err(message) => {
