@@ -177,3 +177,33 @@ fn test_parses_json_and_reports_failures_by_kind() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn compiled_plugins_are_cached_on_disk() {
+    let dir = temp_dir("cache");
+    let cache = dir.join("cache");
+    let input = dir.join("in.log");
+    std::fs::write(&input, "a\n").unwrap();
+    let run = |cache: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["plugin", "test", plugins::NOOP, "--input"])
+            .arg(&input)
+            .env("WEIR_PLUGIN_CACHE", cache)
+            .output()
+            .unwrap()
+    };
+    let first = run(&cache);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let entries: Vec<PathBuf> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
+    // The second run loads it; a damaged entry is compiled again and replaced.
+    let second = run(&cache);
+    assert!(second.status.success() && second.stdout == first.stdout);
+    std::fs::write(&entries[0], b"garbage").unwrap();
+    let third = run(&cache);
+    assert!(third.status.success(), "{}", text(&third.stderr));
+    assert_eq!(third.stdout, first.stdout);
+    assert!(std::fs::metadata(&entries[0]).unwrap().len() > 1000, "replaced");
+    std::fs::remove_dir_all(dir).ok();
+}

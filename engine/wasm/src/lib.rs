@@ -5,8 +5,9 @@
 //!   and field lists, the key table), and the plugin's edits come back and are applied to
 //!   the batch in place ([`WasmProcessor`]).
 //! - **Compiled once, instances reused.** [`WasmConfig::build`] compiles the component the
-//!   first time (shared by every worker) and pre-instantiates it; each worker keeps one
-//!   instance across batches and re-creates it only after a failure that leaves it unusable.
+//!   first time (shared by every worker; the machine code is cached on disk, see
+//!   [`cache_dir`]) and pre-instantiates it; each worker keeps one instance across batches
+//!   and re-creates it only after a failure that leaves it unusable.
 //! - **Sandboxed.** WASI is linked with an empty context (no files, environment, network,
 //!   stdio or clock); each call runs under an epoch deadline (one ticker thread for the
 //!   process), optional fuel, and a memory cap. A trap, a deadline, fuel or memory-cap hit,
@@ -42,5 +43,5 @@ mod plugin;
 mod processor;
 
 pub use config::{OnError, PluginConfig, WasmConfig};
-pub use plugin::{Compiled, FailureKind, Limits, LoadError, TICK};
+pub use plugin::{Compiled, FailureKind, Limits, LoadError, TICK, cache_dir};
 pub use processor::{PluginStats, WasmProcessor};
