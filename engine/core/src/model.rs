@@ -346,7 +346,16 @@ pub struct Bufs<'a> {
     arena: &'a mut Vec<u8>,
 }
 
-impl Bufs<'_> {
+impl<'a> Bufs<'a> {
+    /// The bytes of `span` when it is in the chunk, borrowed from the batch rather than from
+    /// `self`: they stay readable while the arena grows.
+    pub fn chunk_bytes(&self, span: Span) -> Option<&'a [u8]> {
+        match span.buf {
+            Buf::Chunk => Some(&self.chunk[span.start()..span.end()]),
+            Buf::Arena => None,
+        }
+    }
+
     /// The bytes of `span`.
     pub fn bytes(&self, span: Span) -> &[u8] {
         resolve(self.chunk, self.arena, span)

@@ -12,6 +12,7 @@
 
 pub mod delimiter;
 pub mod json;
+mod json_scan;
 pub mod kv;
 pub mod regex;
 mod scanner;
