@@ -221,6 +221,7 @@ impl From<ScanError> for Stop {
 }
 
 impl Emit<'_> {
+    #[inline(always)]
     fn value(&mut self, v: Scalar, bytes: &[u8], bufs: &mut Bufs<'_>) -> Value {
         match v {
             Scalar::Str {

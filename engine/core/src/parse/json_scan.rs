@@ -100,6 +100,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string starting at the `"` here: its content offsets and whether it has escapes.
+    #[inline(always)]
     pub(crate) fn string(&mut self) -> Result<(usize, usize, bool), ScanError> {
         self.expect(b'"')?;
         let start = self.i;
@@ -142,6 +143,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline(always)]
     fn hex4(&mut self) -> Result<u32, ScanError> {
         let Some(digits) = self.s.get(self.i..self.i + 4) else {
             self.i = self.s.len();
@@ -162,6 +164,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A number starting here.
+    #[inline(always)]
     fn number(&mut self) -> Result<(Scalar, bool), ScanError> {
         let start = self.i;
         let negative = self.eat(b'-');
@@ -230,6 +233,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline(always)]
     fn literal(&mut self, word: &[u8]) -> Result<(), ScanError> {
         if self.s[self.i..].starts_with(word) {
             self.i += word.len();
@@ -240,6 +244,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The value starting here (after whitespace).
+    #[inline(always)]
     pub(crate) fn value(&mut self) -> Result<Scalar, ScanError> {
         match self.peek() {
             Some(b'"') => {
