@@ -606,7 +606,62 @@ struct Worker {
 }
 
 impl Worker {
+    /// A chunk of plain lines through a pipeline with no processors: every encoder writes it
+    /// straight from the chunk (see `Encoder::encode_plain_lines`), when all of them can.
+    fn plain_lines(&mut self, work: &Work) -> Option<Encoded> {
+        let Payload::Lines(chunk) = &work.payload else {
+            return None;
+        };
+        if !self.pipeline.stages().is_empty()
+            || chunk.first_continues_cut
+            || chunk.is_cut_piece
+            || work.opts.skip_empty_lines
+            || work.pod.is_some()
+        {
+            return None;
+        }
+        let mut events = Vec::with_capacity(self.encoders.len());
+        let mut per_output = Vec::with_capacity(self.encoders.len());
+        let mut lines = 0;
+        for (encoder, route) in &mut self.encoders {
+            let mut out = self.output_pool.take_empty(chunk.data.len() + chunk.data.len() / 4);
+            let n = match route {
+                Route::Main => match encoder.encode_plain_lines(&chunk.data, work.opts.max_line_bytes, &mut out) {
+                    Some(n) => n,
+                    None => {
+                        self.output_pool.give(out);
+                        for buf in per_output {
+                            self.output_pool.give(buf);
+                        }
+                        return None;
+                    }
+                },
+                // No processor ran: nothing is dead-lettered.
+                Route::DeadLetter => 0,
+            };
+            lines = lines.max(n);
+            events.push(n);
+            per_output.push(out);
+        }
+        self.input_stats[work.input].events.fetch_add(lines, Ordering::Relaxed);
+        Some(Encoded {
+            source: work.source,
+            seq: work.seq,
+            undelivered: AtomicUsize::new(per_output.len()),
+            events,
+            per_output,
+            pool: self.output_pool.clone(),
+            ack: work.ack.zip(self.acks.clone()),
+        })
+    }
+
     fn process(&mut self, work: Work) -> Encoded {
+        if let Some(done) = self.plain_lines(&work) {
+            if let Payload::Lines(chunk) = work.payload {
+                self.chunk_pool.give(chunk.data);
+            }
+            return done;
+        }
         let batch = &mut self.batch;
         let stats = &self.input_stats[work.input];
         match work.payload {
@@ -823,8 +878,8 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
         None => None,
     };
 
-    let (work_tx, work_rx) = crossbeam_channel::bounded::<Work>(workers * 2);
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<Encoded>(workers * 2);
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<Work>(workers);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Encoded>(workers);
     // Dropped when the inputs are over (or abandoned at shutdown): workers drain and stop.
     let (close_tx, close_rx) = crossbeam_channel::bounded::<()>(0);
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();

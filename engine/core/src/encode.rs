@@ -29,6 +29,16 @@ pub trait Encoder: Send {
 
     /// Appends the events of `batch` that `route` selects to `out`.
     fn encode_route(&mut self, batch: &Batch, route: Route, out: &mut Vec<u8>);
+
+    /// Appends a chunk of whole lines straight from its bytes, as the batch of one plain
+    /// event per line that `split_lines` would make of it (no processors ran) would be
+    /// encoded: same output, without making the events. Returns the number of events, or
+    /// `None` (and `out` unchanged) when the chunk needs the general path: its last byte is
+    /// not `\n`, or a line is longer than `max_line_bytes`.
+    fn encode_plain_lines(&mut self, chunk: &[u8], max_line_bytes: usize, out: &mut Vec<u8>) -> Option<u64> {
+        let _ = (chunk, max_line_bytes, out);
+        None
+    }
 }
 
 /// The events of `batch` that `route` selects.
@@ -107,6 +117,57 @@ impl Encoder for JsonEncoder {
             self.encode_event(batch, event, out);
         }
     }
+
+    fn encode_plain_lines(&mut self, chunk: &[u8], max_line_bytes: usize, out: &mut Vec<u8>) -> Option<u64> {
+        encode_plain_lines_json(chunk, max_line_bytes, out)
+    }
+}
+
+/// [`Encoder::encode_plain_lines`] for JSON lines: `{"message":"<line>"}` per line, in one
+/// pass of the string escaper over the whole chunk (a line end is one more byte it stops
+/// at). Measured on nginx lines: the per-event work it skips (making events, the field
+/// loop, a call per string) was about a seventh of a passthrough run's CPU.
+pub fn encode_plain_lines_json(chunk: &[u8], max_line_bytes: usize, out: &mut Vec<u8>) -> Option<u64> {
+    if chunk.last().is_some_and(|&b| b != b'\n') {
+        return None;
+    }
+    const OPEN: &[u8] = b"{\"message\":\"";
+    const CLOSE: &[u8] = b"\"}\n";
+    let start_len = out.len();
+    out.reserve(chunk.len() + chunk.len() / 8 + SLACK);
+    let mut w = Writer { out, len: start_len };
+    let mut events = 0;
+    let mut i = 0;
+    while i < chunk.len() {
+        let line_start = i;
+        w.extend(OPEN);
+        let line_end = loop {
+            // The chunk ends with `\n`: a byte to stop at always comes.
+            i += w.copy_clean(chunk, i);
+            match chunk[i] {
+                b'\n' => break i,
+                // `\r\n` ends a line; a lone `\r` is escaped like any control byte.
+                b'\r' if chunk[i + 1] == b'\n' => {
+                    i += 1;
+                    break i - 1;
+                }
+                _ => i = w.escape(chunk, i),
+            }
+        };
+        if line_end - line_start > max_line_bytes {
+            // Cut into flagged pieces: the general path's job.
+            // SAFETY: `out[..start_len]` was initialized before this call.
+            unsafe { w.out.set_len(start_len) };
+            return None;
+        }
+        w.extend(CLOSE);
+        i += 1;
+        events += 1;
+    }
+    let len = w.len;
+    // SAFETY: every byte of `out[..len]` was written (see `Writer`).
+    unsafe { w.out.set_len(len) };
+    Some(events)
 }
 
 /// Appends `value` as JSON.
@@ -139,6 +200,24 @@ impl Encoder for RawEncoder {
             }
             out.push(b'\n');
         }
+    }
+
+    /// The chunk as it is, when its lines end in `\n` alone and none is too long.
+    fn encode_plain_lines(&mut self, chunk: &[u8], max_line_bytes: usize, out: &mut Vec<u8>) -> Option<u64> {
+        if chunk.last().is_some_and(|&b| b != b'\n') || memchr::memchr(b'\r', chunk).is_some() {
+            return None;
+        }
+        let mut events = 0;
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            if nl - start > max_line_bytes {
+                return None;
+            }
+            start = nl + 1;
+            events += 1;
+        }
+        out.extend_from_slice(chunk);
+        Some(events)
     }
 }
 
@@ -331,7 +410,10 @@ impl Writer<'_> {
                     return at + width;
                 }
                 self.extend("\u{FFFD}".as_bytes());
-                let bad = std::str::from_utf8(window).err().and_then(|e| e.error_len()).unwrap_or(window.len());
+                let bad = std::str::from_utf8(window)
+                    .err()
+                    .and_then(|e| e.error_len())
+                    .unwrap_or(window.len());
                 return at + bad;
             }
         }
@@ -515,6 +597,86 @@ mod tests {
             let mut out = Vec::new();
             write_rfc3339(&mut out, nanos);
             assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+    }
+
+    /// The chunk-wide path gives the bytes the per-event path gives, or declines.
+    fn check_plain_lines(data: &[u8], max: usize) {
+        use crate::line::{Chunk, LineOptions, split_lines};
+        let opts = LineOptions {
+            max_line_bytes: max,
+            skip_empty_lines: false,
+        };
+        let chunk = Chunk {
+            data: data.to_vec(),
+            offset: 0,
+            first_continues_cut: false,
+            is_cut_piece: false,
+        };
+        let (batch, _) = split_lines(chunk, &opts, 0, 0);
+        let keys = KeyTable::new();
+        for (name, mut enc) in [
+            ("json", Box::new(JsonEncoder::new(keys.clone())) as Box<dyn Encoder>),
+            ("raw", Box::new(RawEncoder)),
+        ] {
+            let mut general = b"prefix".to_vec();
+            enc.encode(&batch, &mut general);
+            let mut fast = b"prefix".to_vec();
+            match enc.encode_plain_lines(data, max, &mut fast) {
+                Some(events) => {
+                    assert_eq!(
+                        String::from_utf8_lossy(&fast),
+                        String::from_utf8_lossy(&general),
+                        "{name}: {data:?}"
+                    );
+                    assert_eq!(fast, general, "{name}: {data:?}");
+                    assert_eq!(events, batch.len() as u64, "{name}");
+                }
+                None => {
+                    assert_eq!(fast, b"prefix", "{name}: declined but wrote");
+                    let too_long = data.split(|&b| b == b'\n').any(|l| l.len() > max);
+                    assert!(
+                        data.last() != Some(&b'\n') || too_long || (name == "raw" && data.contains(&b'\r')),
+                        "{name} declined {data:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_lines_fast_path_matches_the_event_path() {
+        for data in [
+            &b""[..],
+            b"\n",
+            b"a\n",
+            b"a\r\nb\n\n",
+            b"lone\rcr\n",
+            b"\r\n",
+            b"x\r",
+            b"GET \"/a\\b\" \x01\x1f tab\there\n",
+            b"caf\xc3\xa9 \xe2\x82\n\xff\xfe\n",
+            b"no newline at the end",
+            b"0123456789abcdef0123456789abcdef0123\"56789\n",
+        ] {
+            check_plain_lines(data, 1 << 20);
+            check_plain_lines(data, 8);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 500, ..Default::default() })]
+        #[test]
+        fn plain_lines_fast_path_matches_on_any_bytes(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                &b"\n"[..], b"\r", b"\r\n", b"\"", b"\\", b"\x00", b"\x7f", b"\xc3\xa9", b"\xe2\x82", b"\xff",
+                b"abcdefghijklmnopqrstuvwxyz0123456789", b" ", b"\t",
+            ]), 0..40),
+            max in 1usize..64,
+        ) {
+            let data: Vec<u8> = parts.concat();
+            check_plain_lines(&data, max);
+            check_plain_lines(&data, 1 << 20);
         }
     }
 }
