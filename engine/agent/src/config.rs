@@ -62,6 +62,11 @@ pub struct ExitWhen {
     /// No input read a byte for this long (and, with `process`, that process is gone).
     #[serde(default)]
     pub idle: Option<Spanned<weir_core::units::Dur>>,
+    /// The job ends with SIGTERM (a native sidecar, stopped by the kubelet when the job's
+    /// containers are done): nothing else to wait for; SIGTERM reads to the end, delivers,
+    /// exits 0.
+    #[serde(default)]
+    pub sigterm: bool,
     /// With `idle`: the name of a process (as in `/proc/PID/comm`) whose end starts the idle
     /// count; the pod needs `shareProcessNamespace: true` to see it.
     #[serde(default)]

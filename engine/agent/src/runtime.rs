@@ -61,8 +61,11 @@ pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
     }
     if let Some(e) = &cfg.exit_when {
         let w = &e.value;
-        if w.marker_file.is_none() && w.idle.is_none() {
-            return Err(loaded.error(Pos::of(e), "exit_when: set `marker_file`, `idle`, or both"));
+        if w.marker_file.is_none() && w.idle.is_none() && !w.sigterm {
+            return Err(loaded.error(
+                Pos::of(e),
+                "exit_when: set `marker_file`, `idle` or `sigterm: true` (any that holds ends the run)",
+            ));
         }
         if let Some(p) = &w.process
             && w.idle.is_none()

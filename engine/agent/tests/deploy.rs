@@ -195,6 +195,7 @@ struct Pipeline {
     data_dir: Option<PathBuf>,
     shutdown_secs: f64,
     marker_file: Option<PathBuf>,
+    sigterm_drains: bool,
     file_paths: Vec<String>,
 }
 
@@ -222,6 +223,7 @@ fn pipeline(label: &str, text: &str) -> Pipeline {
             .exit_when
             .as_ref()
             .and_then(|e| e.value.marker_file.as_ref().map(|m| m.value.clone())),
+        sigterm_drains: cfg.exit_when.as_ref().is_some_and(|e| e.value.sigterm),
         file_paths,
     }
 }
@@ -428,7 +430,10 @@ fn native_sidecar_starts_first_and_drains_on_sigterm() {
     assert_eq!(weir["startupProbe"]["httpGet"]["path"], "/health");
     assert_eq!(probe_port(weir, &weir["startupProbe"]), admin);
     // exit_when makes SIGTERM read everything before exiting.
-    assert!(p.marker_file.is_some(), "exit_when turns drain-on-SIGTERM on");
+    assert!(
+        p.sigterm_drains,
+        "exit_when: {{ sigterm: true }} makes SIGTERM read everything first"
+    );
     let main = list(&pod["containers"]).iter().find(|c| c["name"] != "weir").unwrap();
     for path in &p.file_paths {
         let w = mount_holding(weir, Path::new(path)).unwrap();

@@ -148,7 +148,7 @@ fn sidecar_exits_when_inputs_stay_idle() {
 #[test]
 fn sidecar_sigterm_reads_to_the_end_first() {
     let node = Node::new();
-    let cfg = node.config("", "exit_when: { idle: 1h }\n");
+    let cfg = node.config("", "exit_when: { sigterm: true }\n");
     let log = node.container_log("jobs", "job-3", "main", 0);
     let mut agent = node.start(&cfg);
     append(&log, &cri("stdout", "F", "first"));
