@@ -37,7 +37,7 @@ use weir_core::line::{Chunk, LineChunker, LineOptions};
 use weir_core::pool::BufferPool;
 
 use crate::acks::{AckPoint, Acks};
-use crate::checkpoint::FileIdentity;
+use crate::checkpoint::{FileIdentity, SIGNATURE_LEN};
 use crate::inputs::{Framing, ReadFrom, SourceFields};
 use crate::kubernetes::Discovery;
 use crate::runtime::InputStats;
@@ -135,6 +135,13 @@ struct Tracked {
     gone_since: Option<Instant>,
     /// Whether the framer holds records not flushed by the timeout.
     held: bool,
+    /// The file's first bytes (up to `SIGNATURE_LEN`) as this generation read them, when it
+    /// read from offset 0. An identity signed while the file was empty (or shorter than what
+    /// was read since) matches any later contents, so these bytes are what shows that the
+    /// file was truncated and written again past the read offset under the reader (found by
+    /// tests/follow_model.rs: such a rewrite was taken for growth, lines were lost and a
+    /// torn line came out), and which copy is a copytruncate's.
+    head: Vec<u8>,
     pod: Option<SourceFields>,
     /// The file's line format, when the input frames.
     format: Option<Format>,
@@ -448,6 +455,7 @@ impl Tailer {
                 size,
                 gone_since: None,
                 held: false,
+                head: Vec::new(),
                 pod,
                 format,
             },
@@ -537,16 +545,21 @@ impl Tailer {
         }
         // Truncated: shorter than what was read, or (copytruncate, then written again) its
         // first bytes changed.
-        let rewritten = size != t.size
-            && t.read_offset() > 0
-            && !FileIdentity::of(t.file.as_ref().expect("open")).is_ok_and(|id| id.same_file_as(&t.identity));
+        let rewritten = size != t.size && t.read_offset() > 0 && {
+            let file = t.file.as_ref().expect("open");
+            !FileIdentity::of(file).is_ok_and(|id| id.same_file_as(&t.identity)) || !starts_with(file, &t.head)
+        };
         if size < t.read_offset() || rewritten {
             self.truncated(t, size, send)?;
         }
         let mut progressed = false;
         let budget = self.settings.chunk_bytes.max(1 << 16) * 4;
         let mut read = 0usize;
+        // Whether this poll read the file's first bytes: the identity, signed when the file
+        // was opened (or found truncated), may describe contents replaced before this read.
+        let mut read_head = false;
         while read < budget {
+            let at = t.read_offset();
             let file = t.file.as_mut().expect("open");
             let spare = t.chunker.spare();
             let n = match file.read(spare) {
@@ -559,6 +572,21 @@ impl Tailer {
             };
             if n == 0 {
                 break;
+            }
+            if !starts_with(file, &t.head) {
+                // Truncated and written again between the check above and this read: these
+                // bytes are (most likely) the new contents at the old offset, which would make
+                // torn lines. Dropped; the file is read again from the start. (Were they the
+                // old contents, read just before the truncation, they go with it, like bytes
+                // a truncation takes before they are read.)
+                let size = file.metadata().map_or(0, |m| m.len());
+                self.truncated(t, size, send)?;
+                continue;
+            }
+            if at < SIGNATURE_LEN as u64 && at == t.head.len() as u64 {
+                read_head |= at == 0;
+                let keep = n.min(SIGNATURE_LEN - t.head.len());
+                t.head.extend_from_slice(&spare[..keep]);
             }
             t.chunker.commit(n);
             read += n;
@@ -577,12 +605,16 @@ impl Tailer {
         }
         t.size = size.max(t.read_offset());
         // A growing file with a short signature: sign it again, so the checkpoint holds the
-        // strongest identity.
+        // strongest identity. After reading its first bytes, sign it again too, from what
+        // was read: truncated and written again between the signing and the read, it is
+        // otherwise checkpointed under an identity of contents never read (found by
+        // tests/follow_model.rs: a restart then took it for another file and read it again).
         let mut new_identity = None;
-        if !t.identity.is_complete()
-            && t.read_offset() > t.identity.signed_len()
+        if (read_head || (!t.identity.is_complete() && t.read_offset() > t.identity.signed_len()))
             && let Ok(id) = FileIdentity::of(t.file.as_ref().expect("open"))
-            && id.same_file_as(&t.identity)
+            && (read_head || id.same_file_as(&t.identity))
+            && id != t.identity
+            && starts_with(t.file.as_ref().expect("open"), &t.head)
         {
             t.identity = id.clone();
             new_identity = Some(id);
@@ -648,6 +680,7 @@ impl Tailer {
                 continue;
             };
             if !FileIdentity::of(&copy).is_ok_and(|id| id.starts_like(&t.identity))
+                || !starts_with(&copy, &t.head)
                 || copy.seek(SeekFrom::Start(from)).is_err()
             {
                 continue;
@@ -701,6 +734,7 @@ impl Tailer {
         self.count_frames(t);
         t.chunker = self.chunker(0);
         t.framer = self.framer(t.format);
+        t.head.clear();
         t.size = size;
         Ok(())
     }
@@ -772,6 +806,15 @@ impl Tailer {
             self.input.add_frame(f.stats());
         }
     }
+}
+
+/// Whether `file` starts with `head` (bytes read from its start earlier).
+fn starts_with(file: &File, head: &[u8]) -> bool {
+    if head.is_empty() {
+        return true;
+    }
+    let mut buf = vec![0u8; head.len()];
+    file.read_exact_at(&mut buf, 0).is_ok() && buf == head
 }
 
 /// The files the globs match now, sorted, without the excluded ones.

@@ -1,0 +1,234 @@
+//! Follow mode with many files and few descriptors: 1,000 files under one glob, tailed with
+//! `max_open_files: 64`, lines appended to random files in rounds. Every line must come out
+//! exactly once, and the agent's open descriptors (counted in `/proc/<pid>/fd`) must stay
+//! under `max_open_files` plus a small allowance for its own (stdio, the output, inotify,
+//! the checkpoint file, a directory being listed).
+//!
+//! The child runs with `RLIMIT_NOFILE` at 256, well under the 1,000 files: an agent that
+//! kept every file open would fail to open files (and lose lines) instead of passing.
+//!
+//! Linux only (`/proc`). Bounded in time: about 25 s on 2 cores in a debug build, most of it
+//! the agent catching up (see the note in the test).
+
+#![cfg(target_os = "linux")]
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+const FILES: usize = 1000;
+const MAX_OPEN: usize = 64;
+/// Descriptors the agent has besides its tailed files: stdin/stdout/stderr, the output file,
+/// inotify and the event loop behind it, the checkpoint file while saved, a file opened to
+/// check its signature, a directory being listed.
+const OWN_FDS: usize = 40;
+const RLIMIT: u64 = 256;
+
+fn line(n: u64) -> String {
+    format!("line-{n:08} {}\n", "x".repeat((n % 50) as usize))
+}
+
+fn append(path: &Path, from: u64, to: u64) {
+    let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut buf = String::new();
+    for n in from..to {
+        buf.push_str(&line(n));
+    }
+    f.write_all(buf.as_bytes()).unwrap();
+}
+
+/// How many times each line number is in the output.
+fn counts(out: &Path) -> BTreeMap<u64, u32> {
+    let text = fs::read_to_string(out).unwrap_or_default();
+    let mut counts = BTreeMap::new();
+    for line in text.lines() {
+        let n: u64 = line
+            .split_whitespace()
+            .next()
+            .and_then(|w| w.strip_prefix("line-"))
+            .unwrap_or_else(|| panic!("unexpected output line {line:?}"))
+            .parse()
+            .unwrap();
+        *counts.entry(n).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Entries in `/proc/<pid>/fd`; `None` once the process is gone.
+fn open_fds(pid: u32) -> Option<usize> {
+    fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| d.count())
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on the pid of a child we own.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the agent did not exit within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A tiny deterministic generator (xorshift64): the same files are picked on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, m: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % m
+    }
+}
+
+#[test]
+fn a_thousand_files_with_64_descriptors_every_line_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let out = dir.path().join("out.log");
+    let file = |i: usize| -> PathBuf { logs.join(format!("f{i:04}.log")) };
+    let cfg = format!(
+        "data_dir: {data}\ncheckpoint_interval: 50ms\nshutdown_timeout: 5s\n\
+         inputs:\n  - type: file\n    paths: [\"{logs}/*.log\"]\n    poll_interval: 50ms\n    \
+         rotate_wait: 500ms\n    max_open_files: {MAX_OPEN}\n\
+         outputs:\n  - type: file\n    path: {out}\n    format: raw\n",
+        data = dir.path().join("data").display(),
+        logs = logs.display(),
+        out = out.display(),
+    );
+    fs::write(dir.path().join("pipeline.yaml"), cfg).unwrap();
+
+    // Every file has a line before the agent starts: all 1,000 are found at once.
+    let mut n = 0u64;
+    for i in 0..FILES {
+        append(&file(i), n, n + 1);
+        n += 1;
+    }
+
+    let mut cmd = Command::new(WEIR);
+    cmd.args(["run", "-c"])
+        .arg(dir.path().join("pipeline.yaml"))
+        .env("WEIR_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(dir.path().join("stderr.txt")).unwrap());
+    // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: RLIMIT as libc::rlim_t,
+                rlim_max: RLIMIT as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let mut agent = cmd.spawn().unwrap();
+
+    // Count the agent's descriptors while it runs.
+    let pid = agent.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let max_fds = Arc::new(AtomicUsize::new(0));
+    let samples = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (done, max_fds, samples) = (done.clone(), max_fds.clone(), samples.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(fds) = open_fds(pid) {
+                    max_fds.fetch_max(fds, Ordering::Relaxed);
+                    samples.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+
+    // Rounds: 1 to 3 lines to each of 150 random files, every 100 ms; each round touches far
+    // more files than may be open, so idle files are closed and reopened all along.
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let rounds = 30;
+    for _ in 0..rounds {
+        for _ in 0..150 {
+            let i = rng.below(FILES as u64) as usize;
+            let k = 1 + rng.below(3);
+            append(&file(i), n, n + k);
+            n += k;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Wait for every line. Catching up takes most of the test's time: a file that just had
+    // data cannot be closed for `flush_timeout` (1 s by default), even without multiline, so
+    // with 64 descriptors about 64 files are served per second or so. (With
+    // `flush_timeout: 50ms` the whole test takes about 8 s.)
+    let limit = Duration::from_secs(45);
+    let wait = Instant::now();
+    let counts = loop {
+        let counts = counts(&out);
+        if counts.len() as u64 >= n || wait.elapsed() > limit {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = started.elapsed();
+    let still_running = agent.try_wait().unwrap().is_none();
+    let status = if still_running {
+        Some(terminate(&mut agent))
+    } else {
+        None
+    };
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let stderr = fs::read_to_string(dir.path().join("stderr.txt")).unwrap_or_default();
+    let max_fds = max_fds.load(Ordering::Relaxed);
+    eprintln!(
+        "{FILES} files, {n} lines, all out after {took:?}; at most {max_fds} descriptors open \
+         ({} samples)",
+        samples.load(Ordering::Relaxed)
+    );
+
+    assert!(still_running, "the agent exited early\nstderr:\n{stderr}");
+    let missing: Vec<u64> = (0..n).filter(|i| !counts.contains_key(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "after {limit:?}: {} of {n} lines missing, first {:?}\nstderr:\n{stderr}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+    let counts = self::counts(&out);
+    let dups: Vec<(u64, u32)> = counts.iter().filter(|(_, c)| **c > 1).map(|(k, c)| (*k, *c)).collect();
+    assert!(
+        dups.is_empty(),
+        "{} lines duplicated (number, times), first {:?}",
+        dups.len(),
+        &dups[..dups.len().min(20)]
+    );
+    assert_eq!(counts.len() as u64, n, "unexpected line numbers in the output");
+    assert!(
+        samples.load(Ordering::Relaxed) > 10,
+        "too few descriptor samples to mean anything"
+    );
+    assert!(
+        max_fds <= MAX_OPEN + OWN_FDS,
+        "{max_fds} descriptors open at once (max_open_files {MAX_OPEN} + {OWN_FDS})"
+    );
+    let status = status.expect("running");
+    assert!(status.success(), "exit status {status}\nstderr:\n{stderr}");
+}
