@@ -151,6 +151,11 @@ pub fn encode_plain_lines_json(chunk: &[u8], max_line_bytes: usize, out: &mut Ve
                     i += 1;
                     break i - 1;
                 }
+                // Quotes are most of the escapes in access logs: inline.
+                b @ (b'"' | b'\\') => {
+                    w.extend(&[b'\\', b]);
+                    i += 1;
+                }
                 _ => i = w.escape(chunk, i),
             }
         };
