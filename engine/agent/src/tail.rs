@@ -598,7 +598,7 @@ impl Tailer {
         if read > 0 {
             progressed = true;
             t.last_data = Instant::now();
-            t.held = true;
+            t.held = t.framer.is_some();
             while let Some(chunk) = t.chunker.next_chunk(true, false) {
                 self.send_chunk(t, chunk, send)?;
             }
