@@ -314,12 +314,11 @@ impl<'a> Plan<'a> {
                 })
                 .collect(),
             // Buffers in flight are bounded by the channels (work and done queues of
-            // 2 x workers, one batch per worker, two per output queue, what an output holds
-            // unflushed): keep as many spare, so the steady state neither frees nor maps
-            // pages (a pool smaller than that showed as munmap and page faults in profiles).
-            // Peak memory is set by what is in flight, not by this cap.
-            chunk_pool: Arc::new(BufferPool::new(4 * workers + sources.min(4) + 4)),
-            output_pool: Arc::new(BufferPool::new((4 * workers + 8) * cfg.outputs.len())),
+            // `workers`, one batch per worker, one per output queue, what an output holds
+            // unflushed): keep about as many spare, so the steady state neither frees nor
+            // maps pages. Peak memory is set by what is in flight, not by this cap.
+            chunk_pool: Arc::new(BufferPool::new(2 * workers + sources.min(4) + 2)),
+            output_pool: Arc::new(BufferPool::new((2 * workers + 4) * cfg.outputs.len())),
             tail_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
             acks: None,
         }
@@ -1035,7 +1034,7 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
         let mut output_txs = Vec::new();
         let mut output_handles = Vec::new();
         for (i, sink) in sinks.drain(..).enumerate() {
-            let (tx, rx) = crossbeam_channel::bounded::<Arc<Encoded>>(2);
+            let (tx, rx) = crossbeam_channel::bounded::<Arc<Encoded>>(1);
             output_txs.push(tx);
             let stats = plan.output_stats[i].clone();
             output_handles.push(s.spawn(move || run_output(i, sink, &rx, &stats)));

@@ -19,7 +19,7 @@ use crate::pool::BufferPool;
 /// Default cap on one line, in bytes.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 /// Default target size of a chunk, in bytes.
-pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
+pub const DEFAULT_CHUNK_BYTES: usize = 512 << 10;
 
 /// How lines are split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,12 +102,22 @@ impl LineChunker {
 
     /// The free part of the buffer, to read into; then call [`LineChunker::commit`].
     /// Empty only if a chunk is ready: call [`LineChunker::next_chunk`] first.
+    ///
+    /// Up to `chunk_bytes` it offers only what completes a chunk, so a read does not run
+    /// past the chunk size: chunks (and the batches and output buffers made from them) stay
+    /// about `chunk_bytes`, not the buffer's capacity (which is at least `max_line_bytes`).
+    /// Past it (a line longer than the chunk) the rest of the buffer is offered.
     pub fn spare(&mut self) -> &mut [u8] {
         if self.buf.len() < self.capacity {
             // Only the part never initialized is zeroed, once per buffer's life.
             self.buf.resize(self.capacity, 0);
         }
-        &mut self.buf[self.filled..]
+        let end = if self.filled < self.chunk_bytes {
+            self.chunk_bytes.min(self.capacity)
+        } else {
+            self.capacity
+        };
+        &mut self.buf[self.filled..end]
     }
 
     /// Records that `n` bytes were read into [`LineChunker::spare`].
