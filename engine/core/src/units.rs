@@ -103,7 +103,11 @@ impl FromStr for Dur {
             "m" | "min" => 60.0,
             "h" => 3600.0,
             "" => return Err(format!("duration `{s}` needs a unit (ms, s, m, h)")),
-            other => return Err(format!("unknown duration unit `{other}` in `{s}` (use ns, us, ms, s, m, h)")),
+            other => {
+                return Err(format!(
+                    "unknown duration unit `{other}` in `{s}` (use ns, us, ms, s, m, h)"
+                ));
+            }
         };
         std::time::Duration::try_from_secs_f64(num * secs)
             .map(Dur)
