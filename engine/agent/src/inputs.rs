@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
-use std::time::Duration;
 use weir_core::frame::Format;
 use weir_core::line::{Chunk, DEFAULT_MAX_LINE_BYTES, LineChunker, LineOptions};
 use weir_core::multiline::{MultilineConfig, Rules};
@@ -17,7 +16,7 @@ use weir_core::pool::BufferPool;
 use weir_core::units::{ByteSize, Dur};
 
 use crate::config::{ConfigError, Loaded, Pos};
-use crate::tail::TailSettings;
+use crate::tail::{FollowTiming, TailSettings};
 
 fn default_max_line_bytes() -> ByteSize {
     ByteSize(DEFAULT_MAX_LINE_BYTES as u64)
@@ -163,19 +162,7 @@ impl FileInputConfig {
                 .map_err(|e| loaded.error(Pos::of(pattern), format!("bad glob pattern `{}`: {e}", pattern.value)))?;
         }
         let _ = at;
-        for d in [&self.poll_interval, &self.rotate_wait, &self.flush_timeout]
-            .into_iter()
-            .flatten()
-        {
-            if d.value.0.is_zero() {
-                return Err(loaded.error(Pos::of(d), "file input: a duration here must be more than 0"));
-            }
-        }
-        if let Some(m) = &self.max_open_files
-            && m.value == 0
-        {
-            return Err(loaded.error(Pos::of(m), "file input: max_open_files must be at least 1"));
-        }
+        self.timing(loaded)?;
         if let Some(read_from) = &self.read_from
             && read_from.value == ReadFrom::Tail
             && self.mode() == FileMode::Once
@@ -194,6 +181,17 @@ impl FileInputConfig {
         framing(self.format, &self.multiline, loaded)
     }
 
+    fn timing(&self, loaded: &Loaded) -> Result<FollowTiming, ConfigError> {
+        FollowTiming::from_config(
+            "file input",
+            &self.poll_interval,
+            &self.rotate_wait,
+            &self.max_open_files,
+            &self.flush_timeout,
+            loaded,
+        )
+    }
+
     /// `follow` unless set.
     pub fn mode(&self) -> FileMode {
         self.mode.as_ref().map(|m| m.value).unwrap_or_default()
@@ -201,9 +199,6 @@ impl FileInputConfig {
 
     /// How follow mode tails this input.
     pub fn tail_settings(&self, loaded: &Loaded, chunk_bytes: usize) -> Result<TailSettings, ConfigError> {
-        let dur = |d: &Option<Spanned<Dur>>, default_ms: u64| {
-            d.as_ref().map_or(Duration::from_millis(default_ms), |d| d.value.0)
-        };
         let framing = self.framing(loaded)?;
         Ok(TailSettings {
             paths: self.paths.value.iter().map(|p| p.value.clone()).collect(),
@@ -218,10 +213,7 @@ impl FileInputConfig {
             detect_format: false,
             discovery: None,
             framing,
-            poll_interval: dur(&self.poll_interval, 250),
-            rotate_wait: dur(&self.rotate_wait, 5000),
-            max_open_files: self.max_open_files.as_ref().map_or(1024, |m| m.value),
-            flush_timeout: dur(&self.flush_timeout, 1000),
+            timing: self.timing(loaded)?,
             chunk_bytes,
             drain_on_stop: false,
         })

@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use regex_automata::meta::Regex;
 use serde::Deserialize;
@@ -24,7 +23,7 @@ use weir_core::units::{ByteSize, Dur};
 
 use crate::config::{ConfigError, Loaded, Pos};
 use crate::inputs::{Framing, ReadFrom, SourceFields, container_fields};
-use crate::tail::TailSettings;
+use crate::tail::{FollowTiming, TailSettings};
 
 /// Where the kubelet puts container logs.
 pub const DEFAULT_PATHS: &str = "/var/log/pods/*/*/*.log";
@@ -129,19 +128,7 @@ impl KubernetesLogsConfig {
         {
             return Err(loaded.error(Pos::of(m), "max_line_bytes must be between 1 and 1GiB"));
         }
-        for d in [&self.poll_interval, &self.rotate_wait, &self.flush_timeout]
-            .into_iter()
-            .flatten()
-        {
-            if d.value.0.is_zero() {
-                return Err(loaded.error(Pos::of(d), "kubernetes_logs: a duration here must be more than 0"));
-            }
-        }
-        if let Some(m) = &self.max_open_files
-            && m.value == 0
-        {
-            return Err(loaded.error(Pos::of(m), "kubernetes_logs: max_open_files must be at least 1"));
-        }
+        self.timing(loaded)?;
         if let Some(m) = &self.multiline {
             m.value.build().map_err(|e| loaded.error(Pos::of(m), e.0))?;
         }
@@ -180,11 +167,19 @@ impl KubernetesLogsConfig {
         })
     }
 
+    fn timing(&self, loaded: &Loaded) -> Result<FollowTiming, ConfigError> {
+        FollowTiming::from_config(
+            "kubernetes_logs",
+            &self.poll_interval,
+            &self.rotate_wait,
+            &self.max_open_files,
+            &self.flush_timeout,
+            loaded,
+        )
+    }
+
     /// How the tailer follows this input.
     pub fn tail_settings(&self, loaded: &Loaded, chunk_bytes: usize) -> Result<TailSettings, ConfigError> {
-        let dur = |d: &Option<Spanned<Dur>>, default_ms: u64| {
-            d.as_ref().map_or(Duration::from_millis(default_ms), |d| d.value.0)
-        };
         let rules = match &self.multiline {
             Some(m) => Some(m.value.build().map_err(|e| loaded.error(Pos::of(m), e.0))?),
             None => None,
@@ -209,10 +204,7 @@ impl KubernetesLogsConfig {
             detect_format: self.format == ContainerFormat::Auto,
             pod_fields: false,
             discovery: Some(Arc::new(self.discovery(loaded)?)),
-            poll_interval: dur(&self.poll_interval, 250),
-            rotate_wait: dur(&self.rotate_wait, 5000),
-            max_open_files: self.max_open_files.as_ref().map_or(1024, |m| m.value),
-            flush_timeout: dur(&self.flush_timeout, 1000),
+            timing: self.timing(loaded)?,
             chunk_bytes,
             drain_on_stop: false,
         })

@@ -37,7 +37,11 @@ use weir_core::line::{Chunk, LineChunker, LineOptions};
 use weir_core::pool::BufferPool;
 
 use crate::acks::{AckPoint, Acks};
+use serde_saphyr::Spanned;
+use weir_core::units::Dur;
+
 use crate::checkpoint::{FileIdentity, SIGNATURE_LEN};
+use crate::config::{ConfigError, Loaded, Pos};
 use crate::inputs::{Framing, ReadFrom, SourceFields};
 use crate::kubernetes::Discovery;
 use crate::runtime::InputStats;
@@ -61,20 +65,61 @@ pub struct TailSettings {
     pub pod_fields: bool,
     /// Kubernetes: which files to read, and their pod fields.
     pub discovery: Option<Arc<Discovery>>,
-    /// How often files are checked without a wake-up.
-    pub poll_interval: Duration,
-    /// How long a file that left the globs is kept after its last new byte.
-    pub rotate_wait: Duration,
-    /// Most files open at once.
-    pub max_open_files: usize,
-    /// An open multiline record (or partial container line) is closed after this long
-    /// without new bytes in its file.
-    pub flush_timeout: Duration,
+    /// Polling, rotation, descriptors and flushing.
+    pub timing: FollowTiming,
     /// Bytes per chunk.
     pub chunk_bytes: usize,
     /// On `stop`, read every file to its end and send everything, held records and a last
     /// line without a newline included (a job sidecar: nothing comes after).
     pub drain_on_stop: bool,
+}
+
+/// The follow-mode knobs `file` and `kubernetes_logs` share, with their defaults applied.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowTiming {
+    /// How often files are checked without a wake-up (default 250ms).
+    pub poll_interval: Duration,
+    /// How long a file that left the globs is kept after its last new byte (default 5s).
+    pub rotate_wait: Duration,
+    /// Most files open at once (default 1024).
+    pub max_open_files: usize,
+    /// An open multiline record (or partial container line) is closed after this long
+    /// without new bytes in its file (default 1s).
+    pub flush_timeout: Duration,
+}
+
+impl FollowTiming {
+    /// Checks the knobs as written in an input's config (`what` names the input in errors)
+    /// and fills in the defaults.
+    pub fn from_config(
+        what: &str,
+        poll_interval: &Option<Spanned<Dur>>,
+        rotate_wait: &Option<Spanned<Dur>>,
+        max_open_files: &Option<Spanned<usize>>,
+        flush_timeout: &Option<Spanned<Dur>>,
+        loaded: &Loaded,
+    ) -> Result<FollowTiming, ConfigError> {
+        let dur = |d: &Option<Spanned<Dur>>, default_ms: u64| match d {
+            Some(d) if d.value.0.is_zero() => {
+                Err(loaded.error(Pos::of(d), format!("{what}: a duration here must be more than 0")))
+            }
+            Some(d) => Ok(d.value.0),
+            None => Ok(Duration::from_millis(default_ms)),
+        };
+        let max_open_files = match max_open_files {
+            Some(m) if m.value == 0 => {
+                return Err(loaded.error(Pos::of(m), format!("{what}: max_open_files must be at least 1")));
+            }
+            Some(m) => m.value,
+            None => 1024,
+        };
+        Ok(FollowTiming {
+            poll_interval: dur(poll_interval, 250)?,
+            rotate_wait: dur(rotate_wait, 5000)?,
+            max_open_files,
+            flush_timeout: dur(flush_timeout, 1000)?,
+        })
+    }
 }
 
 /// Counters of a tailer, added to its input's.
@@ -239,7 +284,7 @@ impl Tailer {
 
     fn follow(&mut self, stop: &AtomicBool, send: &mut dyn FnMut(TailChunk) -> bool) {
         let mut last_scan: Option<Instant> = None;
-        let scan_every = self.settings.poll_interval.max(Duration::from_millis(100)) * 4;
+        let scan_every = self.settings.timing.poll_interval.max(Duration::from_millis(100)) * 4;
         let mut rescan = true;
         while !stop.load(Ordering::Relaxed) {
             if let Some((rx, _)) = &self.wake {
@@ -269,7 +314,7 @@ impl Tailer {
             // Nothing new: wait for a wake-up or the next poll.
             match &self.wake {
                 Some((rx, _)) => {
-                    if let Ok(structural) = rx.recv_timeout(self.settings.poll_interval) {
+                    if let Ok(structural) = rx.recv_timeout(self.settings.timing.poll_interval) {
                         rescan = structural;
                         // Take what piled up, too.
                         while let Ok(more) = rx.try_recv() {
@@ -277,7 +322,7 @@ impl Tailer {
                         }
                     }
                 }
-                None => std::thread::sleep(self.settings.poll_interval),
+                None => std::thread::sleep(self.settings.timing.poll_interval),
             }
         }
     }
@@ -373,7 +418,7 @@ impl Tailer {
     /// Makes room for one more descriptor: closes the file idle the longest that is at its
     /// end and still at its path. False when none can be closed.
     fn make_room(&mut self) -> bool {
-        if self.open_files() < self.settings.max_open_files {
+        if self.open_files() < self.settings.timing.max_open_files {
             return true;
         }
         let victim = self
@@ -627,15 +672,15 @@ impl Tailer {
         }
         let idle = t.last_data.elapsed();
         // The last record of a quiet file goes out after `flush_timeout`.
-        if t.held && idle >= self.settings.flush_timeout {
+        if t.held && idle >= self.settings.timing.flush_timeout {
             t.held = false;
             self.flush_framer(t, send)?;
         }
         // A file that left the globs and stays quiet is done: its last line (even without a
         // newline) goes out, then it is let go.
         if let Some(gone) = t.gone_since
-            && gone.elapsed() >= self.settings.rotate_wait
-            && idle >= self.settings.rotate_wait
+            && gone.elapsed() >= self.settings.timing.rotate_wait
+            && idle >= self.settings.timing.rotate_wait
         {
             while let Some(chunk) = t.chunker.next_chunk(true, true) {
                 self.send_chunk(t, chunk, send)?;
