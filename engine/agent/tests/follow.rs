@@ -4,12 +4,17 @@
 //! Every line written is numbered; the output file is read back and each number counted.
 //! Each test bounds its own time.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::lines::counts;
+use support::node::Agent;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -63,19 +68,7 @@ impl Setup {
 
     /// How many times each line number is in the output.
     fn counts(&self) -> BTreeMap<u64, u32> {
-        let text = fs::read_to_string(self.out()).unwrap_or_default();
-        let mut counts = BTreeMap::new();
-        for line in text.lines() {
-            let n: u64 = line
-                .split_whitespace()
-                .next()
-                .and_then(|w| w.strip_prefix("line-"))
-                .unwrap_or_else(|| panic!("unexpected output line {line:?}"))
-                .parse()
-                .unwrap();
-            *counts.entry(n).or_insert(0) += 1;
-        }
-        counts
+        counts(&self.out())
     }
 
     /// Waits until every line in `0..n` is out (at least once); panics after `limit`.
@@ -150,31 +143,6 @@ fn assert_exactly_once(counts: &BTreeMap<u64, u32>, n: u64) {
         .collect();
     assert!(dups.is_empty(), "duplicated lines (number, times): {dups:?}");
     assert_eq!(counts.len() as u64, n, "unexpected line numbers in the output");
-}
-
-/// A running agent, killed if the test ends (or panics) before it exits.
-struct Agent(Child);
-
-impl std::ops::Deref for Agent {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Agent {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 #[test]

@@ -12,7 +12,8 @@
 
 #![cfg(target_os = "linux")]
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -21,6 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use support::lines;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const FILES: usize = 1000;
@@ -42,23 +45,6 @@ fn append(path: &Path, from: u64, to: u64) {
         buf.push_str(&line(n));
     }
     f.write_all(buf.as_bytes()).unwrap();
-}
-
-/// How many times each line number is in the output.
-fn counts(out: &Path) -> BTreeMap<u64, u32> {
-    let text = fs::read_to_string(out).unwrap_or_default();
-    let mut counts = BTreeMap::new();
-    for line in text.lines() {
-        let n: u64 = line
-            .split_whitespace()
-            .next()
-            .and_then(|w| w.strip_prefix("line-"))
-            .unwrap_or_else(|| panic!("unexpected output line {line:?}"))
-            .parse()
-            .unwrap();
-        *counts.entry(n).or_insert(0) += 1;
-    }
-    counts
 }
 
 /// Entries in `/proc/<pid>/fd`; `None` once the process is gone.
@@ -181,7 +167,7 @@ fn a_thousand_files_with_64_descriptors_every_line_exactly_once() {
     let limit = Duration::from_secs(45);
     let wait = Instant::now();
     let counts = loop {
-        let counts = counts(&out);
+        let counts = lines::counts(&out);
         if counts.len() as u64 >= n || wait.elapsed() > limit {
             break counts;
         }
@@ -212,7 +198,7 @@ fn a_thousand_files_with_64_descriptors_every_line_exactly_once() {
         missing.len(),
         &missing[..missing.len().min(20)]
     );
-    let counts = self::counts(&out);
+    let counts = lines::counts(&out);
     let dups: Vec<(u64, u32)> = counts.iter().filter(|(_, c)| **c > 1).map(|(k, c)| (*k, *c)).collect();
     assert!(
         dups.is_empty(),

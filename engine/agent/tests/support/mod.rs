@@ -1,3 +1,4 @@
 //! Helpers shared by the integration tests and benches.
 
+pub mod lines;
 pub mod node;

@@ -97,7 +97,7 @@ impl Node {
 }
 
 /// A running agent, killed if the test ends (or panics) before it exits.
-pub struct Agent(Child);
+pub struct Agent(pub Child);
 
 impl std::ops::Deref for Agent {
     type Target = Child;
