@@ -44,4 +44,6 @@ mod processor;
 
 pub use config::{OnError, PluginConfig, WasmConfig};
 pub use plugin::{Compiled, FailureKind, Limits, LoadError, TICK, cache_dir};
+#[doc(hidden)]
+pub use processor::{PlainEdit, PlainValue, check_and_apply_edits};
 pub use processor::{PluginStats, WasmProcessor};
