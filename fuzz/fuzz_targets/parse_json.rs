@@ -94,25 +94,11 @@ fuzz_target!(|case: Case| {
                 }
                 expected_live.push(Json::Obj(fields));
             }
-            Ok(Json::Obj(_)) => {
-                // Deep: either answer is acceptable here; the depth bound has its own tests.
-                compared = false;
-                if event.is_live() {
-                    expected_live.push(Json::Null);
-                }
-                if !event.is_live() || error_name.is_some_and(|n| event.get(keys.intern(n)).is_some()) {
-                    expected_failures += 1;
-                }
-            }
+            // Deep objects (either answer is fair here; the depth bound has its own tests)
+            // and serde_json's own limits (nesting 128, floats past f64): no verdict.
+            Ok(Json::Obj(_)) => compared = false,
             Err(e) if e.to_string().contains("recursion limit") || e.to_string().contains("out of range") => {
-                // serde_json's own limits (nesting 128, floats past f64): not a verdict.
-                compared = false;
-                if event.is_live() {
-                    expected_live.push(Json::Null);
-                }
-                if !event.is_live() || error_name.is_some_and(|n| event.get(keys.intern(n)).is_some()) {
-                    expected_failures += 1;
-                }
+                compared = false
             }
             other => {
                 // Invalid JSON, or valid JSON that is not an object: a counted failure.
@@ -158,15 +144,15 @@ fuzz_target!(|case: Case| {
             }
         }
     }
-    if compared {
-        assert_eq!(failures, expected_failures, "failures counted");
+    if !compared {
+        // Deeper than serde_json reads back: the output check would test serde_json.
+        return;
     }
+    assert_eq!(failures, expected_failures, "failures counted");
     let out = encode_and_read(&batch, &keys);
     assert_eq!(out.len(), expected_live.len(), "live events");
     for (got, want) in out.iter().zip(&expected_live) {
-        if *want != Json::Null {
-            assert_eq!(got, want);
-        }
+        assert_eq!(got, want);
     }
 });
 
