@@ -96,6 +96,14 @@ impl Acks {
         }
     }
 
+    /// The file `source` reads now: its identity and path (for the crash-loop guard).
+    pub fn file(&self, source: u32) -> Option<crate::guard::WatchedFile> {
+        self.lock().sources.get(&source).map(|t| crate::guard::WatchedFile {
+            identity: t.identity.clone(),
+            path: t.path.clone(),
+        })
+    }
+
     /// Every stored checkpoint: identity, path last seen at, committed offset.
     pub fn stored(&self) -> Vec<(FileIdentity, PathBuf, u64)> {
         self.lock()

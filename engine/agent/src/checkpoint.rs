@@ -67,7 +67,7 @@ pub const TEMP_FILE: &str = "checkpoints.json.tmp";
 
 /// FNV-1a 64 over `bytes`. Written out here (not `std::hash`) because the value is stored on
 /// disk and must never change between Rust versions.
-fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         hash ^= u64::from(b);
@@ -121,6 +121,17 @@ impl FileIdentity {
             signature: fnv1a64(&buf),
             prefix: Some(buf.into_boxed_slice()),
         })
+    }
+
+    /// An identity read back from disk (no prefix bytes: see [`same_file_as`](Self::same_file_as)).
+    pub fn from_stored(dev: u64, ino: u64, signed_len: u32, signature: u64) -> FileIdentity {
+        FileIdentity {
+            dev,
+            ino,
+            signed_len,
+            signature,
+            prefix: None,
+        }
     }
 
     /// The identity of the file at `path` (opened read-only for the moment it takes).

@@ -539,6 +539,18 @@ impl Batch {
         std::mem::replace(&mut self.chunk, chunk)
     }
 
+    /// Makes `into` a batch of this batch's event `i` alone, over copies of the chunk and
+    /// the arena (so every span stays valid), keeping `into`'s allocations. For processing
+    /// events one at a time on a rare path: it copies the chunk each time.
+    pub fn copy_event_into(&self, i: usize, into: &mut Batch) {
+        let mut chunk = std::mem::take(&mut into.chunk);
+        chunk.clear();
+        chunk.extend_from_slice(&self.chunk);
+        into.reset(chunk, self.origin);
+        into.arena.extend_from_slice(&self.arena);
+        into.events.push(self.events[i].clone());
+    }
+
     /// Gives the chunk's allocation back (e.g. to a reader's buffer pool).
     pub fn into_chunk(self) -> Vec<u8> {
         self.chunk
