@@ -6,11 +6,18 @@
 //! offset in the [`Checkpoints`] store. Outputs deliver each source's batches in order, so
 //! the commits of one source arrive in order too (and the store ignores a backward one).
 //!
-//! A generation changes when a file is truncated and read again from the start: acks of
-//! batches read before the truncation then carry an old generation and are ignored, so they
-//! can never commit an offset of the old contents for the new ones.
+//! A generation changes when a file is truncated and read again from the start. Acks of
+//! batches read before the truncation carry the old generation, so they can never commit an
+//! offset of the old contents for the new ones. They still commit for the old contents: until
+//! the old generation is delivered up to where it was read (the copy of a copytruncate
+//! included), the store keeps the old identity and its offset, not the new contents' offset
+//! 0. A crash in that window then leaves a checkpoint that says which bytes of the old
+//! contents are still undelivered, and the next start reads them from the copy (see
+//! `tail.rs`). Only when the old generation is delivered does the store move to the new one.
+//! Outputs deliver a source's batches in order, so an ack of a newer generation also means
+//! every older one is delivered as far as it ever will be.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -28,17 +35,61 @@ pub struct AckPoint {
     pub offset: u64,
 }
 
+/// One generation of a source: the contents between two truncations.
+#[derive(Debug)]
+struct Generation {
+    number: u32,
+    identity: FileIdentity,
+    /// Delivered up to here.
+    committed: u64,
+    /// For a generation that ended (the file was truncated): where reading it stopped. Its
+    /// checkpoint gives way to the next generation's once it is delivered up to here.
+    end: Option<u64>,
+}
+
 #[derive(Debug)]
 struct Tracked {
-    identity: FileIdentity,
     path: PathBuf,
-    generation: u32,
-    /// Committed offset (mirrors the store, for metrics).
-    committed: u64,
+    /// Oldest first; the last is the one being read. The store holds the first one's
+    /// identity and offset: the oldest with bytes not yet delivered.
+    generations: VecDeque<Generation>,
     /// The file's size when last looked at.
     size: u64,
     /// Let go at this offset: forget the checkpoint once it is committed.
     released_at: Option<u64>,
+}
+
+impl Tracked {
+    fn current(&self) -> &Generation {
+        self.generations.back().expect("a source has a generation")
+    }
+
+    fn current_mut(&mut self) -> &mut Generation {
+        self.generations.back_mut().expect("a source has a generation")
+    }
+
+    fn oldest(&self) -> &Generation {
+        self.generations.front().expect("a source has a generation")
+    }
+
+    /// Drops the ended generations that are delivered (or that a newer generation's ack
+    /// shows are delivered as far as they will be), moving the store to the next one.
+    fn settle(&mut self, store: &mut Checkpoints, newest_acked: Option<u32>) {
+        while self.generations.len() > 1 {
+            let oldest = self.oldest();
+            let delivered = oldest.end.is_some_and(|end| oldest.committed >= end)
+                || newest_acked.is_some_and(|n| n > oldest.number);
+            if !delivered {
+                break;
+            }
+            self.generations.pop_front();
+            let next = self.oldest();
+            // Not `commit`: the new contents' offset is below the old one's, and an identity
+            // that signed no bytes (a file truncated before it could be signed again) would
+            // take them for the same file and ignore the move as a step backwards.
+            store.reset(&next.identity, &self.path, next.committed);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -114,27 +165,38 @@ impl Acks {
         st.sources.insert(
             source,
             Tracked {
-                identity,
                 path: path.to_path_buf(),
-                generation: 0,
-                committed: offset,
+                generations: VecDeque::from([Generation {
+                    number: 0,
+                    identity,
+                    committed: offset,
+                    end: None,
+                }]),
                 size: offset,
                 released_at: None,
             },
         );
     }
 
-    /// The file was truncated (or copytruncated) and is read again from 0 with a new
-    /// identity: acks of batches read before now are ignored. Returns the new generation.
-    pub fn restart(&self, source: u32, identity: FileIdentity) -> u32 {
+    /// The file was truncated (or copytruncated) after its old contents were read up to
+    /// `end`, and is read again from 0 with a new identity. Returns the new generation: acks
+    /// of batches read before now carry an older one. The old contents keep their
+    /// checkpoint until they are delivered up to `end` (see the module docs).
+    pub fn restart(&self, source: u32, identity: FileIdentity, end: u64) -> u32 {
         let mut st = self.lock();
         let State { store, sources, .. } = &mut *st;
         let Some(t) = sources.get_mut(&source) else { return 0 };
-        t.generation += 1;
-        t.identity = identity;
-        t.committed = 0;
-        store.commit(&t.identity, &t.path, 0);
-        t.generation
+        let old = t.current_mut();
+        old.end = Some(end);
+        let number = old.number + 1;
+        t.generations.push_back(Generation {
+            number,
+            identity,
+            committed: 0,
+            end: None,
+        });
+        t.settle(store, None);
+        number
     }
 
     /// A longer signature of a growing file, or a new path after a rename.
@@ -145,7 +207,7 @@ impl Acks {
         t.size = size;
         let mut changed = false;
         if let Some(identity) = identity {
-            t.identity = identity;
+            t.current_mut().identity = identity;
             changed = true;
         }
         if let Some(path) = path
@@ -155,7 +217,10 @@ impl Acks {
             changed = true;
         }
         if changed {
-            store.commit(&t.identity, &t.path, t.committed);
+            // The store holds the oldest generation's checkpoint; a new identity of the
+            // current one waits until that is delivered.
+            let oldest = t.oldest();
+            store.commit(&oldest.identity, &t.path, oldest.committed);
         }
     }
 
@@ -166,13 +231,21 @@ impl Acks {
         let Some(t) = sources.get_mut(&point.source) else {
             return;
         };
-        if t.generation != point.generation || point.offset < t.committed {
+        let Some(i) = t.generations.iter().position(|g| g.number == point.generation) else {
+            return; // a generation already settled
+        };
+        let generation = &mut t.generations[i];
+        if point.offset < generation.committed {
             return;
         }
-        t.committed = point.offset;
-        store.commit(&t.identity, &t.path, point.offset);
-        if t.released_at.is_some_and(|end| point.offset >= end) {
-            store.forget(&t.identity);
+        generation.committed = point.offset;
+        if i == 0 {
+            store.commit(&generation.identity, &t.path, point.offset);
+        }
+        t.settle(store, Some(point.generation));
+        // Let go, and the last generation delivered to where reading stopped: done.
+        if t.generations.len() == 1 && t.released_at.is_some_and(|end| t.current().committed >= end) {
+            store.forget(&t.current().identity);
             sources.remove(&point.source);
         }
     }
@@ -183,8 +256,8 @@ impl Acks {
         let mut st = self.lock();
         let State { store, sources, .. } = &mut *st;
         let Some(t) = sources.get_mut(&source) else { return };
-        if t.committed >= end {
-            store.forget(&t.identity);
+        if t.generations.len() == 1 && t.current().committed >= end {
+            store.forget(&t.current().identity);
             sources.remove(&source);
         } else {
             t.released_at = Some(end);
@@ -234,11 +307,140 @@ impl Acks {
             .values()
             .map(|t| FileLag {
                 path: t.path.clone(),
-                committed: t.committed,
+                committed: t.current().committed,
                 size: t.size,
             })
             .collect();
         all.sort_by(|a, b| a.path.cmp(&b.path));
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{self, OpenOptions};
+    use std::io::Write;
+
+    use super::*;
+
+    fn identity(path: &Path) -> FileIdentity {
+        FileIdentity::of_path(path).unwrap()
+    }
+
+    /// A file's old contents and, after it is emptied and written again in place (the
+    /// truncation of a copytruncate), its new ones: one device and inode, two identities.
+    fn old_and_new(dir: &Path) -> (PathBuf, FileIdentity, FileIdentity) {
+        let path = dir.join("app.log");
+        fs::write(&path, "old line 1\nold line 2\n").unwrap();
+        let old = identity(&path);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(0).unwrap();
+        (&file).write_all(b"new\n").unwrap();
+        let new = identity(&path);
+        assert_ne!(old, new);
+        (path, old, new)
+    }
+
+    fn point(generation: u32, offset: u64) -> AckPoint {
+        AckPoint {
+            source: 7,
+            generation,
+            offset,
+        }
+    }
+
+    fn stored(acks: &Acks) -> Vec<(FileIdentity, u64)> {
+        acks.stored().into_iter().map(|(id, _, offset)| (id, offset)).collect()
+    }
+
+    #[test]
+    fn a_truncated_file_keeps_its_old_checkpoint_until_the_old_contents_are_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, old, new) = old_and_new(dir.path());
+        let acks = Acks::new(Checkpoints::new(dir.path()));
+        acks.register(7, old.clone(), &path, 0);
+        acks.ack(point(0, 11));
+        // Truncated after 30 bytes were read (the rest of them from the copy).
+        let generation = acks.restart(7, new.clone(), 30);
+        assert_eq!(generation, 1);
+        assert_eq!(
+            stored(&acks),
+            [(old.clone(), 11)],
+            "killed now, a restart must know 11..30 is owed"
+        );
+        acks.ack(point(0, 22));
+        assert_eq!(stored(&acks), [(old.clone(), 22)]);
+        acks.ack(point(0, 30));
+        assert_eq!(
+            stored(&acks),
+            [(new.clone(), 0)],
+            "delivered: the new contents' checkpoint"
+        );
+        acks.ack(point(1, 4));
+        assert_eq!(stored(&acks), [(new, 4)]);
+        // A late ack of the old contents changes nothing now.
+        acks.ack(point(0, 31));
+        assert_eq!(stored(&acks)[0].1, 4);
+    }
+
+    #[test]
+    fn a_truncation_with_nothing_undelivered_moves_to_the_new_contents_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, old, new) = old_and_new(dir.path());
+        let acks = Acks::new(Checkpoints::new(dir.path()));
+        acks.register(7, old, &path, 0);
+        acks.ack(point(0, 22));
+        acks.restart(7, new.clone(), 22);
+        assert_eq!(stored(&acks), [(new, 0)]);
+    }
+
+    #[test]
+    fn an_ack_of_the_new_contents_settles_the_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, old, new) = old_and_new(dir.path());
+        let acks = Acks::new(Checkpoints::new(dir.path()));
+        acks.register(7, old, &path, 0);
+        acks.restart(7, new.clone(), 22);
+        // Outputs deliver in order: the new generation's first ack means the old one is
+        // delivered as far as it ever will be.
+        acks.ack(point(1, 4));
+        assert_eq!(stored(&acks), [(new, 4)]);
+    }
+
+    #[test]
+    fn a_released_file_is_forgotten_only_when_every_generation_is_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, old, new) = old_and_new(dir.path());
+        let acks = Acks::new(Checkpoints::new(dir.path()));
+        acks.register(7, old.clone(), &path, 0);
+        acks.restart(7, new.clone(), 22);
+        acks.release(7, 4);
+        assert_eq!(stored(&acks), [(old, 0)]);
+        acks.ack(point(0, 22));
+        assert_eq!(stored(&acks), [(new, 0)]);
+        acks.ack(point(1, 4));
+        assert!(stored(&acks).is_empty(), "let go and delivered: forgotten");
+    }
+
+    /// Found by tests/follow_model.rs: a file read from empty and truncated before it could
+    /// be signed again keeps an identity of no bytes, which matches any contents; the new
+    /// contents' offset 0 was then ignored as a step backwards, and a restart re-read them.
+    #[test]
+    fn new_contents_replace_an_identity_that_signed_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        fs::write(&path, "").unwrap();
+        let empty = identity(&path);
+        assert_eq!(empty.signed_len(), 0);
+        let acks = Acks::new(Checkpoints::new(dir.path()));
+        acks.register(7, empty.clone(), &path, 0);
+        acks.ack(point(0, 500));
+        fs::write(&path, "new contents\n").unwrap();
+        let new = identity(&path);
+        acks.restart(7, new.clone(), 600);
+        acks.ack(point(0, 600));
+        assert_eq!(stored(&acks), [(new.clone(), 0)]);
+        acks.ack(point(1, 13));
+        assert_eq!(stored(&acks), [(new, 13)]);
     }
 }

@@ -503,6 +503,22 @@ impl Checkpoints {
         outcome
     }
 
+    /// The file at `identity`'s device and inode was truncated and is read again: its
+    /// checkpoint becomes `offset` with this identity, whatever was stored for that device
+    /// and inode (even a higher offset under an identity that matches this one, such as
+    /// one that signed no bytes).
+    pub fn reset(&mut self, identity: &FileIdentity, path: &Path, offset: u64) {
+        self.entries.insert(
+            (identity.dev, identity.ino),
+            Entry {
+                identity: identity.clone(),
+                path: path.to_path_buf(),
+                offset,
+            },
+        );
+        self.dirty.set(true);
+    }
+
     /// Drops the checkpoint of the file `identity` (when it has been read to its end and let
     /// go), returning its offset. A different file's checkpoint at the same inode stays.
     pub fn forget(&mut self, identity: &FileIdentity) -> Option<u64> {
