@@ -22,7 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{Checkpoints, FileIdentity, Lookup};
+use crate::checkpoint::{Checkpoints, FileIdentity, Lookup, Whereabouts, whereabouts};
+
+/// Default `checkpoint_prune_after`: how long a file no input follows must be known gone
+/// before its checkpoint is dropped.
+pub const DEFAULT_PRUNE_AFTER: Duration = Duration::from_secs(3600);
 
 /// Where a batch leaves its file once delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +102,42 @@ struct State {
     sources: HashMap<u32, Tracked>,
     last_save: Option<Instant>,
     save_errors: u64,
+    prune: Prune,
+}
+
+/// The pruning of checkpoints that outlived their files.
+///
+/// The rule, and why it is safe: an entry is dropped only when (1) no source follows its
+/// file, (2) [`whereabouts`] finds the file known gone, not renamed within its directory
+/// and not merely out of sight (an unreadable directory, or one on another device, tells
+/// nothing), and (3) that held at every check for `after`, counted in this process. A file
+/// that still exists in its directory (rotated, excluded by a glob, waiting for a
+/// descriptor) therefore keeps its checkpoint however old it is. A file that comes back
+/// after its entry was dropped can only be one moved out of its directory for longer than
+/// `after`; it is then read as a new file (from its head: a repeat, never a loss). A new
+/// file that reuses a gone file's inode and first bytes is better off without the stale
+/// entry, which would resume it at the old file's offset.
+#[derive(Debug)]
+struct Prune {
+    after: Duration,
+    /// Tailers that have not finished their first scan: they find files rotated or
+    /// copytruncated while the agent was down by the entries of their old identity, so
+    /// nothing is pruned before they are done.
+    starting: usize,
+    last_check: Option<Instant>,
+    /// Entries no source follows, known gone at every check since then.
+    gone_since: HashMap<(u64, u64), Instant>,
+    pruned: u64,
+}
+
+impl State {
+    /// The device and inode of every file a source follows.
+    fn followed(&self) -> std::collections::HashSet<(u64, u64)> {
+        self.sources
+            .values()
+            .map(|t| (t.current().identity.dev(), t.current().identity.ino()))
+            .collect()
+    }
 }
 
 /// The checkpoint store shared by the tailers (which register files) and the outputs (which
@@ -128,8 +168,21 @@ impl Acks {
                 sources: HashMap::new(),
                 last_save: None,
                 save_errors: 0,
+                prune: Prune {
+                    after: DEFAULT_PRUNE_AFTER,
+                    starting: 0,
+                    last_check: None,
+                    gone_since: HashMap::new(),
+                    pruned: 0,
+                },
             }),
         }
+    }
+
+    /// Sets `checkpoint_prune_after` (default [`DEFAULT_PRUNE_AFTER`]).
+    pub fn with_prune_after(self, after: Duration) -> Acks {
+        self.lock().prune.after = after;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -289,6 +342,84 @@ impl Acks {
         }
     }
 
+    /// A tailer is about to make its first scan: no pruning until it is done (see
+    /// [`tailer_started`](Self::tailer_started)).
+    pub fn tailer_starting(&self) {
+        self.lock().prune.starting += 1;
+    }
+
+    /// A tailer finished its first scan (and its recovery of files that moved while the
+    /// agent was down).
+    pub fn tailer_started(&self) {
+        let mut st = self.lock();
+        st.prune.starting = st.prune.starting.saturating_sub(1);
+    }
+
+    /// Drops the checkpoints of files that no source follows and that have been known gone
+    /// for `checkpoint_prune_after` (the rule is on [`Prune`]); returns how many. Checks at
+    /// most every quarter of that age (between 100 ms and a minute), and never while a
+    /// tailer is still starting. The files are looked for without holding the lock.
+    pub fn prune_if_due(&self) -> usize {
+        let (orphans, after) = {
+            let mut st = self.lock();
+            let every = (st.prune.after / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+            if st.prune.starting > 0 || st.prune.last_check.is_some_and(|t| t.elapsed() < every) {
+                return 0;
+            }
+            st.prune.last_check = Some(Instant::now());
+            let followed = st.followed();
+            let orphans: Vec<(FileIdentity, PathBuf)> = st
+                .store
+                .entries()
+                .into_iter()
+                .filter(|e| !followed.contains(&(e.identity.dev(), e.identity.ino())))
+                .map(|e| (e.identity.clone(), e.path.clone()))
+                .collect();
+            (orphans, st.prune.after)
+        };
+        let found = whereabouts(&orphans.iter().map(|(id, p)| (id, p.as_path())).collect::<Vec<_>>());
+        let now = Instant::now();
+        let mut st = self.lock();
+        let followed = st.followed();
+        let State { store, prune, .. } = &mut *st;
+        let mut gone_since = HashMap::new();
+        let mut pruned = 0;
+        for ((identity, path), found) in orphans.iter().zip(found) {
+            let key = (identity.dev(), identity.ino());
+            if found != Whereabouts::Gone || followed.contains(&key) {
+                continue; // seen again, or cannot tell: the count starts over
+            }
+            let since = prune.gone_since.get(&key).copied().unwrap_or(now);
+            if now.saturating_duration_since(since) < after {
+                gone_since.insert(key, since);
+            } else if store.forget(identity).is_some() {
+                tracing::debug!(file = %path.display(), "checkpoint dropped: the file has been gone for checkpoint_prune_after");
+                pruned += 1;
+            }
+        }
+        prune.gone_since = gone_since;
+        prune.pruned += pruned as u64;
+        if pruned > 0 {
+            tracing::info!(
+                pruned,
+                left = store.len(),
+                ?after,
+                "checkpoints of files gone for checkpoint_prune_after dropped"
+            );
+        }
+        pruned
+    }
+
+    /// Checkpoints dropped by [`prune_if_due`](Self::prune_if_due) so far.
+    pub fn checkpoints_pruned(&self) -> u64 {
+        self.lock().prune.pruned
+    }
+
+    /// Entries in the checkpoint store now.
+    pub fn checkpoint_entries(&self) -> usize {
+        self.lock().store.len()
+    }
+
     /// Seconds since the last successful save, if there was one.
     pub fn checkpoint_age(&self) -> Option<f64> {
         self.lock().last_save.map(|t| t.elapsed().as_secs_f64())
@@ -442,5 +573,81 @@ mod tests {
         assert_eq!(stored(&acks), [(new.clone(), 0)]);
         acks.ack(point(1, 13));
         assert_eq!(stored(&acks), [(new, 13)]);
+    }
+
+    fn prune_now(acks: &Acks) -> usize {
+        // Checks are spaced out; the test asks again past the spacing.
+        acks.lock().prune.last_check = None;
+        acks.prune_if_due()
+    }
+
+    #[test]
+    fn only_checkpoints_of_files_known_gone_for_the_age_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str| {
+            let p = dir.path().join(name);
+            fs::write(&p, format!("{name} first line\n")).unwrap();
+            p
+        };
+        let (gone, renamed, followed, kept) = (
+            write("gone.log"),
+            write("renamed.log"),
+            write("followed.log"),
+            write("kept.log"),
+        );
+        let mut store = Checkpoints::new(dir.path());
+        for p in [&gone, &renamed, &followed, &kept] {
+            store.commit(&identity(p), p, 5);
+        }
+        let acks = Acks::new(store).with_prune_after(Duration::from_millis(300));
+        acks.register(1, identity(&followed), &followed, 5);
+        fs::remove_file(&gone).unwrap();
+        fs::rename(&renamed, dir.path().join("renamed.log.1")).unwrap();
+        fs::remove_file(&followed).unwrap();
+
+        // A tailer still starting holds pruning back.
+        acks.tailer_starting();
+        assert_eq!(prune_now(&acks), 0);
+        acks.tailer_started();
+        // Known gone, but not for long enough yet.
+        assert_eq!(prune_now(&acks), 0);
+        assert_eq!(acks.checkpoint_entries(), 4);
+        std::thread::sleep(Duration::from_millis(350));
+        assert_eq!(prune_now(&acks), 1);
+        let left: Vec<PathBuf> = acks.stored().into_iter().map(|(_, p, _)| p).collect();
+        assert_eq!(
+            left,
+            [followed, kept, renamed],
+            "renamed within its directory, followed, or there: kept"
+        );
+        assert_eq!(acks.checkpoints_pruned(), 1);
+    }
+
+    #[test]
+    fn a_file_seen_again_starts_its_age_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        fs::write(&path, "a first line\n").unwrap();
+        let mut store = Checkpoints::new(dir.path());
+        store.commit(&identity(&path), &path, 5);
+        let acks = Acks::new(store).with_prune_after(Duration::from_millis(300));
+        let away = dir.path().join("elsewhere");
+        fs::create_dir(&away).unwrap();
+        fs::rename(&path, away.join("a.log")).unwrap();
+        assert_eq!(prune_now(&acks), 0, "gone from its directory: the age starts");
+        std::thread::sleep(Duration::from_millis(200));
+        fs::rename(away.join("a.log"), &path).unwrap();
+        assert_eq!(prune_now(&acks), 0, "back");
+        fs::rename(&path, away.join("a.log")).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(prune_now(&acks), 0, "gone again: the age starts over at this check");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            prune_now(&acks),
+            0,
+            "400 ms after it first went, but 200 ms since it was last seen gone anew"
+        );
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(prune_now(&acks), 1);
     }
 }

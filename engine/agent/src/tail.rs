@@ -231,6 +231,9 @@ impl Tailer {
         input: Arc<InputStats>,
     ) -> Tailer {
         let wake = watch(&settings.paths);
+        // Checkpoints of files that moved while the agent was down are what the first scan
+        // finds them by: none is pruned before it.
+        acks.tailer_starting();
         Tailer {
             settings,
             acks,
@@ -371,6 +374,9 @@ impl Tailer {
             if !seen.contains(key) && t.gone_since.is_none() {
                 t.gone_since = Some(now);
             }
+        }
+        if !self.started {
+            self.acks.tailer_started();
         }
         self.started = true;
     }
