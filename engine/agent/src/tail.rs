@@ -665,6 +665,12 @@ impl Tailer {
             // Closed to save descriptors: reopen when it grew (and is still the same file).
             let grew = std::fs::metadata(&t.path)
                 .is_ok_and(|m| (m.dev(), m.ino()) == (t.identity.dev(), t.identity.ino()) && m.len() != t.size);
+            if !grew
+                && t.gone_since
+                    .is_some_and(|g| g.elapsed() >= self.settings.timing.rotate_wait)
+            {
+                return self.closed_and_gone(t, send);
+            }
             if !grew || !self.make_room() {
                 return Ok(Some(false));
             }
@@ -800,6 +806,46 @@ impl Tailer {
             return Ok(None);
         }
         Ok(Some(false))
+    }
+
+    /// A file closed to save descriptors left the globs and stayed away `rotate_wait`. It
+    /// was closed at its end: renamed within its directory with new bytes, it is reopened
+    /// there and read to its end (`Some`); otherwise (deleted, or nothing new) it is let go
+    /// (`None`), and its checkpoint with it.
+    fn closed_and_gone(
+        &mut self,
+        t: &mut Tracked,
+        send: &mut dyn FnMut(TailChunk) -> bool,
+    ) -> Result<Option<bool>, ()> {
+        let key = (t.identity.dev(), t.identity.ino());
+        let moved = t
+            .path
+            .parent()
+            .map(list)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(_, m)| (m.dev(), m.ino()) == key && m.len() > t.read_offset());
+        if let Some((moved, _)) = moved
+            && self.make_room()
+            && let Ok(mut f) = File::open(&moved)
+            && FileIdentity::of(&f).is_ok_and(|id| id.same_file_as(&t.identity))
+            && f.seek(SeekFrom::Start(t.read_offset())).is_ok()
+        {
+            tracing::debug!(file = %t.path.display(), now = %moved.display(), "renamed while closed to save descriptors: reading the rest");
+            t.file = Some(f);
+            self.stats.files_open.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(false));
+        }
+        tracing::debug!(file = %t.path.display(), end = t.read_offset(), "left the globs while closed to save descriptors; let go");
+        // Its last line without a newline goes out, as for any file let go.
+        while let Some(chunk) = t.chunker.next_chunk(true, true) {
+            self.send_chunk(t, chunk, send)?;
+        }
+        self.flush_framer(t, send)?;
+        self.acks.release(t.source, t.read_offset());
+        self.count_frames(t);
+        self.stats.files_released.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
     }
 
     fn lost(&self, t: &Tracked, why: &str) {
