@@ -237,6 +237,9 @@ fn main() -> ExitCode {
                     for (name, events, bytes) in &summary.outputs {
                         tracing::info!(%name, events, bytes, "output done");
                     }
+                    if let Some((entries, pruned)) = summary.checkpoints {
+                        tracing::info!(entries, pruned, "checkpoints saved");
+                    }
                     if summary.errors.is_empty() {
                         ExitCode::SUCCESS
                     } else {

@@ -196,6 +196,9 @@ pub struct Summary {
     pub outputs: Vec<(String, u64, u64)>,
     /// Problems that did not stop the run (unreadable files); the run exits non-zero.
     pub errors: Vec<String>,
+    /// With follow-mode inputs: files in the checkpoint store at the end, and checkpoints
+    /// of gone files pruned during the run.
+    pub checkpoints: Option<(usize, u64)>,
 }
 
 /// One source read to its end: stdin or one file (`mode: once`).
@@ -560,6 +563,14 @@ impl<'a> Plan<'a> {
                 "Checkpoint saves that failed.",
             );
             m.sample("weir_checkpoint_save_errors_total", &[], acks.save_errors() as f64);
+            m.family("weir_checkpoint_entries", "gauge", "Files in the checkpoint store.");
+            m.sample("weir_checkpoint_entries", &[], acks.checkpoint_entries() as f64);
+            m.family(
+                "weir_checkpoints_pruned_total",
+                "counter",
+                "Checkpoints dropped because their file was gone for checkpoint_prune_after.",
+            );
+            m.sample("weir_checkpoints_pruned_total", &[], acks.checkpoints_pruned() as f64);
         }
         if let Some(guard) = &self.guard {
             type GuardCounter = fn(&GuardStats) -> &AtomicU64;
@@ -592,6 +603,10 @@ impl<'a> Plan<'a> {
         let cfg = self.cfg;
         let mut summary = Summary {
             errors,
+            checkpoints: self
+                .acks
+                .as_ref()
+                .map(|a| (a.checkpoint_entries(), a.checkpoints_pruned())),
             ..Summary::default()
         };
         for (i, st) in self.input_stats.iter().enumerate() {
@@ -999,7 +1014,11 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
             anyhow!("{e}; move the file away to start over (files are then read again from their head, or tail)")
         })?;
         plan.guard = Some(Arc::new(Guard::recover(&dir, &store)));
-        plan.acks = Some(Arc::new(Acks::new(store)));
+        let prune_after = cfg
+            .checkpoint_prune_after
+            .as_ref()
+            .map_or(crate::acks::DEFAULT_PRUNE_AFTER, |d| d.value.0);
+        plan.acks = Some(Arc::new(Acks::new(store).with_prune_after(prune_after)));
     }
     let checkpoint_interval = cfg
         .checkpoint_interval
@@ -1129,6 +1148,7 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
         if let Some(acks) = &plan.acks {
             s.spawn(|| {
                 while !finished.load(Ordering::Relaxed) {
+                    acks.prune_if_due();
                     acks.save_if_due(checkpoint_interval);
                     std::thread::sleep(checkpoint_interval.min(Duration::from_millis(100)));
                 }
