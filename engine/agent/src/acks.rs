@@ -200,10 +200,14 @@ impl Acks {
         }
     }
 
-    /// The file `source` reads now: its identity and path (for the crash-loop guard).
-    pub fn file(&self, source: u32) -> Option<crate::guard::WatchedFile> {
-        self.lock().sources.get(&source).map(|t| crate::guard::WatchedFile {
-            identity: t.identity.clone(),
+    /// The file a batch of `point`'s source and generation was read from: its identity and
+    /// path (for the crash-loop guard).
+    pub fn file(&self, point: AckPoint) -> Option<crate::guard::WatchedFile> {
+        let st = self.lock();
+        let t = st.sources.get(&point.source)?;
+        let g = t.generations.iter().find(|g| g.number == point.generation)?;
+        Some(crate::guard::WatchedFile {
+            identity: g.identity.clone(),
             path: t.path.clone(),
         })
     }

@@ -737,7 +737,7 @@ impl Worker {
     /// in this worker's in-flight slot until the chunk is encoded.
     fn watch(&mut self, work: &Work) -> Option<(WatchedFile, u64, u64)> {
         let (_, slot) = self.guard.as_mut()?;
-        let file = self.acks.as_ref()?.file(work.ack?.source)?;
+        let file = self.acks.as_ref()?.file(work.ack?)?;
         let (start, len) = match &work.payload {
             Payload::Lines(c) => (c.offset, c.data.len()),
             Payload::Framed(f) => (f.offset, f.data.len()),
