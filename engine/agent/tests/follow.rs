@@ -10,13 +10,11 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::lines::counts;
+use support::agent::weir_run;
+use support::lines::{assert_exactly_once, counts};
 use support::node::Agent;
-
-const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 /// A test's folder: logs, data dir, output, config.
 struct Setup {
@@ -89,12 +87,7 @@ impl Setup {
 
     fn start(&self) -> Agent {
         Agent(
-            Command::new(WEIR)
-                .args(["run", "-c"])
-                .arg(self.path("pipeline.yaml"))
-                .env("WEIR_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
+            weir_run(&self.path("pipeline.yaml"))
                 .stderr(File::create(self.path("stderr.txt")).unwrap())
                 .spawn()
                 .unwrap(),
@@ -167,17 +160,6 @@ fn terminate(child: &mut Agent) -> (std::process::ExitStatus, Duration) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn assert_exactly_once(counts: &BTreeMap<u64, u32>, n: u64) {
-    let dups: Vec<(u64, u32)> = counts
-        .iter()
-        .filter(|(_, c)| **c > 1)
-        .map(|(k, c)| (*k, *c))
-        .take(10)
-        .collect();
-    assert!(dups.is_empty(), "duplicated lines (number, times): {dups:?}");
-    assert_eq!(counts.len() as u64, n, "unexpected line numbers in the output");
 }
 
 #[test]

@@ -9,15 +9,14 @@
 mod support;
 
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use support::agent::{append_to, metrics, weir_run};
 use support::node::Agent;
-
-const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -62,19 +61,8 @@ impl Setup {
     }
 
     fn start(&self, abort_on: Option<&str>) -> Agent {
-        let mut cmd = Command::new(WEIR);
-        cmd.args(["run", "-c"])
-            .arg(self.path("pipeline.yaml"))
-            .env("WEIR_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(self.path("stderr.txt"))
-                    .unwrap(),
-            );
+        let mut cmd = weir_run(&self.path("pipeline.yaml"));
+        cmd.stderr(append_to(&self.path("stderr.txt")));
         if let Some(text) = abort_on {
             cmd.env("WEIR_FAULT_ABORT_ON", text);
         }
@@ -111,26 +99,17 @@ impl Setup {
         fs::read_to_string(self.path("stderr.txt")).unwrap_or_default()
     }
 
-    /// The value of the metric sample `line_start` (e.g. `weir_guarded_batches_total`).
-    fn metric(&self, line_start: &str) -> f64 {
+    /// The value of the metric sample `name` (with its labels, if any).
+    fn metric(&self, name: &str) -> f64 {
         let start = Instant::now();
-        let body = loop {
-            match TcpStream::connect(("127.0.0.1", self.port)) {
-                Ok(mut s) => {
-                    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-                    let mut body = String::new();
-                    s.read_to_string(&mut body).unwrap();
-                    break body;
-                }
-                Err(e) if start.elapsed() > Duration::from_secs(10) => panic!("admin endpoint: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        loop {
+            let m = metrics(&format!("127.0.0.1:{}", self.port));
+            if let Some(v) = m.get(name) {
+                return *v;
             }
-        };
-        let line = body
-            .lines()
-            .find(|l| l.starts_with(line_start))
-            .unwrap_or_else(|| panic!("no {line_start} in\n{body}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
+            assert!(start.elapsed() < Duration::from_secs(10), "no {name} in {m:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

@@ -222,30 +222,6 @@ fn a_thousand_files_with_64_descriptors_every_line_exactly_once() {
     assert!(status.success(), "exit status {status}\nstderr:\n{stderr}");
 }
 
-/// `GET /metrics` from the admin endpoint at `addr`: the value of each unlabelled sample.
-fn metrics(addr: &str) -> std::collections::HashMap<String, f64> {
-    use std::io::Read;
-    let mut out = std::collections::HashMap::new();
-    let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
-        return out;
-    };
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    if conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").is_err() {
-        return out;
-    }
-    let mut text = String::new();
-    let _ = conn.read_to_string(&mut text);
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        if let Some((name, value)) = line.split_once(' ')
-            && !name.contains('{')
-            && let Ok(v) = value.trim().parse()
-        {
-            out.insert(name.to_string(), v);
-        }
-    }
-    out
-}
-
 /// Entries of `checkpoints.json` (none when it is not there yet), keyed by device and inode,
 /// with their offsets.
 fn saved_checkpoints(data: &Path) -> std::collections::HashMap<(u64, u64), u64> {
@@ -298,19 +274,8 @@ fn ten_thousand_short_lived_files_leave_a_small_checkpoint_file() {
     fs::write(dir.path().join("pipeline.yaml"), cfg).unwrap();
     let start_agent = || {
         support::node::Agent(
-            Command::new(WEIR)
-                .args(["run", "-c"])
-                .arg(dir.path().join("pipeline.yaml"))
-                .env("WEIR_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(
-                    OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(dir.path().join("stderr.txt"))
-                        .unwrap(),
-                )
+            support::agent::weir_run(&dir.path().join("pipeline.yaml"))
+                .stderr(support::agent::append_to(&dir.path().join("stderr.txt")))
                 .spawn()
                 .unwrap(),
         )
@@ -380,11 +345,11 @@ fn ten_thousand_short_lived_files_leave_a_small_checkpoint_file() {
             // wave's files would otherwise take many of the freed inodes, and a new file on
             // a checkpointed inode replaces the stale checkpoint before pruning can.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while metrics(&admin).get("weir_checkpoints_pruned_total") != Some(&(PER_WAVE as f64)) {
+            while support::agent::metrics(&admin).get("weir_checkpoints_pruned_total") != Some(&(PER_WAVE as f64)) {
                 assert!(
                     Instant::now() < deadline,
                     "the deleted wave's checkpoints were not pruned: {:?}\nstderr:\n{}",
-                    metrics(&admin).get("weir_checkpoints_pruned_total"),
+                    support::agent::metrics(&admin).get("weir_checkpoints_pruned_total"),
                     stderr()
                 );
                 std::thread::sleep(Duration::from_millis(50));
@@ -402,7 +367,7 @@ fn ten_thousand_short_lived_files_leave_a_small_checkpoint_file() {
     // within checkpoint_prune_after.
     let deadline = Instant::now() + Duration::from_secs(10);
     let m = loop {
-        let m = metrics(&admin);
+        let m = support::agent::metrics(&admin);
         if m.get("weir_checkpoint_entries") == Some(&0.0) {
             break m;
         }
