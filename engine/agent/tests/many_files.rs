@@ -201,15 +201,7 @@ fn a_thousand_files_with_64_descriptors_every_line_exactly_once() {
         missing.len(),
         &missing[..missing.len().min(20)]
     );
-    let counts = lines::counts(&out);
-    let dups: Vec<(u64, u32)> = counts.iter().filter(|(_, c)| **c > 1).map(|(k, c)| (*k, *c)).collect();
-    assert!(
-        dups.is_empty(),
-        "{} lines duplicated (number, times), first {:?}",
-        dups.len(),
-        &dups[..dups.len().min(20)]
-    );
-    assert_eq!(counts.len() as u64, n, "unexpected line numbers in the output");
+    lines::assert_exactly_once(&lines::counts(&out), n);
     assert!(
         samples.load(Ordering::Relaxed) > 10,
         "too few descriptor samples to mean anything"
@@ -390,14 +382,7 @@ fn ten_thousand_short_lived_files_leave_a_small_checkpoint_file() {
         started.elapsed(),
         m["weir_checkpoints_pruned_total"]
     );
-    let dups: Vec<(u64, u32)> = counts
-        .iter()
-        .filter(|(_, c)| **c > 1)
-        .map(|(k, c)| (*k, *c))
-        .take(10)
-        .collect();
-    assert!(dups.is_empty(), "duplicated lines (number, times): {dups:?}");
-    assert_eq!(counts.len() as u64, n, "lines missing");
+    lines::assert_exactly_once(&counts, n);
     assert_eq!(
         m["weir_checkpoints_pruned_total"], PER_WAVE as f64,
         "the wave deleted while the agent was down is pruned, nothing else needs to be"
