@@ -11,7 +11,7 @@
 //! - **Sandboxed.** WASI is linked with an empty context (no files, environment, network,
 //!   stdio or clock); each call runs under an epoch deadline (one ticker thread for the
 //!   process), optional fuel, and a memory cap on the whole instance. A trap, a deadline,
-//!   fuel or memory-cap hit, or a plugin error never takes the
+//!   fuel or memory-cap hit, edits that do not check, or a plugin error never takes the
 //!   agent down: the batch follows [`OnError`], the failure is counted (events, via
 //!   `take_failures`; batches by kind, in [`PluginStats`]) and logged once per kind with
 //!   the plugin's name.
@@ -47,4 +47,4 @@ pub use config::{OnError, PluginConfig, WasmConfig};
 pub use plugin::{
     Compiled, FailureKind, Limits, LoadError, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, TICK, cache_dir,
 };
-pub use processor::{PluginStats, WasmProcessor};
+pub use processor::{MAX_APPLY_STEPS, MAX_JSON_DEPTH, MAX_KEY_BYTES, PluginStats, WasmProcessor};

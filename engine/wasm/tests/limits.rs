@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use weir_core::encode::{Encoder, JsonEncoder};
 use weir_core::model::{Batch, Buf, Event, KeyTable, Origin, Span, Value};
 use weir_core::pipeline::Processor;
 use weir_core::units::ByteSize;
@@ -128,6 +130,99 @@ fn an_instance_with_too_many_memories_does_not_start() {
     );
 }
 
+#[test]
+fn a_json_value_that_is_not_json_fails_the_batch() {
+    let keys = KeyTable::new();
+    let mut p = processor(&keys, OnError::DeadLetter);
+    for (text, why) in [
+        (r#"{"a":"#, "EOF while parsing"),
+        (r#"{"a":1} x"#, "trailing characters"),
+        ("nul", "EOF while parsing"),
+        (r#"{"a" 1}"#, "expected `:`"),
+        ("", "EOF while parsing"),
+    ] {
+        let mut b = batch(&format!("json {text}"));
+        p.process(&mut b);
+        assert_eq!(p.take_failures(), 1, "{text}");
+        let reason = dead_letter_reason(&b, &keys);
+        assert!(
+            reason.starts_with("wasm plugin limits: bad_edits: edit 0: the json value is not JSON text: ")
+                && reason.contains(why),
+            "{text}: {reason}"
+        );
+    }
+    assert_eq!(p.plugin().stats().failures_of(FailureKind::BadEdits), 5);
+    // Valid text goes through as it is.
+    let mut b = batch(r#"json {"a": [1, 2.5, "x", null]}"#);
+    p.process(&mut b);
+    assert_eq!(p.take_failures(), 0);
+    let Some(Value::Json(s)) = field(&b, &keys, "j") else {
+        panic!("j is not a json value")
+    };
+    assert_eq!(b.bytes(s), br#"{"a": [1, 2.5, "x", null]}"#);
+    // Brackets inside strings are not nesting, escaped quotes or not.
+    let text = format!(r#"["\"{}", "\\", "{}"]"#, "[".repeat(200), "{".repeat(200));
+    let mut b = batch(&format!("json {text}"));
+    p.process(&mut b);
+    assert_eq!(p.take_failures(), 0, "{text}");
+}
+
+#[test]
+fn a_json_value_nested_past_the_limit_fails_the_batch_and_one_at_the_limit_is_encoded() {
+    let keys = KeyTable::new();
+    let mut p = processor(&keys, OnError::DeadLetter);
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let max = weir_wasm::MAX_JSON_DEPTH;
+    let mut b = batch(&format!("json {}", nested(max)));
+    p.process(&mut b);
+    assert_eq!(p.take_failures(), 0);
+    // What an output writes of it, one level deeper, is JSON that serde_json reads back.
+    let mut out = Vec::new();
+    JsonEncoder::new(keys.clone()).encode(&b, &mut out);
+    let line: serde_json::Value = serde_json::from_slice(&out).expect("the encoded event is JSON");
+    let mut depth = 0;
+    let mut v = &line["j"];
+    while let Some(inner) = v.as_array().and_then(|a| a.first()) {
+        depth += 1;
+        v = inner;
+    }
+    assert_eq!(depth + 1, max);
+
+    for depth in [max + 1, 100_000] {
+        let mut b = batch(&format!("json {}", nested(depth)));
+        p.process(&mut b);
+        assert_eq!(p.take_failures(), 1);
+        let reason = dead_letter_reason(&b, &keys);
+        assert!(
+            reason.contains(&format!("nested deeper than {max} levels")),
+            "{depth}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn a_new_key_name_past_the_limit_fails_the_batch() {
+    let keys = KeyTable::new();
+    let max = weir_wasm::MAX_KEY_BYTES;
+    let mut p = processor(&keys, OnError::DeadLetter);
+    let name = "k".repeat(max);
+    let mut b = batch(&format!("key {name}"));
+    p.process(&mut b);
+    assert_eq!(p.take_failures(), 0);
+    assert_eq!(field(&b, &keys, &name), Some(Value::Int(1)));
+
+    let long = "k".repeat(max + 1);
+    let mut b = batch(&format!("key {long}"));
+    p.process(&mut b);
+    assert_eq!(p.take_failures(), 1);
+    let reason = dead_letter_reason(&b, &keys);
+    assert!(
+        reason.contains(&format!("new key 0 is {} bytes long, over the limit of {max}", max + 1)),
+        "{reason}"
+    );
+    assert_eq!(keys.get(&long), None, "never interned");
+}
+
 /// Peak resident memory of this process, from `/proc/self/status`.
 fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -149,8 +244,41 @@ fn names_that_alias_one_string_cannot_make_the_host_copy_more_than_the_cap() {
     }
     assert_eq!(p.plugin().stats().failures_of(FailureKind::Memory), 2);
     assert!(peak_rss() < 1 << 30, "peak RSS {} bytes", peak_rss());
-    // Two names, 2 MiB: within the cap, copied.
+    // Two names, 2 MiB: copied, then refused as names too long.
     let mut b = batch("alias 2");
     p.process(&mut b);
+    assert_eq!(p.plugin().stats().failures_of(FailureKind::BadEdits), 1);
+}
+
+#[test]
+fn edits_that_would_take_too_long_to_apply_fail_the_batch() {
+    let keys = KeyTable::new();
+    let mut p = processor(&keys, OnError::DeadLetter);
+    // 100 new fields, each set 4 times: the last value stays.
+    let mut b = batch("spray 100");
+    p.process(&mut b);
     assert_eq!(p.take_failures(), 0);
+    assert_eq!(field(&b, &keys, "k0000099"), Some(Value::Int(399)));
+    assert_eq!(b.live().next().unwrap().fields().len(), 1 + 100);
+
+    // 16,000 fields on one event, each set 4 times: 64,000 sets that each scan thousands of
+    // fields, about a billion look-ups; refused before any is made.
+    let start = Instant::now();
+    let mut b = batch("spray 16000");
+    p.process(&mut b);
+    let took = start.elapsed();
+    assert_eq!(p.take_failures(), 1);
+    let reason = dead_letter_reason(&b, &keys);
+    assert!(
+        reason.contains("applying the 64000 edits could take")
+            && reason.contains(&format!("over the limit of {}", weir_wasm::MAX_APPLY_STEPS)),
+        "{reason}"
+    );
+    assert_eq!(dead_fields(&b), 2, "nothing applied: `message` and `_error` only");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+/// The number of fields of the only dead-lettered event.
+fn dead_fields(b: &Batch) -> usize {
+    b.dead_letters().next().unwrap().fields().len()
 }
