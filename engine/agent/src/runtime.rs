@@ -1222,7 +1222,8 @@ impl Reorder {
 }
 
 /// Runs the pipeline of `loaded` on one thread over `input`, as if it came from the first
-/// input's single source, delivered in reads that end at the offsets in `cuts`. Returns
+/// input's single source, delivered in reads that end at the offsets in `cuts` (in
+/// increasing order). Returns
 /// the bytes each output would get, and the summary. The stages are the ones `run` uses.
 pub fn run_in_memory(
     loaded: &Loaded,
@@ -1273,11 +1274,13 @@ struct CutReader<'a> {
 
 impl std::io::Read for CutReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // A binary search: a scan from the start made one-byte reads quadratic.
+        let next = self.cuts.partition_point(|&c| c <= self.pos);
         let end = self
             .cuts
-            .iter()
+            .get(next)
             .copied()
-            .find(|&c| c > self.pos && c < self.data.len())
+            .filter(|&c| c < self.data.len())
             .unwrap_or(self.data.len());
         let n = (end - self.pos).min(buf.len());
         buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
