@@ -948,6 +948,7 @@ impl Tailer {
             ..Framed::default()
         };
         framer.finish(&mut framed);
+        self.input.add_frame(framer.take_stats());
         let ack = AckPoint {
             source: t.source,
             generation: t.generation,
@@ -966,6 +967,8 @@ impl Tailer {
                     ..Framed::default()
                 };
                 framer.frame(chunk, &mut framed);
+                // Counted as it goes, so that /metrics shows a followed file's problems.
+                self.input.add_frame(framer.take_stats());
                 let offset = framer.held_from().unwrap_or(end);
                 (TailPayload::Framed(framed), offset)
             }
