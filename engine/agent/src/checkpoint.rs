@@ -39,9 +39,17 @@
 //! It is written atomically: a temporary file ([`TEMP_FILE`]) in the same directory, written
 //! and fsynced, renamed over the old one, then the directory fsynced. A crash at any point
 //! leaves either the old or the new file whole. One process owns a data directory.
+//!
+//! # Entries of vanished files
+//!
+//! An entry outlives its file when the file goes while no tailer follows it (deleted while
+//! the agent was down, a glob changed). [`whereabouts`] tells whether such a file is still
+//! there, renamed within its directory, known to be gone, or cannot be told; the runtime
+//! prunes an entry only after its file has been *known* gone for `checkpoint_prune_after`
+//! (see [`crate::acks`]).
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -67,7 +75,7 @@ pub const TEMP_FILE: &str = "checkpoints.json.tmp";
 
 /// FNV-1a 64 over `bytes`. Written out here (not `std::hash`) because the value is stored on
 /// disk and must never change between Rust versions.
-fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         hash ^= u64::from(b);
@@ -121,6 +129,17 @@ impl FileIdentity {
             signature: fnv1a64(&buf),
             prefix: Some(buf.into_boxed_slice()),
         })
+    }
+
+    /// An identity read back from disk (no prefix bytes: see [`same_file_as`](Self::same_file_as)).
+    pub fn from_stored(dev: u64, ino: u64, signed_len: u32, signature: u64) -> FileIdentity {
+        FileIdentity {
+            dev,
+            ino,
+            signed_len,
+            signature,
+            prefix: None,
+        }
     }
 
     /// The identity of the file at `path` (opened read-only for the moment it takes).
@@ -503,6 +522,22 @@ impl Checkpoints {
         outcome
     }
 
+    /// The file at `identity`'s device and inode was truncated and is read again: its
+    /// checkpoint becomes `offset` with this identity, whatever was stored for that device
+    /// and inode (even a higher offset under an identity that matches this one, such as
+    /// one that signed no bytes).
+    pub fn reset(&mut self, identity: &FileIdentity, path: &Path, offset: u64) {
+        self.entries.insert(
+            (identity.dev, identity.ino),
+            Entry {
+                identity: identity.clone(),
+                path: path.to_path_buf(),
+                offset,
+            },
+        );
+        self.dirty.set(true);
+    }
+
     /// Drops the checkpoint of the file `identity` (when it has been read to its end and let
     /// go), returning its offset. A different file's checkpoint at the same inode stays.
     pub fn forget(&mut self, identity: &FileIdentity) -> Option<u64> {
@@ -595,6 +630,98 @@ impl Checkpoints {
         self.last_save.set(Some(now));
         Ok(true)
     }
+}
+
+/// Where a checkpointed file is now, as far as its directory can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whereabouts {
+    /// The file (same device, inode and first bytes) is at this path: where it was, or
+    /// renamed within its directory.
+    Present(PathBuf),
+    /// Known gone: its directory, on the file's own device, holds no file with its inode and
+    /// first bytes (its inode may hold another file now), or the directory itself is gone and
+    /// the nearest directory above it that exists is on that device.
+    Gone,
+    /// Nothing can be told, and why: the directory cannot be read, or it is on another
+    /// device now (a file system not mounted there at the moment).
+    Unknown(String),
+}
+
+/// Finds each checkpointed file (`identity`, last seen at `path`) in its directory. Each
+/// directory is listed at most once, so checking many entries costs one listing per
+/// directory, not per entry.
+///
+/// A file moved to another directory is not looked for there: it counts as gone.
+pub fn whereabouts(entries: &[(&FileIdentity, &Path)]) -> Vec<Whereabouts> {
+    let mut out: Vec<Option<Whereabouts>> = vec![None; entries.len()];
+    // At its path, as the same file: the common case, one stat and one signature.
+    let mut by_dir: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+    for (i, (identity, path)) in entries.iter().enumerate() {
+        if let Ok(meta) = fs::metadata(path)
+            && (meta.dev(), meta.ino()) == (identity.dev, identity.ino)
+            && FileIdentity::of_path(path).is_ok_and(|id| id.same_file_as(identity))
+        {
+            out[i] = Some(Whereabouts::Present(path.to_path_buf()));
+            continue;
+        }
+        let dir = path.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+        by_dir.entry(dir).or_default().push(i);
+    }
+    for (dir, waiting) in by_dir {
+        let devs: Vec<u64> = waiting.iter().map(|&i| entries[i].0.dev).collect();
+        let listing = match fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => fs::read_dir(&dir).map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.metadata().ok().map(|m| ((m.dev(), m.ino()), e.path())))
+                    .collect::<HashMap<(u64, u64), PathBuf>>()
+            }),
+            Ok(_) => Err(io::Error::other("not a directory")),
+            Err(e) => Err(e),
+        };
+        let dir_dev = fs::metadata(&dir).map(|m| m.dev()).ok();
+        for (&i, dev) in waiting.iter().zip(devs) {
+            let identity = entries[i].0;
+            out[i] = Some(match &listing {
+                Ok(_) if dir_dev != Some(dev) => Whereabouts::Unknown(format!(
+                    "{} is on another device now (device {} instead of {dev})",
+                    dir.display(),
+                    dir_dev.unwrap_or(0)
+                )),
+                Ok(files) => match files.get(&(identity.dev, identity.ino)) {
+                    Some(p) if FileIdentity::of_path(p).is_ok_and(|id| id.same_file_as(identity)) => {
+                        Whereabouts::Present(p.clone())
+                    }
+                    // Its inode holds another file now (or the file was emptied): the
+                    // checkpointed contents are gone.
+                    Some(_) | None => Whereabouts::Gone,
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match nearest_existing(&dir) {
+                    Some((_, above_dev)) if above_dev == dev => Whereabouts::Gone,
+                    Some((above, above_dev)) => Whereabouts::Unknown(format!(
+                        "{} is gone and {} is on another device (device {above_dev} instead of {dev})",
+                        dir.display(),
+                        above.display()
+                    )),
+                    None => Whereabouts::Unknown(format!("{} is gone and nothing above it can be read", dir.display())),
+                },
+                Err(e) => Whereabouts::Unknown(format!("cannot list {}: {e}", dir.display())),
+            });
+        }
+    }
+    out.into_iter().map(|w| w.expect("every entry answered")).collect()
+}
+
+/// The nearest directory above `dir` that exists, and its device.
+fn nearest_existing(dir: &Path) -> Option<(PathBuf, u64)> {
+    let mut at = dir.parent();
+    while let Some(p) = at {
+        match fs::metadata(p) {
+            Ok(meta) => return Some((p.to_path_buf(), meta.dev())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => at = p.parent(),
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 #[cfg(test)]

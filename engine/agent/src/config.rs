@@ -39,6 +39,10 @@ pub struct PipelineConfig {
     /// Most time between two checkpoint saves (default 1s); they are saved on shutdown too.
     #[serde(default)]
     pub checkpoint_interval: Option<Spanned<weir_core::units::Dur>>,
+    /// How long a file no input follows must be known gone before its checkpoint is dropped
+    /// (default 1h; the rule is in `acks.rs`). Files that still exist keep theirs.
+    #[serde(default)]
+    pub checkpoint_prune_after: Option<Spanned<weir_core::units::Dur>>,
     /// On SIGTERM/SIGINT, how long to drain, flush and save before giving up (default 20s).
     #[serde(default)]
     pub shutdown_timeout: Option<Spanned<weir_core::units::Dur>>,

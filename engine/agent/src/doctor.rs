@@ -26,7 +26,7 @@ use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::checkpoint::{CHECKPOINT_FILE, Checkpoints, FileIdentity};
+use crate::checkpoint::{CHECKPOINT_FILE, Checkpoints, Whereabouts, whereabouts};
 use crate::config::{self, Loaded};
 use crate::inputs::{FileInputConfig, FileMode};
 use crate::kubernetes::{self, KubernetesLogsConfig};
@@ -162,7 +162,12 @@ pub fn check(path: &Path, opts: &Options) -> Report {
     let data_dir = runtime::data_dir(&loaded.config);
     let data_dir_ok = check_data_dir(&data_dir, &mut report);
     let checkpoint_mtime = if data_dir_ok {
-        check_checkpoints(&data_dir, opts, &mut report)
+        let prune_after = loaded
+            .config
+            .checkpoint_prune_after
+            .as_ref()
+            .map_or(crate::acks::DEFAULT_PRUNE_AFTER, |d| d.value.0);
+        check_checkpoints(&data_dir, prune_after, opts, &mut report)
     } else {
         None
     };
@@ -485,7 +490,7 @@ fn check_data_dir(dir: &Path, report: &mut Report) -> bool {
 
 /// Loads the checkpoints in `dir` and compares each offset with its file; returns the
 /// checkpoint file's modification time, for the clock check.
-fn check_checkpoints(dir: &Path, opts: &Options, report: &mut Report) -> Option<SystemTime> {
+fn check_checkpoints(dir: &Path, prune_after: Duration, opts: &Options, report: &mut Report) -> Option<SystemTime> {
     let subject = "checkpoints";
     let store = match Checkpoints::load(dir) {
         Ok(s) => s,
@@ -507,28 +512,38 @@ fn check_checkpoints(dir: &Path, opts: &Options, report: &mut Report) -> Option<
     let mut entries = store.entries();
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     let mut problems = Vec::new();
-    for e in &entries {
+    // Where each file is, by the rule the agent prunes by (see `acks.rs`).
+    let found = whereabouts(
+        &entries
+            .iter()
+            .map(|e| (&e.identity, e.path.as_path()))
+            .collect::<Vec<_>>(),
+    );
+    let after = weir_core::units::Dur(prune_after);
+    for (e, found) in entries.iter().zip(found) {
         let shown = e.path.display();
-        match fs::metadata(&e.path) {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                problems.push(format!("{shown} is gone (rotated or deleted) at offset {}", e.offset));
-            }
-            Err(err) => problems.push(format!("{shown}: {err}")),
-            Ok(meta) => {
-                let same = FileIdentity::of_path(&e.path)
-                    .is_ok_and(|id| id.dev() == e.identity.dev() && id.ino() == e.identity.ino());
-                if !same {
+        match found {
+            Whereabouts::Present(at) if at == e.path => {
+                let size = fs::metadata(&at).map_or(0, |m| m.len());
+                if e.offset > size {
                     problems.push(format!(
-                        "{shown} is now another file (rotated); the checkpointed one is elsewhere or gone"
-                    ));
-                } else if e.offset > meta.len() {
-                    problems.push(format!(
-                        "{shown}: offset {} is beyond its size {} (truncated? it will be read from the start)",
+                        "{shown}: offset {} is beyond its size {size} (truncated? it will be read from the start)",
                         e.offset,
-                        meta.len()
                     ));
                 }
             }
+            Whereabouts::Present(at) => problems.push(format!(
+                "{shown} is now {} (rotated); the checkpoint stays with it, its rest is read from there",
+                at.display()
+            )),
+            Whereabouts::Gone => problems.push(format!(
+                "{shown} is gone (deleted, or moved out of its directory) at offset {}; its checkpoint is \
+                 dropped once it has been gone for checkpoint_prune_after ({after}) while the agent runs",
+                e.offset
+            )),
+            Whereabouts::Unknown(why) => problems.push(format!(
+                "{shown}: cannot tell whether it is still there ({why}); its checkpoint is kept"
+            )),
         }
     }
     let ok = entries.len() - problems.len();

@@ -136,28 +136,31 @@ impl KubernetesLogsConfig {
     }
 
     fn discovery(&self, loaded: &Loaded) -> Result<Discovery, ConfigError> {
-        let set = |list: &[Spanned<String>]| -> Result<Option<Regex>, ConfigError> {
+        let set = |key: &str, list: &[Spanned<String>]| -> Result<Option<Regex>, ConfigError> {
             if list.is_empty() {
                 return Ok(None);
             }
+            let what = format!("kubernetes_logs: `{key}`");
+            // Each pattern alone first, so that an error points at the one that is wrong.
             for p in list {
-                Regex::new(&p.value).map_err(|e| loaded.error(Pos::of(p), format!("bad regex `{}`: {e}", p.value)))?;
+                weir_core::pattern::compile(&what, &p.value).map_err(|e| loaded.error(Pos::of(p), e.0))?;
             }
             let anchored: Vec<String> = list.iter().map(|p| format!("^(?:{})$", p.value)).collect();
-            Regex::new_many(&anchored)
-                .map(Some)
-                .map_err(|e| loaded.error(Pos::of(&list[0]), format!("bad regex: {e}")))
+            Regex::new_many(&anchored).map(Some).map_err(|e| {
+                let all = anchored.join("|");
+                loaded.error(Pos::of(&list[0]), weir_core::pattern::explain(&what, &all, &e))
+            })
         };
         Ok(Discovery {
             include: [
-                set(&self.include_namespaces)?,
-                set(&self.include_pods)?,
-                set(&self.include_containers)?,
+                set("include_namespaces", &self.include_namespaces)?,
+                set("include_pods", &self.include_pods)?,
+                set("include_containers", &self.include_containers)?,
             ],
             exclude: [
-                set(&self.exclude_namespaces)?,
-                set(&self.exclude_pods)?,
-                set(&self.exclude_containers)?,
+                set("exclude_namespaces", &self.exclude_namespaces)?,
+                set("exclude_pods", &self.exclude_pods)?,
+                set("exclude_containers", &self.exclude_containers)?,
             ],
             containers_dir: self
                 .containers_dir

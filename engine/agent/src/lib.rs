@@ -6,6 +6,7 @@ pub mod admin;
 pub mod checkpoint;
 pub mod config;
 pub mod doctor;
+pub mod guard;
 pub mod http_output;
 pub mod inputs;
 pub mod kubernetes;

@@ -223,6 +223,8 @@ fn main() -> ExitCode {
                             records_cut = i.records_cut,
                             unmatched_discarded = i.unmatched_discarded,
                             format_errors = i.format_errors,
+                            bad_times = i.bad_times,
+                            unfinished_messages = i.unfinished_messages,
                             read_errors = i.read_errors,
                             "input done"
                         );
@@ -236,6 +238,9 @@ fn main() -> ExitCode {
                     }
                     for (name, events, bytes) in &summary.outputs {
                         tracing::info!(%name, events, bytes, "output done");
+                    }
+                    if let Some((entries, pruned)) = summary.checkpoints {
+                        tracing::info!(entries, pruned, "checkpoints saved");
                     }
                     if summary.errors.is_empty() {
                         ExitCode::SUCCESS

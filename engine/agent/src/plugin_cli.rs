@@ -65,7 +65,7 @@ pub enum PluginCommand {
         /// Time limit per call.
         #[arg(long, default_value = "1s")]
         timeout: Dur,
-        /// Memory cap.
+        /// Memory cap of the instance (all its memories and tables).
         #[arg(long, default_value = "64MiB")]
         memory: ByteSize,
         /// Fuel per call (off by default).

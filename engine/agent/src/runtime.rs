@@ -30,6 +30,7 @@ use weir_core::pool::BufferPool;
 use crate::acks::{AckPoint, Acks};
 use crate::checkpoint::Checkpoints;
 use crate::config::{ConfigError, ExitWhen, Loaded, PipelineConfig, Pos};
+use crate::guard::{Guard, GuardStats, Slot, WatchedFile, event_hash, fault_point};
 use crate::inputs::{FileMode, Framing, SourceFields, container_fields, read_chunks};
 use crate::outputs::{Format, OutputStats, Sink, open_sink};
 use crate::registry::{InputConfig, OutputConfig};
@@ -148,6 +149,10 @@ pub struct InputStats {
     pub unmatched_discarded: AtomicU64,
     /// Lines not in the input's `format` (kept, with `_error`).
     pub format_errors: AtomicU64,
+    /// Container lines whose time is missing or bad (kept without one, with `_error`).
+    pub bad_times: AtomicU64,
+    /// Container messages that ended before their last piece (kept, with `_error`).
+    pub unfinished_messages: AtomicU64,
 }
 
 impl InputStats {
@@ -158,6 +163,9 @@ impl InputStats {
         self.unmatched_discarded
             .fetch_add(f.unmatched_discarded, Ordering::Relaxed);
         self.format_errors.fetch_add(f.format_errors, Ordering::Relaxed);
+        self.bad_times.fetch_add(f.bad_times, Ordering::Relaxed);
+        self.unfinished_messages
+            .fetch_add(f.unfinished_messages, Ordering::Relaxed);
     }
 }
 
@@ -180,6 +188,10 @@ pub struct InputSummary {
     pub unmatched_discarded: u64,
     /// Lines not in the input's format (kept, with `_error`).
     pub format_errors: u64,
+    /// Container lines whose time is missing or bad (kept without one, with `_error`).
+    pub bad_times: u64,
+    /// Container messages that ended before their last piece (kept, with `_error`).
+    pub unfinished_messages: u64,
     /// Sources that could not be read.
     pub read_errors: u64,
 }
@@ -195,6 +207,9 @@ pub struct Summary {
     pub outputs: Vec<(String, u64, u64)>,
     /// Problems that did not stop the run (unreadable files); the run exits non-zero.
     pub errors: Vec<String>,
+    /// With follow-mode inputs: files in the checkpoint store at the end, and checkpoints
+    /// of gone files pruned during the run.
+    pub checkpoints: Option<(usize, u64)>,
 }
 
 /// One source read to its end: stdin or one file (`mode: once`).
@@ -279,6 +294,8 @@ struct Plan<'a> {
     tail_stats: Vec<Arc<TailStats>>,
     /// The checkpoint store, when some input follows files.
     acks: Option<Arc<Acks>>,
+    /// The crash-loop guard, with the checkpoint store.
+    guard: Option<Arc<Guard>>,
 }
 
 impl<'a> Plan<'a> {
@@ -321,11 +338,12 @@ impl<'a> Plan<'a> {
             output_pool: Arc::new(BufferPool::new((2 * workers + 4) * cfg.outputs.len())),
             tail_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
             acks: None,
+            guard: None,
         }
     }
 
-    /// A worker's own pipeline and encoders.
-    fn worker(&self) -> anyhow::Result<Worker> {
+    /// Worker `n`'s own pipeline and encoders.
+    fn worker(&self, n: usize) -> anyhow::Result<Worker> {
         let stages = self
             .cfg
             .processors
@@ -347,6 +365,8 @@ impl<'a> Plan<'a> {
             frame_keys: self.frame_keys,
             keys: self.keys.clone(),
             acks: self.acks.clone(),
+            guard: self.guard.as_ref().map(|g| (g.clone(), g.slot(n))),
+            single: Batch::default(),
         })
     }
 
@@ -406,7 +426,7 @@ impl<'a> Plan<'a> {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
         let mut m = crate::admin::Metrics::default();
         type InputCounter = fn(&InputStats) -> &AtomicU64;
-        let input_counters: [(&str, &str, InputCounter); 6] = [
+        let input_counters: [(&str, &str, InputCounter); 8] = [
             ("weir_input_events_total", "Events made by the input.", |s| &s.events),
             ("weir_input_bytes_total", "Bytes read by the input.", |s| &s.bytes),
             (
@@ -418,6 +438,16 @@ impl<'a> Plan<'a> {
                 "weir_input_format_errors_total",
                 "Lines not in the input's format.",
                 |s| &s.format_errors,
+            ),
+            (
+                "weir_input_bad_times_total",
+                "Container lines whose time is missing or not a timestamp.",
+                |s| &s.bad_times,
+            ),
+            (
+                "weir_input_unfinished_messages_total",
+                "Container messages that ended before their last piece.",
+                |s| &s.unfinished_messages,
             ),
             ("weir_input_read_errors_total", "Sources that could not be read.", |s| {
                 &s.read_errors
@@ -554,6 +584,38 @@ impl<'a> Plan<'a> {
                 "Checkpoint saves that failed.",
             );
             m.sample("weir_checkpoint_save_errors_total", &[], acks.save_errors() as f64);
+            m.family("weir_checkpoint_entries", "gauge", "Files in the checkpoint store.");
+            m.sample("weir_checkpoint_entries", &[], acks.checkpoint_entries() as f64);
+            m.family(
+                "weir_checkpoints_pruned_total",
+                "counter",
+                "Checkpoints dropped because their file was gone for checkpoint_prune_after.",
+            );
+            m.sample("weir_checkpoints_pruned_total", &[], acks.checkpoints_pruned() as f64);
+        }
+        if let Some(guard) = &self.guard {
+            type GuardCounter = fn(&GuardStats) -> &AtomicU64;
+            let guard_counters: [(&str, &str, GuardCounter); 3] = [
+                (
+                    "weir_crash_batches_recovered_total",
+                    "Batches in flight when the previous run ended abnormally (found at start).",
+                    |s| &s.recovered,
+                ),
+                (
+                    "weir_guarded_batches_total",
+                    "Batches processed one event at a time because an earlier run died on their bytes.",
+                    |s| &s.guarded_batches,
+                ),
+                (
+                    "weir_quarantined_events_total",
+                    "Events set aside because the agent died twice processing them (to dead_letter when set).",
+                    |s| &s.quarantined,
+                ),
+            ];
+            for (name, help, f) in guard_counters {
+                m.family(name, "counter", help);
+                m.sample(name, &[], get(f(&guard.stats)));
+            }
         }
         m.finish()
     }
@@ -562,6 +624,10 @@ impl<'a> Plan<'a> {
         let cfg = self.cfg;
         let mut summary = Summary {
             errors,
+            checkpoints: self
+                .acks
+                .as_ref()
+                .map(|a| (a.checkpoint_entries(), a.checkpoints_pruned())),
             ..Summary::default()
         };
         for (i, st) in self.input_stats.iter().enumerate() {
@@ -575,6 +641,8 @@ impl<'a> Plan<'a> {
                 records_cut: get(&st.records_cut),
                 unmatched_discarded: get(&st.unmatched_discarded),
                 format_errors: get(&st.format_errors),
+                bad_times: get(&st.bad_times),
+                unfinished_messages: get(&st.unfinished_messages),
                 read_errors: get(&st.read_errors),
             });
         }
@@ -605,6 +673,16 @@ struct Worker {
     frame_keys: FrameKeys,
     keys: Arc<KeyTable>,
     acks: Option<Arc<Acks>>,
+    /// The crash-loop guard and this worker's in-flight slot.
+    guard: Option<(Arc<Guard>, Slot)>,
+    /// A batch of one event, for guarded batches.
+    single: Batch,
+}
+
+/// The encoded bytes and event counts of a batch, per output.
+struct PerOutput {
+    bufs: Vec<Vec<u8>>,
+    events: Vec<u64>,
 }
 
 impl Worker {
@@ -657,13 +735,102 @@ impl Worker {
         })
     }
 
+    /// Processes one chunk: split or fill a batch, run the pipeline, encode for every output.
+    /// A chunk of a file that an earlier run died on goes one event at a time (see `guard`).
     fn process(&mut self, work: Work) -> Encoded {
+        let Some((file, start, end)) = self.watch(&work) else {
+            return self.process_batch(work);
+        };
+        let done = if self
+            .guard
+            .as_ref()
+            .is_some_and(|(g, _)| g.guards(&file.identity, start, end))
+        {
+            self.process_guarded(work, &file, start, end)
+        } else {
+            self.process_batch(work)
+        };
+        if let Some((_, slot)) = &mut self.guard {
+            slot.clear();
+        }
+        done
+    }
+
+    /// For a chunk of a file with checkpoints: the file and the chunk's byte range, recorded
+    /// in this worker's in-flight slot until the chunk is encoded.
+    fn watch(&mut self, work: &Work) -> Option<(WatchedFile, u64, u64)> {
+        let (_, slot) = self.guard.as_mut()?;
+        let file = self.acks.as_ref()?.file(work.ack?)?;
+        let (start, len) = match &work.payload {
+            Payload::Lines(c) => (c.offset, c.data.len()),
+            Payload::Framed(f) => (f.offset, f.data.len()),
+        };
+        let end = start + len as u64;
+        slot.set(&file, start, end, None);
+        Some((file, start, end))
+    }
+
+    fn process_batch(&mut self, work: Work) -> Encoded {
         if let Some(done) = self.plain_lines(&work) {
             if let Payload::Lines(chunk) = work.payload {
                 self.chunk_pool.give(chunk.data);
             }
             return done;
         }
+        let (source, seq, ack) = self.fill(work);
+        fault_point(&self.batch);
+        self.pipeline.run(&mut self.batch);
+        let mut out = self.take_outputs(self.batch.chunk().len());
+        encode_batch(&mut self.encoders, &self.batch, &mut out);
+        self.encoded(source, seq, ack, out)
+    }
+
+    /// A chunk whose bytes an earlier run died on: each event goes through the pipeline on
+    /// its own, named in the slot first, so a second death pins the record; a record pinned
+    /// so (quarantined) is set aside instead of processed. Copies the chunk once per event:
+    /// slow, and only for the few chunks that need it.
+    fn process_guarded(&mut self, work: Work, file: &WatchedFile, start: u64, end: u64) -> Encoded {
+        let Some((guard, _)) = &self.guard else {
+            return self.process_batch(work);
+        };
+        let guard = guard.clone();
+        guard.stats.guarded_batches.fetch_add(1, Ordering::Relaxed);
+        let (source, seq, ack) = self.fill(work);
+        let mut out = self.take_outputs(self.batch.chunk().len());
+        let mut one = std::mem::take(&mut self.single);
+        for i in 0..self.batch.len() {
+            self.batch.copy_event_into(i, &mut one);
+            let hash = event_hash(self.batch.bytes(self.batch.events()[i].raw()));
+            if let Some(suspect) = guard.quarantined(&file.identity, start, end, hash) {
+                guard.stats.quarantined.fetch_add(1, Ordering::Relaxed);
+                let raw = one.bytes(one.events()[0].raw());
+                tracing::error!(
+                    file = %file.path.display(),
+                    batch = format!("bytes {}..{}", suspect.start, suspect.end),
+                    record = %String::from_utf8_lossy(&raw[..raw.len().min(200)]),
+                    "quarantined: the agent died twice processing this record; it is not processed \
+                     (sent to dead_letter when the pipeline has one, else dropped) and counted"
+                );
+                let why = one.push_arena(b"quarantined: the agent died twice while processing this record");
+                let (_, events) = one.parts_mut();
+                events[0].set(self.frame_keys.error, Value::Str(why));
+                events[0].mark_dead_letter();
+            } else {
+                if let Some((_, slot)) = &mut self.guard {
+                    slot.set(file, start, end, Some(hash));
+                }
+                fault_point(&one);
+                self.pipeline.run(&mut one);
+            }
+            encode_batch(&mut self.encoders, &one, &mut out);
+        }
+        self.single = one;
+        self.encoded(source, seq, ack, out)
+    }
+
+    /// Makes `self.batch` from the chunk (lines split, or framed records), with the pod's
+    /// fields; returns the chunk's source, sequence number and ack point.
+    fn fill(&mut self, work: Work) -> (u32, u64, Option<AckPoint>) {
         let batch = &mut self.batch;
         let stats = &self.input_stats[work.input];
         match work.payload {
@@ -698,29 +865,40 @@ impl Worker {
                 }
             }
         }
-        self.pipeline.run(batch);
-        let mut events = Vec::with_capacity(self.encoders.len());
-        let mut per_output = Vec::with_capacity(self.encoders.len());
-        for (encoder, route) in &mut self.encoders {
-            let mut out = self
-                .output_pool
-                .take_empty(batch.chunk().len() + batch.chunk().len() / 4);
-            encoder.encode_route(batch, *route, &mut out);
-            events.push(match route {
-                Route::Main => batch.live().count() as u64,
-                Route::DeadLetter => batch.dead_letters().count() as u64,
-            });
-            per_output.push(out);
+        (work.source, work.seq, work.ack)
+    }
+
+    /// Empty pooled buffers, one per output, for a chunk of `len` bytes.
+    fn take_outputs(&self, len: usize) -> PerOutput {
+        PerOutput {
+            bufs: (0..self.encoders.len())
+                .map(|_| self.output_pool.take_empty(len + len / 4))
+                .collect(),
+            events: vec![0; self.encoders.len()],
         }
+    }
+
+    fn encoded(&self, source: u32, seq: u64, ack: Option<AckPoint>, out: PerOutput) -> Encoded {
         Encoded {
-            source: work.source,
-            seq: work.seq,
-            undelivered: AtomicUsize::new(per_output.len()),
-            events,
-            per_output,
+            source,
+            seq,
+            undelivered: AtomicUsize::new(out.bufs.len()),
+            events: out.events,
+            per_output: out.bufs,
             pool: self.output_pool.clone(),
-            ack: work.ack.zip(self.acks.clone()),
+            ack: ack.zip(self.acks.clone()),
         }
+    }
+}
+
+/// Appends `batch`'s events to every output's buffer, each through its encoder and route.
+fn encode_batch(encoders: &mut [(Box<dyn Encoder>, Route)], batch: &Batch, out: &mut PerOutput) {
+    for ((encoder, route), (buf, events)) in encoders.iter_mut().zip(out.bufs.iter_mut().zip(&mut out.events)) {
+        encoder.encode_route(batch, *route, buf);
+        *events += match route {
+            Route::Main => batch.live().count() as u64,
+            Route::DeadLetter => batch.dead_letters().count() as u64,
+        };
     }
 }
 
@@ -858,7 +1036,12 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
         let store = Checkpoints::load(&dir).map_err(|e| {
             anyhow!("{e}; move the file away to start over (files are then read again from their head, or tail)")
         })?;
-        plan.acks = Some(Arc::new(Acks::new(store)));
+        plan.guard = Some(Arc::new(Guard::recover(&dir, &store)));
+        let prune_after = cfg
+            .checkpoint_prune_after
+            .as_ref()
+            .map_or(crate::acks::DEFAULT_PRUNE_AFTER, |d| d.value.0);
+        plan.acks = Some(Arc::new(Acks::new(store).with_prune_after(prune_after)));
     }
     let checkpoint_interval = cfg
         .checkpoint_interval
@@ -988,6 +1171,7 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
         if let Some(acks) = &plan.acks {
             s.spawn(|| {
                 while !finished.load(Ordering::Relaxed) {
+                    acks.prune_if_due();
                     acks.save_if_due(checkpoint_interval);
                     std::thread::sleep(checkpoint_interval.min(Duration::from_millis(100)));
                 }
@@ -1001,11 +1185,11 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
         }
 
         let mut worker_handles = Vec::new();
-        for _ in 0..workers {
+        for n in 0..workers {
             let rx = work_rx.clone();
             let close = close_rx.clone();
             let tx = done_tx.clone();
-            let mut worker = plan.worker()?;
+            let mut worker = plan.worker(n)?;
             worker_handles.push(s.spawn(move || {
                 loop {
                     crossbeam_channel::select! {
@@ -1222,7 +1406,8 @@ impl Reorder {
 }
 
 /// Runs the pipeline of `loaded` on one thread over `input`, as if it came from the first
-/// input's single source, delivered in reads that end at the offsets in `cuts`. Returns
+/// input's single source, delivered in reads that end at the offsets in `cuts` (in
+/// increasing order). Returns
 /// the bytes each output would get, and the summary. The stages are the ones `run` uses.
 pub fn run_in_memory(
     loaded: &Loaded,
@@ -1233,7 +1418,7 @@ pub fn run_in_memory(
     validate(loaded)?;
     let cfg = &loaded.config;
     let plan = Plan::new(cfg, 1, 1);
-    let mut worker = plan.worker()?;
+    let mut worker = plan.worker(0)?;
     let mut source = resolve_sources(loaded)?
         .remove(0)
         .into_iter()
@@ -1273,11 +1458,13 @@ struct CutReader<'a> {
 
 impl std::io::Read for CutReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // A binary search: a scan from the start made one-byte reads quadratic.
+        let next = self.cuts.partition_point(|&c| c <= self.pos);
         let end = self
             .cuts
-            .iter()
+            .get(next)
             .copied()
-            .find(|&c| c > self.pos && c < self.data.len())
+            .filter(|&c| c < self.data.len())
             .unwrap_or(self.data.len());
         let n = (end - self.pos).min(buf.len());
         buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);

@@ -22,7 +22,7 @@
 //! - **Wake-ups.** inotify (the notify crate) on the globs' directories wakes the loop at
 //!   once; `poll_interval` polling is the fallback and always on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -231,6 +231,9 @@ impl Tailer {
         input: Arc<InputStats>,
     ) -> Tailer {
         let wake = watch(&settings.paths);
+        // Checkpoints of files that moved while the agent was down are what the first scan
+        // finds them by: none is pruned before it.
+        acks.tailer_starting();
         Tailer {
             settings,
             acks,
@@ -330,20 +333,22 @@ impl Tailer {
     /// Finds the files the globs match now: new ones are opened, moved ones noted.
     fn scan(&mut self) {
         let now = Instant::now();
-        let mut seen: Vec<(u64, u64)> = Vec::new();
         if let Some(d) = &self.settings.discovery {
             d.refresh();
         }
+        let mut found: Vec<(PathBuf, (u64, u64))> = Vec::new();
+        let mut seen: HashSet<(u64, u64)> = HashSet::new();
         for path in matched(&self.settings.paths, &self.settings.exclude) {
             let Ok(meta) = std::fs::metadata(&path) else { continue };
-            if !meta.is_file() {
-                continue;
+            // The same file through a symlink is read once.
+            if meta.is_file() && seen.insert((meta.dev(), meta.ino())) {
+                found.push((path, (meta.dev(), meta.ino())));
             }
-            let key = (meta.dev(), meta.ino());
-            if seen.contains(&key) {
-                continue; // the same file through a symlink: read once
-            }
-            seen.push(key);
+        }
+        if !self.started {
+            self.recover(&found);
+        }
+        for (path, key) in found {
             if let Some(t) = self.files.get(&key)
                 && t.file.is_none()
                 && !FileIdentity::of_path(&path).is_ok_and(|id| id.same_file_as(&t.identity))
@@ -365,48 +370,121 @@ impl Tailer {
             }
             self.open_new(key, path);
         }
-        if !self.started {
-            self.recover_rotated(&seen);
-        }
         for (key, t) in &mut self.files {
             if !seen.contains(key) && t.gone_since.is_none() {
                 t.gone_since = Some(now);
             }
         }
+        if !self.started {
+            self.acks.tailer_started();
+        }
         self.started = true;
     }
 
-    /// At start: files with a checkpoint that are no longer at their path because they were
-    /// rotated while the agent was down. Found by identity next to where they were, they are
-    /// read to their end like any rotated file.
-    fn recover_rotated(&mut self, seen: &[(u64, u64)]) {
+    /// At start: files with a checkpoint whose bytes beyond it are no longer at their path,
+    /// because the file was rotated or copytruncated while the agent was down (or killed
+    /// before it delivered what it had read of them). Each is looked for in the directory
+    /// it was in: the file itself under another name (same device, inode and first bytes),
+    /// or else a copy of it (another file that starts with the bytes the checkpoint's
+    /// identity signed, longer than the checkpoint). What it has beyond the checkpoint is
+    /// read from there; one outside the globs is let go at its end, like any rotated file.
+    ///
+    /// Runs before the globs' files are opened: opening a copytruncated file replaces its
+    /// old checkpoint, and registering the copy first means a checkpoint saved in between
+    /// still leads here.
+    fn recover(&mut self, found: &[(PathBuf, (u64, u64))]) {
         let patterns: Vec<glob::Pattern> = self
             .settings
             .paths
             .iter()
             .filter_map(|p| glob::Pattern::new(p).ok())
             .collect();
-        for (identity, path, offset) in self.acks.stored() {
+        let stored = self.acks.stored();
+        let checkpointed: HashSet<(u64, u64)> = stored.iter().map(|(id, _, _)| (id.dev(), id.ino())).collect();
+        let in_globs: HashMap<(u64, u64), &PathBuf> = found.iter().map(|(p, k)| (*k, p)).collect();
+        let mut listings: HashMap<PathBuf, Vec<(PathBuf, std::fs::Metadata)>> = HashMap::new();
+        // Files found under another name first: a copy must not be taken for them.
+        let mut plans: Vec<(PathBuf, u64, PathBuf, &'static str)> = Vec::new();
+        let mut copies_wanted = Vec::new();
+        for (identity, path, offset) in stored {
             let key = (identity.dev(), identity.ino());
-            if seen.contains(&key) || !patterns.iter().any(|p| p.matches_path(&path)) {
+            if !patterns.iter().any(|p| p.matches_path(&path)) {
+                continue;
+            }
+            if in_globs
+                .get(&key)
+                .is_some_and(|p| FileIdentity::of_path(p).is_ok_and(|id| id.same_file_as(&identity)))
+            {
+                continue; // still in the globs: opened by the scan, resumed at its checkpoint
+            }
+            let Some(dir) = path.parent() else { continue };
+            let listing = listings.entry(dir.to_path_buf()).or_insert_with(|| list(dir));
+            let renamed = listing
+                .iter()
+                .find(|(_, m)| (m.dev(), m.ino()) == key)
+                .and_then(|(p, m)| {
+                    FileIdentity::of_path(p)
+                        .is_ok_and(|id| id.same_file_as(&identity))
+                        .then(|| (p.clone(), m.len()))
+                });
+            match renamed {
+                Some((moved, len)) if len > offset => {
+                    plans.push((path, offset, moved, "rotated"));
+                }
+                Some(_) => {}
+                None => copies_wanted.push((identity, path, offset)),
+            }
+        }
+        let mut taken: HashSet<(u64, u64)> = plans
+            .iter()
+            .filter_map(|(_, _, at, _)| std::fs::metadata(at).ok().map(|m| (m.dev(), m.ino())))
+            .collect();
+        for (identity, path, offset) in copies_wanted {
+            // An empty signature matches any file: such a checkpoint cannot tell its copy.
+            if identity.signed_len() == 0 {
                 continue;
             }
             let Some(dir) = path.parent() else { continue };
-            let Ok(entries) = std::fs::read_dir(dir) else { continue };
-            for entry in entries.flatten() {
-                let Ok(meta) = entry.metadata() else { continue };
-                if (meta.dev(), meta.ino()) != key || !meta.is_file() {
-                    continue;
-                }
-                let moved = entry.path();
-                if meta.len() > offset && FileIdentity::of_path(&moved).is_ok_and(|id| id.same_file_as(&identity)) {
-                    tracing::info!(file = %moved.display(), was = %path.display(), offset, "rotated while the agent was down: reading the rest");
-                    self.open_new(key, moved);
+            let listing = &listings[dir];
+            // The longest candidate has the most of what was written before the copy.
+            let copy = listing
+                .iter()
+                .filter(|(_, m)| {
+                    let key = (m.dev(), m.ino());
+                    m.is_file()
+                        && m.len() > offset
+                        && key != (identity.dev(), identity.ino())
+                        && !checkpointed.contains(&key)
+                        && !taken.contains(&key)
+                })
+                .filter(|(p, _)| FileIdentity::of_path(p).is_ok_and(|id| id.starts_like(&identity)))
+                .max_by_key(|(_, m)| m.len());
+            if let Some((copy, m)) = copy {
+                taken.insert((m.dev(), m.ino()));
+                plans.push((path, offset, copy.clone(), "copytruncated"));
+            }
+        }
+        for (path, offset, at, how) in plans {
+            let Ok(meta) = std::fs::metadata(&at) else { continue };
+            let key = (meta.dev(), meta.ino());
+            tracing::info!(
+                file = %path.display(),
+                from = %at.display(),
+                offset,
+                "{how} while the agent was down, or before what was read of it was delivered: reading the rest from {}",
+                at.display()
+            );
+            match in_globs.get(&key) {
+                // A copy the globs match is followed from here on, like any file.
+                Some(&matched) => self.open_at(key, matched.clone(), None, offset),
+                // Outside the globs: read to its end, then let go. Its checkpoint keeps the
+                // path it was followed at, so a crash before then finds it again here.
+                None => {
+                    self.open_at(key, at, Some(path), offset);
                     if let Some(t) = self.files.get_mut(&key) {
                         t.gone_since = Some(Instant::now());
                     }
                 }
-                break;
             }
         }
     }
@@ -439,13 +517,27 @@ impl Tailer {
         }
     }
 
+    /// Opens a file the globs found, at its checkpoint if it has one.
     fn open_new(&mut self, key: (u64, u64), path: PathBuf) {
+        self.open(key, path, None, None);
+    }
+
+    /// Opens the file at `path` and reads it from `start`, whatever its checkpoint says (a
+    /// file found at start by its old checkpoint: see [`Self::recover`]). `shown` is the path
+    /// its checkpoint keeps, when not `path`.
+    fn open_at(&mut self, key: (u64, u64), path: PathBuf, shown: Option<PathBuf>, start: u64) {
+        self.open(key, path, shown, Some(start));
+    }
+
+    fn open(&mut self, key: (u64, u64), path: PathBuf, shown: Option<PathBuf>, start: Option<u64>) {
         let pod = match &self.settings.discovery {
-            Some(d) => match d.fields(&path) {
+            Some(d) => match d.fields(shown.as_ref().unwrap_or(&path)) {
                 Some(fields) => Some(fields),
                 None => return, // left out by the input's patterns
             },
-            None if self.settings.pod_fields => crate::inputs::container_fields(&path).map(SourceFields::from),
+            None if self.settings.pod_fields => {
+                crate::inputs::container_fields(shown.as_ref().unwrap_or(&path)).map(SourceFields::from)
+            }
             None => None,
         };
         if !self.make_room() {
@@ -457,29 +549,16 @@ impl Tailer {
             return; // replaced between stat and open: the next scan sees the new one
         }
         let size = file.metadata().map_or(0, |m| m.len());
-        let start = match self.acks.lookup(&identity) {
-            Ok(Some(offset)) if offset <= size => {
-                self.stats.resumed.fetch_add(1, Ordering::Relaxed);
-                offset
-            }
-            Ok(Some(offset)) => {
-                tracing::warn!(file = %path.display(), offset, size, "file is shorter than its checkpoint: truncated while the agent was away; reading it from the start");
-                self.stats.truncations.fetch_add(1, Ordering::Relaxed);
-                0
-            }
-            Err(_) | Ok(None) => {
-                if !self.started && self.settings.read_from == ReadFrom::Tail {
-                    size
-                } else {
-                    0
-                }
-            }
+        let start = match start {
+            Some(start) => start.min(size),
+            None => self.start_of(&identity, &path, size),
         };
         let format = self.detect(&file);
         let mut file = file;
         if file.seek(SeekFrom::Start(start)).is_err() {
             return;
         }
+        let path = shown.unwrap_or(path);
         let source = self.next_source.fetch_add(1, Ordering::Relaxed);
         self.acks.register(source, identity.clone(), &path, start);
         self.stats.files_found.fetch_add(1, Ordering::Relaxed);
@@ -505,6 +584,30 @@ impl Tailer {
                 format,
             },
         );
+    }
+
+    /// Where a file found by the globs starts: its checkpoint; its head when it has none, or
+    /// its end with `read_from: tail` when it was there at start. A file that took the place
+    /// of a checkpointed one (same device and inode, other first bytes: truncated and written
+    /// again, or a new file on a reused inode) came after the agent last looked: its head.
+    fn start_of(&self, identity: &FileIdentity, path: &Path, size: u64) -> u64 {
+        match self.acks.lookup(identity) {
+            Ok(Some(offset)) if offset <= size => {
+                self.stats.resumed.fetch_add(1, Ordering::Relaxed);
+                offset
+            }
+            Ok(Some(offset)) => {
+                tracing::warn!(file = %path.display(), offset, size, "file is shorter than its checkpoint: truncated while the agent was away; reading it from the start");
+                self.stats.truncations.fetch_add(1, Ordering::Relaxed);
+                0
+            }
+            Err(offset) => {
+                tracing::debug!(file = %path.display(), offset, "another file than the one checkpointed (truncated and written again, or a reused inode): reading it from the start");
+                0
+            }
+            Ok(None) if !self.started && self.settings.read_from == ReadFrom::Tail => size,
+            Ok(None) => 0,
+        }
     }
 
     fn chunker(&self, offset: u64) -> LineChunker {
@@ -562,6 +665,12 @@ impl Tailer {
             // Closed to save descriptors: reopen when it grew (and is still the same file).
             let grew = std::fs::metadata(&t.path)
                 .is_ok_and(|m| (m.dev(), m.ino()) == (t.identity.dev(), t.identity.ino()) && m.len() != t.size);
+            if !grew
+                && t.gone_since
+                    .is_some_and(|g| g.elapsed() >= self.settings.timing.rotate_wait)
+            {
+                return self.closed_and_gone(t, send);
+            }
             if !grew || !self.make_room() {
                 return Ok(Some(false));
             }
@@ -699,6 +808,46 @@ impl Tailer {
         Ok(Some(false))
     }
 
+    /// A file closed to save descriptors left the globs and stayed away `rotate_wait`. It
+    /// was closed at its end: renamed within its directory with new bytes, it is reopened
+    /// there and read to its end (`Some`); otherwise (deleted, or nothing new) it is let go
+    /// (`None`), and its checkpoint with it.
+    fn closed_and_gone(
+        &mut self,
+        t: &mut Tracked,
+        send: &mut dyn FnMut(TailChunk) -> bool,
+    ) -> Result<Option<bool>, ()> {
+        let key = (t.identity.dev(), t.identity.ino());
+        let moved = t
+            .path
+            .parent()
+            .map(list)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(_, m)| (m.dev(), m.ino()) == key && m.len() > t.read_offset());
+        if let Some((moved, _)) = moved
+            && self.make_room()
+            && let Ok(mut f) = File::open(&moved)
+            && FileIdentity::of(&f).is_ok_and(|id| id.same_file_as(&t.identity))
+            && f.seek(SeekFrom::Start(t.read_offset())).is_ok()
+        {
+            tracing::debug!(file = %t.path.display(), now = %moved.display(), "renamed while closed to save descriptors: reading the rest");
+            t.file = Some(f);
+            self.stats.files_open.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(false));
+        }
+        tracing::debug!(file = %t.path.display(), end = t.read_offset(), "left the globs while closed to save descriptors; let go");
+        // Its last line without a newline goes out, as for any file let go.
+        while let Some(chunk) = t.chunker.next_chunk(true, true) {
+            self.send_chunk(t, chunk, send)?;
+        }
+        self.flush_framer(t, send)?;
+        self.acks.release(t.source, t.read_offset());
+        self.count_frames(t);
+        self.stats.files_released.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
+    }
+
     fn lost(&self, t: &Tracked, why: &str) {
         let lost = t.size.saturating_sub(t.read_offset());
         if lost > 0 {
@@ -771,11 +920,14 @@ impl Tailer {
             size,
             "file truncated: reading it again from the start"
         );
+        let end = t.read_offset();
         let file = t.file.as_mut().expect("open");
         let _ = file.seek(SeekFrom::Start(0));
         let identity = FileIdentity::of(file).unwrap_or_else(|_| t.identity.clone());
         t.identity = identity.clone();
-        t.generation = self.acks.restart(t.source, identity);
+        // The old contents keep their checkpoint until delivered up to `end`: killed before
+        // that, the next start finds the copy by it (see `recover`).
+        t.generation = self.acks.restart(t.source, identity, end);
         self.count_frames(t);
         t.chunker = self.chunker(0);
         t.framer = self.framer(t.format);
@@ -796,6 +948,7 @@ impl Tailer {
             ..Framed::default()
         };
         framer.finish(&mut framed);
+        self.input.add_frame(framer.take_stats());
         let ack = AckPoint {
             source: t.source,
             generation: t.generation,
@@ -814,6 +967,8 @@ impl Tailer {
                     ..Framed::default()
                 };
                 framer.frame(chunk, &mut framed);
+                // Counted as it goes, so that /metrics shows a followed file's problems.
+                self.input.add_frame(framer.take_stats());
                 let offset = framer.held_from().unwrap_or(end);
                 (TailPayload::Framed(framed), offset)
             }
@@ -851,6 +1006,18 @@ impl Tailer {
             self.input.add_frame(f.stats());
         }
     }
+}
+
+/// The entries of `dir` with their metadata (not following links); empty when it cannot
+/// be read.
+fn list(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok().map(|m| (e.path(), m)))
+        .collect()
 }
 
 /// Whether `file` starts with `head` (bytes read from its start earlier).

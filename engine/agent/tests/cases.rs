@@ -15,6 +15,7 @@
 //! dead_letter: |                       # optional: events expected at the dead-letter output
 //!   {...}
 //! failures: 0                          # optional: total failures counted by the processors
+//! input: { format_errors: 1 }           # optional: the input's counters named here
 //! ```
 //!
 //! `WEIR_CASES=multiline cargo test -p weir --test cases` runs only the matching cases.
@@ -38,6 +39,22 @@ struct Case {
     dead_letter: Option<String>,
     #[serde(default)]
     failures: Option<u64>,
+    #[serde(default)]
+    input: std::collections::BTreeMap<String, u64>,
+}
+
+/// The input counter `name` of a run's summary.
+fn input_counter(i: &weir::runtime::InputSummary, name: &str) -> u64 {
+    match name {
+        "lines_cut" => i.lines_cut,
+        "empty_skipped" => i.empty_skipped,
+        "records_cut" => i.records_cut,
+        "unmatched_discarded" => i.unmatched_discarded,
+        "format_errors" => i.format_errors,
+        "bad_times" => i.bad_times,
+        "unfinished_messages" => i.unfinished_messages,
+        other => panic!("no input counter `{other}`"),
+    }
 }
 
 fn root() -> PathBuf {
@@ -108,6 +125,10 @@ fn check_run(path: &Path, case: &Case, loaded: &Loaded, cuts: &[usize], chunk_by
     if let Some(want) = case.failures {
         let failures: u64 = summary.processors.iter().map(|(_, s)| s.failures).sum();
         assert_eq!(failures, want, "{} {how}: failures", path.display());
+    }
+    for (name, want) in &case.input {
+        let got = input_counter(&summary.inputs[0], name);
+        assert_eq!(got, *want, "{} {how}: input counter {name}", path.display());
     }
 }
 

@@ -1,5 +1,6 @@
 //! The checkpoint store and file identity: identity across growth, truncation and inode reuse;
-//! the on-disk format, its atomic save and its errors; offsets that never move backwards.
+//! the on-disk format, its atomic save and its errors; offsets that never move backwards;
+//! where a checkpointed file is now (what pruning relies on).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use weir::checkpoint::{
     CHECKPOINT_FILE, CheckpointError, Checkpoints, CommitOutcome, FileIdentity, Lookup, SIGNATURE_LEN, TEMP_FILE,
+    Whereabouts, whereabouts,
 };
 
 fn write(path: &Path, bytes: &[u8]) {
@@ -316,4 +318,70 @@ fn save_if_due_respects_the_interval_and_dirtiness() {
     assert_eq!(Checkpoints::load(dir.path()).unwrap().get(&ia), Some(1));
     assert!(cps.save_if_due(t0 + interval, interval).unwrap());
     assert_eq!(Checkpoints::load(dir.path()).unwrap().get(&ia), Some(2));
+}
+
+/// `whereabouts` of one entry read back from disk (no prefix bytes in memory, as after a
+/// restart).
+fn where_is(dir: &Path, identity: &FileIdentity, path: &Path) -> Whereabouts {
+    let mut store = Checkpoints::new(dir.join("data"));
+    store.commit(identity, path, 1);
+    store.save().unwrap();
+    let loaded = Checkpoints::load(dir.join("data")).unwrap();
+    let e = loaded.entries()[0].clone();
+    whereabouts(&[(&e.identity, &e.path)]).remove(0)
+}
+
+#[test]
+fn whereabouts_finds_a_file_at_its_path_or_renamed_in_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    write(&p, b"a first line\n");
+    let a = id(&p);
+    append(&p, b"grown since\n");
+    assert_eq!(where_is(dir.path(), &a, &p), Whereabouts::Present(p.clone()));
+    let moved = dir.path().join("a.log.1");
+    fs::rename(&p, &moved).unwrap();
+    assert_eq!(where_is(dir.path(), &a, &p), Whereabouts::Present(moved));
+}
+
+#[test]
+fn whereabouts_knows_a_deleted_file_an_emptied_one_and_a_removed_directory_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("pod/container");
+    fs::create_dir_all(&logs).unwrap();
+    let p = logs.join("0.log");
+    write(&p, b"a first line\n");
+    let a = id(&p);
+    // Emptied and written again: same inode, other contents.
+    write(&p, b"other contents\n");
+    assert_eq!(where_is(dir.path(), &a, &p), Whereabouts::Gone);
+    fs::remove_file(&p).unwrap();
+    assert_eq!(where_is(dir.path(), &a, &p), Whereabouts::Gone);
+    // The pod's directory removed with everything in it (Kubernetes after a pod is deleted).
+    fs::remove_dir_all(dir.path().join("pod")).unwrap();
+    assert_eq!(where_is(dir.path(), &a, &p), Whereabouts::Gone);
+}
+
+#[test]
+fn whereabouts_cannot_tell_when_the_directory_is_on_another_device() {
+    // A volume not mounted (or another one mounted) where the file was: its directory, or
+    // the nearest one above it, is on another device. That is no proof the file is gone.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    write(&p, b"a first line\n");
+    let a = id(&p);
+    let shm = Path::new("/dev/shm");
+    let other = match fs::metadata(shm) {
+        Ok(m) if m.is_dir() && std::os::unix::fs::MetadataExt::dev(&m) != a.dev() => tempfile::tempdir_in(shm).unwrap(),
+        _ => {
+            eprintln!("no directory on another device (/dev/shm) here: nothing to check");
+            return;
+        }
+    };
+    let elsewhere = other.path().join("a.log");
+    assert!(
+        matches!(where_is(dir.path(), &a, &elsewhere), Whereabouts::Unknown(why) if why.contains("another device"))
+    );
+    let below = other.path().join("gone/dir/a.log");
+    assert!(matches!(where_is(dir.path(), &a, &below), Whereabouts::Unknown(why) if why.contains("another device")));
 }

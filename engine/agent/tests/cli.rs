@@ -118,14 +118,50 @@ fn check_accepts_every_shipped_pipeline() {
 }
 
 #[test]
-fn quickstart_example_runs() {
+fn quickstart_example_parses_times_and_keeps_the_failed_requests() {
     let out = weir().args(["run", "-c", "examples/quickstart.yaml"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 40);
-    assert_eq!(lines[0]["service"], "web");
-    assert!(lines[0]["line"].as_str().unwrap().contains("HTTP/1.1"));
+    let log = std::fs::read_to_string(root().join("testdata/logs/nginx_access.log")).unwrap();
+    let failed = log
+        .lines()
+        .filter(|l| l.split(' ').nth(8).is_some_and(|s| s.starts_with(['4', '5'])))
+        .count();
+    assert_eq!(lines.len(), failed, "one event per 4xx/5xx request: {text}");
+    for line in &lines {
+        assert!(line["status"].as_str().unwrap().starts_with(['4', '5']), "{line}");
+        assert!(
+            line["timestamp"].as_str().unwrap().starts_with("2026-11-25T10:"),
+            "{line}"
+        );
+        assert!(line["ip"].is_string() && line["path"].is_string(), "{line}");
+        assert_eq!(line["service"], "web");
+        assert!(line.get("message").is_none(), "parsed: the raw line is gone: {line}");
+    }
+}
+
+#[test]
+fn wasm_example_redacts_with_the_bundled_plugin() {
+    // The example names the path where weir-test-plugins' build script puts the plugin.
+    assert!(weir_test_plugins::REDACT.ends_with("wasm-plugins/target/wasm32-wasip2/release/redact.wasm"));
+    let out = weir()
+        .args(["run", "-c", "examples/wasm_redact.yaml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].contains("paid by [EMAIL] with card [CARD] from [IPV4]\",\"redacted\":3"),
+        "{text}"
+    );
+    assert!(lines[1].contains("from [IPV6]"), "{text}");
+    assert!(
+        lines[2].contains("1234567890123, not a card"),
+        "not a Luhn number: {text}"
+    );
 }
 
 fn write_pipeline(dir: &Path, yaml: &str) -> PathBuf {

@@ -244,7 +244,11 @@ fn healthy_setup_passes_and_warns_about_stale_checkpoints() {
     assert_line(&out, "pass", &["inputs[0] file", "can be watched"]);
     assert_line(&out, "pass", &["data_dir", "is writable"]);
     assert_line(&out, "pass", &["checkpoints", "3 entries loaded; 1 within"]);
-    assert_line(&out, "warn", &["checkpoints", "gone.log is gone"]);
+    assert_line(
+        &out,
+        "warn",
+        &["checkpoints", "gone.log is gone", "checkpoint_prune_after (3600s)"],
+    );
     assert_line(
         &out,
         "warn",

@@ -31,8 +31,9 @@
 //!   its first bytes: lines stay required if the agent read some of the file's current
 //!   contents (since its last truncation); otherwise it cannot tell the copy is one. The
 //!   test then waits until they are out: a SIGTERM right after it could otherwise stop the
-//!   agent before it saw the truncation, and at the next start the file is only "shorter
-//!   than its checkpoint" (the copy is not searched then).
+//!   agent before it saw the truncation. (The next start would look for the copy by the
+//!   checkpoint's identity, but the model does not count on it: an identity that signed no
+//!   bytes cannot tell its copy.)
 //! - **Deletion**: an opened file is read to its end from its descriptor, so its lines stay
 //!   required; the test waits for them, since a stop would close that descriptor and the
 //!   bytes would be gone with it. Lines of a file deleted before it was opened are let go.

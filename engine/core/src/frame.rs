@@ -16,13 +16,39 @@
 //! Container formats:
 //! - `cri`: `<RFC 3339 time> <stdout|stderr> <P|F> <content>`; `P` lines are joined, up to
 //!   the `F` line, into one message.
-//! - `docker` (json-file): `{"log":"...","stream":"stdout","time":"..."}`; a `log` that
-//!   does not end with `\n` is a partial (Docker splits at 16 KiB) and is joined with what
-//!   follows on the same stream.
+//! - `docker` (json-file): `{"log":"...","stream":"stdout","time":"..."}`; see below for
+//!   which pieces are joined.
 //!
 //! Each stream (stdout, stderr) has its own partial and multiline state, so the two never
-//! interleave inside a record. A line that is not in the format is kept as a record of its
-//! own, with `_error` saying why, and counted.
+//! interleave inside a record.
+//!
+//! # Docker's partial lines
+//!
+//! Docker's json-file logger reads a container's output into a 16 KiB buffer and writes a
+//! `log` without its final `\n` in exactly two cases: the buffer filled before a newline
+//! came (the line goes on in the next pieces, all with the first piece's `time`), or the
+//! stream closed (the container ended; nothing follows until it restarts, and then as a
+//! new message). So a piece whose `log` lacks the `\n` is joined with what follows on its
+//! stream only when it is a full buffer, [`DOCKER_PIECE_BYTES`] or longer (longer when
+//! Docker wrote invalid UTF-8 as U+FFFD); a shorter one is a whole message. Joining every
+//! piece without a newline (Fluent Bit's rule) would glue a container's last words to the
+//! first line of its next run.
+//!
+//! # Judged, not guessed
+//!
+//! What does not fit the format is kept, marked with `_error` ([`Record::error`]) and
+//! counted ([`FrameStats`]); nothing is dropped and no value is made up:
+//! - a line that is not in the format (not JSON, no `log` string, a `stream` other than
+//!   stdout/stderr; a CRI line without its stream or `P`/`F` tag) becomes a record of its
+//!   own, the whole line (`format_errors`);
+//! - a line whose time is missing, empty, not a string or not an RFC 3339 timestamp keeps
+//!   its message and stream, with no timestamp (`bad_times`);
+//! - a message whose pieces stop before the last one (a line not in the format comes in
+//!   between: it ends every open message, as in Fluent Bit; the input ends, or a followed
+//!   file stays quiet for `flush_timeout`) goes out as it is (`unfinished_messages`);
+//! - a message joined past `max_line_bytes` goes out in pieces of `max_line_bytes`, each
+//!   flagged `_cut`, as a long raw line does (`lines_cut`), so joining holds at most
+//!   `max_line_bytes` plus one piece per stream.
 
 use std::str::FromStr;
 
@@ -68,7 +94,9 @@ pub struct Record {
     pub timestamp: Option<i64>,
     /// The record was cut by `max_line_bytes`, `max_lines` or `max_bytes`.
     pub cut: bool,
-    /// Why the line is not in the source's format.
+    /// What is wrong with it, for `_error`: its line is not in the source's format, its
+    /// time is missing or bad, or its container message ended before its last piece. The
+    /// first problem found when several apply.
     pub error: Option<&'static str>,
 }
 
@@ -90,7 +118,7 @@ pub struct Framed {
 pub struct FrameStats {
     /// Records made.
     pub records: u64,
-    /// Lines longer than `max_line_bytes`, cut.
+    /// Lines, and container messages joined from pieces, longer than `max_line_bytes`, cut.
     pub lines_cut: u64,
     /// Empty lines skipped.
     pub empty_skipped: u64,
@@ -100,7 +128,16 @@ pub struct FrameStats {
     pub unmatched_discarded: u64,
     /// Lines that are not in the source's format.
     pub format_errors: u64,
+    /// Container lines whose time is missing or not an RFC 3339 timestamp (kept without
+    /// a timestamp, marked).
+    pub bad_times: u64,
+    /// Container messages that ended before their last piece came (kept, marked).
+    pub unfinished_messages: u64,
 }
+
+/// The size of Docker's json-file buffer: a `log` this long without a final `\n` is the
+/// start of a longer line. See the module docs.
+pub const DOCKER_PIECE_BYTES: usize = 16 << 10;
 
 /// The bytes of a record so far.
 #[derive(Debug)]
@@ -118,6 +155,7 @@ struct Open {
     bytes: usize,
     cut: bool,
     time: Option<i64>,
+    error: Option<&'static str>,
     /// Source offset of the record's first line.
     since: u64,
     /// What goes between the record's last line and the next one: for raw lines the
@@ -142,6 +180,13 @@ struct StreamState {
     partial: Vec<u8>,
     partial_open: bool,
     partial_time: Option<i64>,
+    /// The first problem among the pieces joined so far.
+    partial_error: Option<&'static str>,
+    /// The message was cut (a piece line by `max_line_bytes`, or the joined bytes): every
+    /// record it still makes is flagged.
+    partial_cut: bool,
+    /// The joined bytes passed `max_line_bytes` (counted once per message).
+    partial_over: bool,
     /// Source offset of the first partial line.
     partial_since: u64,
     /// The open multiline record.
@@ -155,6 +200,22 @@ struct Msg<'a> {
     stream: Stream,
     time: Option<i64>,
     cut: bool,
+    error: Option<&'static str>,
+}
+
+/// One container line's content, as parsed.
+struct Piece<'a> {
+    content: &'a [u8],
+    /// Its chunk range, when the content is the chunk's bytes as they are (CRI).
+    range: Option<(usize, usize)>,
+    stream: Stream,
+    time: Option<i64>,
+    /// More pieces of the same message follow on this stream.
+    partial: bool,
+    /// The line was cut by `max_line_bytes`.
+    cut: bool,
+    /// What is wrong with the line (its time).
+    error: Option<&'static str>,
 }
 
 /// Frames one source. See the module docs.
@@ -255,9 +316,15 @@ impl Framer {
             .min()
     }
 
-    /// What framing saw so far.
+    /// What framing saw so far (since the last [`Framer::take_stats`]).
     pub fn stats(&self) -> FrameStats {
         self.stats
+    }
+
+    /// What framing saw since the last take, and zero from now: for a long-lived source
+    /// whose counters must reach the metrics while it is read.
+    pub fn take_stats(&mut self) -> FrameStats {
+        std::mem::take(&mut self.stats)
     }
 
     /// Frames `chunk` into `out` (whose buffers are reused). Records still open at the end
@@ -296,7 +363,8 @@ impl Framer {
         self.stats.records += records.len() as u64;
     }
 
-    /// End of input: closes every open record into `out` (with no chunk bytes).
+    /// End of input: closes every open record into `out` (with no chunk bytes). A
+    /// container message still waiting for pieces goes out as it is, marked unfinished.
     pub fn finish(&mut self, out: &mut Framed) {
         out.data.clear();
         out.arena.clear();
@@ -308,24 +376,12 @@ impl Framer {
             offset: _,
         } = out;
         let mut sink = Sink { data, arena, records };
+        let why = match self.format {
+            Format::Cri => "cri: message without its F line (the input ended or went quiet)",
+            _ => "docker: message without its last piece (the input ended or went quiet)",
+        };
+        self.end_partials(&mut sink, why);
         for stream in [Stream::None, Stream::Stdout, Stream::Stderr] {
-            let st = &mut self.streams[stream as usize];
-            if st.partial_open {
-                // The last part never came: what we have is the message.
-                let bytes = std::mem::take(&mut st.partial);
-                st.partial_open = false;
-                let time = st.partial_time.take();
-                self.message(
-                    &mut sink,
-                    Msg {
-                        bytes: &bytes,
-                        range: None,
-                        stream,
-                        time,
-                        cut: false,
-                    },
-                );
-            }
             self.close(&mut sink, stream);
         }
         self.stats.records += records.len() as u64;
@@ -345,65 +401,88 @@ impl Framer {
                     stream: Stream::None,
                     time: None,
                     cut,
+                    error: None,
                 },
             ),
             Format::Cri => match parse_cri(line) {
-                Some(cri) => {
+                Ok(cri) => {
                     let content = (start + cri.content.0, start + cri.content.1);
+                    let (time, error) = self.judge_time(cri.time);
                     self.container(
                         sink,
-                        &data[content.0..content.1],
-                        Some(content),
-                        cri.stream,
-                        cri.time,
-                        cri.partial,
-                        cut,
+                        Piece {
+                            content: &data[content.0..content.1],
+                            range: Some(content),
+                            stream: cri.stream,
+                            time,
+                            partial: cri.partial,
+                            cut,
+                            error,
+                        },
                     );
                 }
-                None => self.malformed(sink, start, end, "cri: not a CRI log line"),
+                Err(why) => self.malformed(sink, start, end, cut, why),
             },
             Format::Docker => {
                 let mut log = std::mem::take(&mut self.json.log);
                 match parse_docker(&mut self.json, line, &mut log) {
-                    Some((stream, time, partial)) => self.container(sink, &log, None, stream, time, partial, cut),
-                    None => self.malformed(sink, start, end, "docker: not a json-file log line"),
+                    Ok(d) => {
+                        let (time, error) = self.judge_time(d.time);
+                        self.container(
+                            sink,
+                            Piece {
+                                content: &log,
+                                range: None,
+                                stream: d.stream,
+                                time,
+                                partial: d.partial,
+                                cut,
+                                error,
+                            },
+                        );
+                    }
+                    Err(why) => self.malformed(sink, start, end, cut, why),
                 }
                 self.json.log = log;
             }
         }
     }
 
-    fn malformed(&mut self, sink: &mut Sink<'_>, start: usize, end: usize, why: &'static str) {
-        self.stats.format_errors += 1;
-        sink.emit(Parts::Span(start, end), Stream::None, None, false, Some(why));
+    /// A container line's time: the timestamp, or none and why (counted).
+    fn judge_time(&mut self, time: Result<i64, &'static str>) -> (Option<i64>, Option<&'static str>) {
+        match time {
+            Ok(t) => (Some(t), None),
+            Err(why) => {
+                self.stats.bad_times += 1;
+                (None, Some(why))
+            }
+        }
     }
 
-    /// A container line's content: joined with partials before it, or complete.
-    #[allow(clippy::too_many_arguments)]
-    fn container(
-        &mut self,
-        sink: &mut Sink<'_>,
-        content: &[u8],
-        range: Option<(usize, usize)>,
-        stream: Stream,
-        time: Option<i64>,
-        partial: bool,
-        cut: bool,
-    ) {
-        let st = &mut self.streams[stream as usize];
-        if partial || st.partial_open {
+    /// A line not in the format: a record of its own, the whole line. It cannot be told
+    /// which stream it belongs to, so it ends every message still waiting for pieces
+    /// (they may have lost the piece this line was).
+    fn malformed(&mut self, sink: &mut Sink<'_>, start: usize, end: usize, cut: bool, why: &'static str) {
+        self.stats.format_errors += 1;
+        let interrupted = match self.format {
+            Format::Cri => "cri: message without its F line (a line not in the format came first)",
+            _ => "docker: message without its last piece (a line not in the format came first)",
+        };
+        self.end_partials(sink, interrupted);
+        sink.emit(Parts::Span(start, end), Stream::None, None, cut, Some(why));
+    }
+
+    /// Sends every container message still waiting for pieces as it is, marked `why`.
+    fn end_partials(&mut self, sink: &mut Sink<'_>, why: &'static str) {
+        for stream in [Stream::None, Stream::Stdout, Stream::Stderr] {
+            let st = &mut self.streams[stream as usize];
             if !st.partial_open {
-                st.partial_time = time;
-                st.partial.clear();
-                st.partial_since = self.msg_since;
+                continue;
             }
-            st.partial.extend_from_slice(content);
-            st.partial_open = partial;
-            if partial {
-                return;
-            }
+            st.partial_open = false;
             let bytes = std::mem::take(&mut st.partial);
-            let time = st.partial_time.take();
+            let (time, cut) = (st.partial_time.take(), st.partial_cut);
+            self.stats.unfinished_messages += 1;
             self.msg_since = st.partial_since;
             self.message(
                 sink,
@@ -413,21 +492,94 @@ impl Framer {
                     stream,
                     time,
                     cut,
+                    // The message is incomplete: that matters more than a bad time.
+                    error: Some(why),
                 },
             );
             self.streams[stream as usize].partial = bytes;
+        }
+    }
+
+    /// A container line's content: complete, or a piece joined with the others of its
+    /// message (on its stream) and sent when the last comes. The joined bytes never pass
+    /// `max_line_bytes`: past it, the message goes out in flagged pieces of that size.
+    fn container(&mut self, sink: &mut Sink<'_>, piece: Piece<'_>) {
+        let s = piece.stream as usize;
+        if !piece.partial && !self.streams[s].partial_open {
+            self.message(
+                sink,
+                Msg {
+                    bytes: piece.content,
+                    range: piece.range,
+                    stream: piece.stream,
+                    time: piece.time,
+                    cut: piece.cut,
+                    error: piece.error,
+                },
+            );
             return;
         }
+        let max = self.opts.max_line_bytes.max(1);
+        let st = &mut self.streams[s];
+        if !st.partial_open {
+            st.partial_open = true;
+            st.partial.clear();
+            st.partial_time = piece.time;
+            st.partial_error = None;
+            st.partial_cut = false;
+            st.partial_over = false;
+            st.partial_since = self.msg_since;
+        }
+        st.partial_error = st.partial_error.or(piece.error);
+        st.partial_cut |= piece.cut;
+        st.partial.extend_from_slice(piece.content);
+        let mut bytes = std::mem::take(&mut st.partial);
+        if bytes.len() > max {
+            if !st.partial_over {
+                st.partial_over = true;
+                st.partial_cut = true;
+                self.stats.lines_cut += 1;
+            }
+            let (time, error, since) = (st.partial_time, st.partial_error, st.partial_since);
+            let mut at = 0;
+            while bytes.len() - at > max {
+                self.msg_since = since;
+                self.message(
+                    sink,
+                    Msg {
+                        bytes: &bytes[at..at + max],
+                        range: None,
+                        stream: piece.stream,
+                        time,
+                        cut: true,
+                        error,
+                    },
+                );
+                at += max;
+            }
+            bytes.drain(..at);
+        }
+        let st = &mut self.streams[s];
+        if piece.partial {
+            st.partial = bytes;
+            return;
+        }
+        st.partial_open = false;
+        let (time, cut, error) = (st.partial_time.take(), st.partial_cut, st.partial_error.take());
+        self.msg_since = st.partial_since;
         self.message(
             sink,
             Msg {
-                bytes: content,
-                range,
-                stream,
+                bytes: &bytes,
+                range: None,
+                stream: piece.stream,
                 time,
                 cut,
+                error,
             },
         );
+        bytes.clear();
+        self.streams[s].partial = bytes;
     }
 
     /// A complete message: a record, or a line of a multiline record.
@@ -437,7 +589,7 @@ impl Framer {
                 Some((a, b)) => Parts::Span(a, b),
                 None => Parts::Owned(msg.bytes.to_vec()),
             };
-            sink.emit(parts, msg.stream, msg.time, msg.cut, None);
+            sink.emit(parts, msg.stream, msg.time, msg.cut, msg.error);
             return;
         };
         let s = msg.stream as usize;
@@ -501,6 +653,7 @@ impl Framer {
             bytes: msg.bytes.len(),
             cut: cut || msg.cut,
             time: msg.time,
+            error: msg.error,
             since: self.msg_since,
             sep,
         });
@@ -515,6 +668,7 @@ impl Framer {
         open.lines += 1;
         open.bytes += open.sep.len() + msg.bytes.len();
         open.cut |= msg.cut;
+        open.error = open.error.or(msg.error);
         match (&mut open.parts, msg.range) {
             // The next bytes of the same chunk: the record stays one span.
             (Parts::Span(_, end), Some((start, b))) if start == *end + open.sep.len() => *end = b,
@@ -532,7 +686,7 @@ impl Framer {
 
     fn close(&mut self, sink: &mut Sink<'_>, stream: Stream) {
         if let Some(open) = self.streams[stream as usize].open.take() {
-            sink.emit(open.parts, stream, open.time, open.cut, None);
+            sink.emit(open.parts, stream, open.time, open.cut, open.error);
         }
     }
 }
@@ -546,7 +700,7 @@ fn msg_stream(index: usize) -> Stream {
 }
 
 struct Cri {
-    time: Option<i64>,
+    time: Result<i64, &'static str>,
     stream: Stream,
     partial: bool,
     /// Content range within the line.
@@ -568,70 +722,111 @@ fn parse_time(s: &[u8]) -> Option<i64> {
 }
 
 /// `<time> <stream> <tag> <content>`; the tag is `P` or `F`, maybe followed by `:...`.
-fn parse_cri(line: &[u8]) -> Option<Cri> {
-    let sp1 = memchr::memchr(b' ', line)?;
-    let time = parse_time(&line[..sp1])?;
+/// A line whose stream and tag are right but whose time is not keeps its content (the
+/// error is in `time`); any other departure makes it not a CRI line.
+fn parse_cri(line: &[u8]) -> Result<Cri, &'static str> {
+    const NOT_CRI: &str = "cri: not a CRI log line (`<time> <stdout|stderr> <P|F> <message>`)";
+    let sp1 = memchr::memchr(b' ', line).ok_or(NOT_CRI)?;
+    let time = parse_time(&line[..sp1]).ok_or("cri: time is not an RFC 3339 timestamp");
     let rest = &line[sp1 + 1..];
-    let sp2 = memchr::memchr(b' ', rest)?;
-    let stream = parse_stream(&rest[..sp2])?;
+    let sp2 = memchr::memchr(b' ', rest).ok_or(NOT_CRI)?;
+    let stream = parse_stream(&rest[..sp2]);
     let rest2 = &rest[sp2 + 1..];
     let tag_end = memchr::memchr(b' ', rest2).unwrap_or(rest2.len());
     let tag = &rest2[..tag_end];
-    let partial = match tag.split(|&b| b == b':').next()? {
-        b"P" => true,
-        b"F" => false,
-        _ => return None,
+    let partial = match tag.split(|&b| b == b':').next() {
+        Some(b"P") => Some(true),
+        Some(b"F") => Some(false),
+        _ => None,
+    };
+    let (stream, partial) = match (time.is_ok(), stream, partial) {
+        (_, Some(stream), Some(partial)) => (stream, partial),
+        // Neither the time nor what follows it: not this format at all.
+        (false, _, _) => return Err(NOT_CRI),
+        (true, None, _) => return Err("cri: stream is not stdout or stderr"),
+        (true, Some(_), None) => return Err("cri: tag is not P or F"),
     };
     let content_start = sp1 + 1 + sp2 + 1 + (tag_end + 1).min(rest2.len());
-    Some(Cri {
-        time: Some(time),
+    Ok(Cri {
+        time,
         stream,
         partial,
         content: (content_start, line.len()),
     })
 }
 
-/// Parses a json-file line into `log` (unescaped); returns (stream, time, partial).
-fn parse_docker(json: &mut JsonScratch, line: &[u8], log: &mut Vec<u8>) -> Option<(Stream, Option<i64>, bool)> {
+/// A json-file line, parsed; its `log` is in the caller's buffer.
+struct DockerLine {
+    stream: Stream,
+    time: Result<i64, &'static str>,
+    /// The `log` is a full buffer without its newline: more pieces follow.
+    partial: bool,
+}
+
+/// Parses a json-file line, unescaping its `log` into `log` (without the final `\n`).
+fn parse_docker(json: &mut JsonScratch, line: &[u8], log: &mut Vec<u8>) -> Result<DockerLine, &'static str> {
     let len = line.len();
     let mut input = std::mem::take(&mut json.input);
     input.clear();
     input.extend_from_slice(line);
     input.resize(len + INPUT_PADDING, 0);
     let mut tape = json.tape.take().unwrap_or_else(Tape::null).reset();
-    let mut result = None;
-    if fill_tape_padded(&mut input, len, &mut json.buffers, &mut tape).is_ok()
-        && let Some(Node::Object { len: members, .. }) = tape.0.first()
-    {
-        let (mut stream, mut time, mut text) = (None, None, None);
-        let mut i = 1;
-        for _ in 0..*members {
-            let (Node::String(key), value) = (tape.0[i], tape.0[i + 1]) else {
-                break;
-            };
-            match (key, value) {
-                ("log", Node::String(s)) => text = Some(s),
-                ("stream", Node::String(s)) => stream = parse_stream(s.as_bytes()),
-                ("time", Node::String(s)) => time = parse_time(s.as_bytes()),
-                _ => {}
-            }
-            i += 1 + match value {
-                Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
-                _ => 1,
-            };
-        }
-        if let (Some(stream), Some(text)) = (stream, text) {
-            log.clear();
-            let text = text.as_bytes();
-            let partial = !text.ends_with(b"\n");
-            let text = if partial { text } else { &text[..text.len() - 1] };
-            log.extend_from_slice(text);
-            result = Some((stream, time, partial));
-        }
-    }
+    let result = docker_fields(&mut input, len, &mut json.buffers, &mut tape, log);
     json.tape = Some(tape.reset());
     json.input = input;
     result
+}
+
+fn docker_fields<'t>(
+    input: &'t mut [u8],
+    len: usize,
+    buffers: &mut Buffers,
+    tape: &mut Tape<'t>,
+    log: &mut Vec<u8>,
+) -> Result<DockerLine, &'static str> {
+    const NOT_JSON: &str = "docker: not a JSON object";
+    fill_tape_padded(input, len, buffers, tape).map_err(|_| NOT_JSON)?;
+    let Some(Node::Object { len: members, .. }) = tape.0.first() else {
+        return Err(NOT_JSON);
+    };
+    // Each is None while absent, then the value's verdict (the last one wins).
+    let (mut stream, mut time, mut text) = (None, None, None);
+    let mut i = 1;
+    for _ in 0..*members {
+        let (Node::String(key), value) = (tape.0[i], tape.0[i + 1]) else {
+            return Err(NOT_JSON);
+        };
+        match (key, value) {
+            ("log", Node::String(s)) => text = Some(Ok(s)),
+            ("log", _) => text = Some(Err("docker: `log` is not a string")),
+            ("stream", Node::String(s)) => {
+                stream = Some(parse_stream(s.as_bytes()).ok_or("docker: `stream` is not stdout or stderr"))
+            }
+            ("stream", _) => stream = Some(Err("docker: `stream` is not stdout or stderr")),
+            ("time", Node::String(s)) => time = Some(s),
+            ("time", _) => time = Some(""),
+            _ => {}
+        }
+        i += 1 + match value {
+            Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+            _ => 1,
+        };
+    }
+    let text = text.ok_or("docker: no `log`")??;
+    let stream = stream.ok_or("docker: no `stream`")??;
+    let time = match time {
+        None => Err("docker: no `time`"),
+        Some(t) => parse_time(t.as_bytes()).ok_or("docker: `time` is not an RFC 3339 timestamp"),
+    };
+    let text = text.as_bytes();
+    let (text, partial) = match text.strip_suffix(b"\n") {
+        Some(line) => (line, false),
+        // See the module docs: only a full buffer goes on in the next piece.
+        None => (text, text.len() >= DOCKER_PIECE_BYTES),
+    };
+    log.clear();
+    log.extend_from_slice(text);
+    Ok(DockerLine { stream, time, partial })
 }
 
 /// Keys a framed batch sets.
@@ -639,7 +834,7 @@ fn parse_docker(json: &mut JsonScratch, line: &[u8], log: &mut Vec<u8>) -> Optio
 pub struct FrameKeys {
     /// `stream` (stdout / stderr).
     pub stream: Key,
-    /// `_error`, for lines not in the format.
+    /// `_error`: what is wrong with the record ([`Record::error`]).
     pub error: Key,
 }
 
@@ -734,5 +929,293 @@ mod tests {
         framer.frame(chunk(b"2024-01-01T00:00:00Z stdout F end\n", p.len() as u64), &mut out);
         assert_eq!(out.records.len(), 1);
         assert_eq!(framer.held_from(), None);
+    }
+
+    /// What a record says, its bytes resolved.
+    #[derive(PartialEq)]
+    struct Rec {
+        message: String,
+        stream: Stream,
+        time: Option<i64>,
+        cut: bool,
+        error: Option<&'static str>,
+    }
+
+    impl std::fmt::Debug for Rec {
+        /// Long messages as their length and ends, so that a failure stays readable.
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let m = &self.message;
+            let message = if m.len() > 60 {
+                format!("{}..{} ({} bytes)", &m[..20], &m[m.len() - 20..], m.len())
+            } else {
+                format!("{m:?}")
+            };
+            write!(
+                f,
+                "{message} {:?} {:?} cut={} {:?}",
+                self.stream, self.time, self.cut, self.error
+            )
+        }
+    }
+
+    /// Frames `lines`, one chunk per line (so that pieces cross chunks), then finishes;
+    /// checks after each chunk that the joined bytes held stay within `max_line_bytes`
+    /// plus one piece.
+    fn frame_lines(format: Format, max_line_bytes: usize, lines: &[String]) -> (Vec<Rec>, FrameStats) {
+        let opts = LineOptions {
+            max_line_bytes,
+            skip_empty_lines: false,
+        };
+        let mut framer = Framer::new(format, None, opts);
+        let mut out = Framed::default();
+        let mut recs = Vec::new();
+        let mut offset = 0;
+        let collect = |out: &Framed, recs: &mut Vec<Rec>| {
+            for r in &out.records {
+                let buf = match r.message.buf() {
+                    Buf::Chunk => &out.data,
+                    _ => &out.arena,
+                };
+                recs.push(Rec {
+                    message: String::from_utf8_lossy(&buf[r.message.start()..r.message.end()]).into_owned(),
+                    stream: r.stream,
+                    time: r.timestamp,
+                    cut: r.cut,
+                    error: r.error,
+                });
+            }
+        };
+        for line in lines {
+            let data = format!("{line}\n");
+            framer.frame(chunk(data.as_bytes(), offset), &mut out);
+            offset += data.len() as u64;
+            collect(&out, &mut recs);
+            for st in &framer.streams {
+                assert!(
+                    st.partial.len() <= max_line_bytes + line.len(),
+                    "held {}",
+                    st.partial.len()
+                );
+            }
+        }
+        framer.finish(&mut out);
+        collect(&out, &mut recs);
+        (recs, framer.stats())
+    }
+
+    fn docker(log: &str, stream: &str, time: &str) -> String {
+        format!(
+            r#"{{"log":{},"stream":"{stream}","time":{time}}}"#,
+            serde_json::to_string(log).unwrap()
+        )
+    }
+
+    const T0: &str = r#""2026-11-25T10:00:00Z""#;
+    const T0_NANOS: i64 = 1_795_600_800_000_000_000;
+
+    fn rec(message: &str, stream: Stream, time: Option<i64>, error: Option<&'static str>) -> Rec {
+        Rec {
+            message: message.into(),
+            stream,
+            time,
+            cut: false,
+            error,
+        }
+    }
+
+    #[test]
+    fn a_docker_time_that_is_not_one_is_marked_and_counted() {
+        let lines = [
+            r#"{"log":"no time\n","stream":"stdout"}"#.to_string(),
+            docker("empty\n", "stdout", r#""""#),
+            docker("number\n", "stderr", "1764064800"),
+            docker("null\n", "stdout", "null"),
+            docker("words\n", "stdout", r#""yesterday""#),
+            docker("fine\n", "stdout", T0),
+        ];
+        let (recs, stats) = frame_lines(Format::Docker, 1 << 20, &lines);
+        let bad = Some("docker: `time` is not an RFC 3339 timestamp");
+        assert_eq!(
+            recs,
+            [
+                rec("no time", Stream::Stdout, None, Some("docker: no `time`")),
+                rec("empty", Stream::Stdout, None, bad),
+                rec("number", Stream::Stderr, None, bad),
+                rec("null", Stream::Stdout, None, bad),
+                rec("words", Stream::Stdout, None, bad),
+                rec("fine", Stream::Stdout, Some(T0_NANOS), None),
+            ]
+        );
+        assert_eq!((stats.bad_times, stats.format_errors), (5, 0));
+    }
+
+    #[test]
+    fn a_docker_line_not_in_the_format_says_which_part_is_wrong() {
+        let lines = [
+            "[1,2]".to_string(),
+            r#"{"stream":"stdout","time":"2026-11-25T10:00:00Z"}"#.into(),
+            r#"{"log":7,"stream":"stdout","time":"2026-11-25T10:00:00Z"}"#.into(),
+            r#"{"log":"x\n","time":"2026-11-25T10:00:00Z"}"#.into(),
+            docker("x\n", "stdin", T0),
+        ];
+        let (recs, stats) = frame_lines(Format::Docker, 1 << 20, &lines);
+        let errors: Vec<_> = recs.iter().map(|r| r.error.unwrap()).collect();
+        assert_eq!(
+            errors,
+            [
+                "docker: not a JSON object",
+                "docker: no `log`",
+                "docker: `log` is not a string",
+                "docker: no `stream`",
+                "docker: `stream` is not stdout or stderr",
+            ]
+        );
+        assert!(
+            recs.iter()
+                .zip(&lines)
+                .all(|(r, l)| &r.message == l && r.stream == Stream::None)
+        );
+        assert_eq!((stats.format_errors, stats.bad_times), (5, 0));
+    }
+
+    #[test]
+    fn docker_joins_full_pieces_only() {
+        let a = "a".repeat(DOCKER_PIECE_BYTES);
+        let b = "b".repeat(DOCKER_PIECE_BYTES + 2); // U+FFFD for invalid bytes makes a piece longer
+        let lines = [
+            docker(&a, "stdout", T0),
+            docker("short, then the container ended", "stderr", T0),
+            docker(&b, "stdout", T0),
+            docker("new run\n", "stderr", r#""2026-11-25T10:00:05Z""#),
+            docker("end\n", "stdout", r#""2026-11-25T10:00:01Z""#),
+        ];
+        let (recs, stats) = frame_lines(Format::Docker, 1 << 20, &lines);
+        assert_eq!(
+            recs,
+            [
+                rec("short, then the container ended", Stream::Stderr, Some(T0_NANOS), None),
+                rec("new run", Stream::Stderr, Some(T0_NANOS + 5_000_000_000), None),
+                // The time of the first piece.
+                rec(&format!("{a}{b}end"), Stream::Stdout, Some(T0_NANOS), None),
+            ]
+        );
+        assert_eq!(
+            stats,
+            FrameStats {
+                records: 3,
+                ..FrameStats::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_line_not_in_the_format_ends_the_open_messages_and_the_end_of_input_too() {
+        let a = "a".repeat(DOCKER_PIECE_BYTES);
+        let lines = [
+            docker(&a, "stdout", T0),
+            docker(&a, "stderr", T0),
+            "{broken".to_string(),
+            docker("rest\n", "stdout", T0),
+            docker(&a, "stderr", T0),
+        ];
+        let (recs, stats) = frame_lines(Format::Docker, 1 << 20, &lines);
+        let cut_short = Some("docker: message without its last piece (a line not in the format came first)");
+        assert_eq!(
+            recs,
+            [
+                rec(&a, Stream::Stdout, Some(T0_NANOS), cut_short),
+                rec(&a, Stream::Stderr, Some(T0_NANOS), cut_short),
+                rec("{broken", Stream::None, None, Some("docker: not a JSON object")),
+                rec("rest", Stream::Stdout, Some(T0_NANOS), None),
+                rec(
+                    &a,
+                    Stream::Stderr,
+                    Some(T0_NANOS),
+                    Some("docker: message without its last piece (the input ended or went quiet)")
+                ),
+            ]
+        );
+        assert_eq!((stats.unfinished_messages, stats.format_errors), (3, 1));
+    }
+
+    #[test]
+    fn a_joined_message_past_max_line_bytes_goes_out_in_flagged_pieces() {
+        let max = 20_000;
+        let a = "a".repeat(DOCKER_PIECE_BYTES);
+        let lines = [
+            docker(&a, "stdout", "7"),
+            docker(&a, "stdout", T0),
+            docker("x\n", "stderr", T0),
+            docker(&a, "stdout", T0),
+            docker("tail\n", "stdout", T0),
+        ];
+        let (recs, stats) = frame_lines(Format::Docker, max, &lines);
+        let whole = format!("{a}{a}{a}tail");
+        let bad = Some("docker: `time` is not an RFC 3339 timestamp");
+        let piece = |i: usize| Rec {
+            message: whole[i * max..((i + 1) * max).min(whole.len())].to_string(),
+            stream: Stream::Stdout,
+            // The first piece's time, and its mark, go with every record of the message.
+            time: None,
+            cut: true,
+            error: bad,
+        };
+        assert_eq!(
+            recs,
+            [
+                piece(0),
+                rec("x", Stream::Stderr, Some(T0_NANOS), None),
+                piece(1),
+                piece(2)
+            ]
+        );
+        assert_eq!(recs.iter().map(|r| r.message.len()).sum::<usize>(), whole.len() + 1);
+        assert_eq!((stats.lines_cut, stats.bad_times), (1, 1));
+    }
+
+    #[test]
+    fn cri_lines_are_judged_part_by_part() {
+        let lines = [
+            "2026-11-25T10:00:00Z stdout P one ".to_string(),
+            "yesterday stdout F two".into(),
+            "2026-11-25T10:00:00Z stdin F x".into(),
+            "2026-11-25T10:00:00Z stdout X x".into(),
+            "not a cri line".into(),
+            " stderr F no time".into(),
+            "2026-11-25T10:00:00Z stderr P open at the end".into(),
+        ];
+        let (recs, stats) = frame_lines(Format::Cri, 1 << 20, &lines);
+        let bad = Some("cri: time is not an RFC 3339 timestamp");
+        assert_eq!(
+            recs,
+            [
+                // The bad time of a later piece marks the message; the first piece's time stays.
+                rec("one two", Stream::Stdout, Some(T0_NANOS), bad),
+                rec(
+                    &lines[2],
+                    Stream::None,
+                    None,
+                    Some("cri: stream is not stdout or stderr")
+                ),
+                rec(&lines[3], Stream::None, None, Some("cri: tag is not P or F")),
+                rec(
+                    &lines[4],
+                    Stream::None,
+                    None,
+                    Some("cri: not a CRI log line (`<time> <stdout|stderr> <P|F> <message>`)")
+                ),
+                rec("no time", Stream::Stderr, None, bad),
+                rec(
+                    "open at the end",
+                    Stream::Stderr,
+                    Some(T0_NANOS),
+                    Some("cri: message without its F line (the input ended or went quiet)")
+                ),
+            ]
+        );
+        assert_eq!(
+            (stats.bad_times, stats.format_errors, stats.unfinished_messages),
+            (2, 3, 1)
+        );
     }
 }

@@ -33,6 +33,7 @@ pub mod line;
 pub mod model;
 pub mod multiline;
 pub mod parse;
+pub mod pattern;
 pub mod pipeline;
 pub mod pool;
 pub mod processors;

@@ -41,11 +41,17 @@ pub struct KeyTable {
 struct KeyTableInner {
     names: Vec<Arc<str>>,
     ids: HashMap<Arc<str>, Key>,
+    /// Sum of the names' lengths.
+    bytes: usize,
 }
 
 impl KeyTable {
-    /// Most distinct field names a pipeline holds (a few MiB at most).
+    /// Most distinct field names a pipeline holds.
     pub const MAX_KEYS: usize = 16_384;
+    /// Most bytes their names take together: names come from the data (JSON members, kv
+    /// keys, CSV headers), so without this a hostile input of long distinct names could
+    /// grow the table to gigabytes.
+    pub const MAX_NAME_BYTES: usize = 4 << 20;
 
     /// A table holding the well-known keys ([`Key::MESSAGE`], [`Key::CUT`]).
     pub fn new() -> Arc<KeyTable> {
@@ -67,7 +73,7 @@ impl KeyTable {
     }
 
     /// The key for `name`, adding it if it is new and the table holds fewer than
-    /// [`KeyTable::MAX_KEYS`] names. Parsers intern the names they find in the data this
+    /// [`KeyTable::MAX_KEYS`] names and [`KeyTable::MAX_NAME_BYTES`] bytes with it. Parsers intern the names they find in the data this
     /// way: input with endless distinct field names then gets a counted failure instead of
     /// growing memory without bound.
     pub fn try_intern(&self, name: &str) -> Option<Key> {
@@ -78,9 +84,10 @@ impl KeyTable {
         if let Some(&key) = inner.ids.get(name) {
             return Some(key);
         }
-        if inner.names.len() >= Self::MAX_KEYS {
+        if inner.names.len() >= Self::MAX_KEYS || inner.bytes + name.len() > Self::MAX_NAME_BYTES {
             return None;
         }
+        inner.bytes += name.len();
         let key = Key(u32::try_from(inner.names.len()).expect("MAX_KEYS fits in u32"));
         let name: Arc<str> = Arc::from(name);
         inner.names.push(name.clone());
@@ -539,6 +546,18 @@ impl Batch {
         std::mem::replace(&mut self.chunk, chunk)
     }
 
+    /// Makes `into` a batch of this batch's event `i` alone, over copies of the chunk and
+    /// the arena (so every span stays valid), keeping `into`'s allocations. For processing
+    /// events one at a time on a rare path: it copies the chunk each time.
+    pub fn copy_event_into(&self, i: usize, into: &mut Batch) {
+        let mut chunk = std::mem::take(&mut into.chunk);
+        chunk.clear();
+        chunk.extend_from_slice(&self.chunk);
+        into.reset(chunk, self.origin);
+        into.arena.extend_from_slice(&self.arena);
+        into.events.push(self.events[i].clone());
+    }
+
     /// Gives the chunk's allocation back (e.g. to a reader's buffer pool).
     pub fn into_chunk(self) -> Vec<u8> {
         self.chunk
@@ -548,6 +567,18 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_from_the_data_cannot_grow_the_key_table_without_bound() {
+        let keys = KeyTable::new();
+        let mib = |c: char| c.to_string().repeat(1 << 20);
+        for c in ['a', 'b', 'c'] {
+            assert!(keys.try_intern(&mib(c)).is_some());
+        }
+        assert!(keys.try_intern(&mib('d')).is_none(), "past MAX_NAME_BYTES");
+        assert!(keys.try_intern(&mib('a')).is_some(), "known names still resolve");
+        assert!(keys.try_intern("short").is_some(), "what still fits is taken");
+    }
 
     #[test]
     fn fields_set_get_remove_rename() {

@@ -150,10 +150,8 @@ impl MultilineConfig {
             ));
         }
         let compile = |what: &str, p: Option<String>| -> Result<Option<meta::Regex>, BuildError> {
-            p.map(|p| {
-                meta::Regex::new(&p).map_err(|e| BuildError(format!("multiline `{what}`: bad pattern `{p}`: {e}")))
-            })
-            .transpose()
+            p.map(|p| crate::pattern::compile(&format!("multiline `{what}`"), &p))
+                .transpose()
         };
         Ok(Rules {
             start: compile("start", start)?,
@@ -374,6 +372,9 @@ mod tests {
         let both: MultilineConfig = serde_json::from_str(r#"{"preset":"java","start":"x"}"#).unwrap();
         assert!(both.build().unwrap_err().0.contains("cannot be combined"));
         let bad: MultilineConfig = serde_json::from_str(r#"{"start":"("}"#).unwrap();
-        assert!(bad.build().unwrap_err().0.contains("bad pattern"));
+        assert_eq!(
+            bad.build().unwrap_err().0,
+            "multiline `start` is not a valid regex: unclosed group, at column 1 of the pattern:\n  (\n  ^"
+        );
     }
 }

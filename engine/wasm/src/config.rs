@@ -38,7 +38,7 @@ pub enum OnError {
 ///   plugin: wasm-plugins/target/wasm32-wasip2/release/filter.wasm
 ///   config: { include: { level: '^(error|warn)$' } }   # handed to the plugin's init
 ///   timeout: 100ms      # per call (default 1s), enforced by epoch interruption
-///   memory: 64MiB       # cap on each linear memory of the instance (default 64MiB)
+///   memory: 64MiB       # cap on the instance: all its memories and tables (default 64MiB)
 ///   fuel: 100000000     # optional: instructions-ish per call (off by default)
 ///   on_error: pass      # pass | drop | dead_letter (default pass)
 ///   retries: 2          # extra calls after a `retryable` error (default 2)
@@ -57,7 +57,8 @@ pub struct WasmConfig {
     /// Time limit of one call into the plugin.
     #[serde(default = "default_timeout")]
     pub timeout: Dur,
-    /// Cap on each of the instance's linear memories.
+    /// Cap on the whole instance: the sum of the linear memories and tables of all its
+    /// core modules (see [`Limits::memory`]).
     #[serde(default = "default_memory")]
     pub memory: ByteSize,
     /// Optional fuel per call (roughly, Wasm instructions).

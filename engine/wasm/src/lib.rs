@@ -10,10 +10,11 @@
 //!   and re-creates it only after a failure that leaves it unusable.
 //! - **Sandboxed.** WASI is linked with an empty context (no files, environment, network,
 //!   stdio or clock); each call runs under an epoch deadline (one ticker thread for the
-//!   process), optional fuel, and a memory cap. A trap, a deadline, fuel or memory-cap hit,
-//!   or a plugin error never takes the agent down: the batch follows [`OnError`], the
-//!   failure is counted (events, via `take_failures`; batches by kind, in
-//!   [`PluginStats`]) and logged once per kind with the plugin's name.
+//!   process), optional fuel, and a memory cap on the whole instance. A trap, a deadline,
+//!   fuel or memory-cap hit, edits that do not check, or a plugin error never takes the
+//!   agent down: the batch follows [`OnError`], the failure is counted (events, via
+//!   `take_failures`; batches by kind, in [`PluginStats`]) and logged once per kind with
+//!   the plugin's name.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -43,7 +44,9 @@ mod plugin;
 mod processor;
 
 pub use config::{OnError, PluginConfig, WasmConfig};
-pub use plugin::{Compiled, FailureKind, Limits, LoadError, TICK, cache_dir};
+pub use plugin::{
+    Compiled, FailureKind, Limits, LoadError, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, TICK, cache_dir,
+};
 #[doc(hidden)]
 pub use processor::{PlainEdit, PlainValue, check_and_apply_edits};
-pub use processor::{PluginStats, WasmProcessor};
+pub use processor::{MAX_APPLY_STEPS, MAX_JSON_DEPTH, MAX_KEY_BYTES, PluginStats, WasmProcessor};

@@ -30,7 +30,8 @@ pub const TICK: Duration = Duration::from_millis(5);
 pub struct Limits {
     /// Time limit of one call (`init` or `process`).
     pub timeout: Duration,
-    /// Cap on each linear memory, in bytes.
+    /// Cap on the whole instance, in bytes: the sum of every linear memory and table of
+    /// every core module in the component (see [`MemoryCap`]).
     pub memory: usize,
     /// Fuel per call, when fuel is on.
     pub fuel: Option<u64>,
@@ -201,10 +202,7 @@ impl HostState {
         HostState {
             wasi: empty_wasi(),
             table: ResourceTable::new(),
-            limiter: MemoryCap {
-                max: memory,
-                hit: false,
-            },
+            limiter: MemoryCap::new(memory),
             plugin,
             logs_left: LOGS_PER_CALL,
         }
@@ -285,25 +283,84 @@ impl logging::Host for HostState {
     }
 }
 
-/// The memory cap: refuses to grow a linear memory past `max` bytes and remembers that it
-/// did, so a trap that follows is reported as a memory-cap hit.
+/// What one table element counts against the memory cap: the reference the host keeps for
+/// it (a pointer).
+const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
+
+/// Most linear memories one instance may create. Every memory reserves address space and
+/// kernel mappings even when empty, so the byte cap alone would not bound thousands of
+/// empty ones; components made by the usual toolchains have one per core module.
+pub const MAX_MEMORIES: usize = 100;
+/// Most tables one instance may create.
+pub const MAX_TABLES: usize = 1000;
+/// Most core module instances one instance may create.
+pub const MAX_CORE_INSTANCES: usize = 1000;
+
+/// The memory cap of one instance: the sum of all its linear memories and tables (each
+/// table element counting [`TABLE_ELEMENT_BYTES`]) may not pass `max` bytes. A component
+/// is made of several core modules, each with its own memory and tables; a cap on each
+/// alone would let a component use it once per module.
+///
+/// wasmtime asks before creating or growing any memory or table of the store (one store per
+/// instance), so the sum of what it allowed is what the instance holds: memories never
+/// shrink. A growth that wasmtime fails after it was allowed stays counted, which only errs
+/// on the safe side. A refusal is remembered, so the trap that follows (an allocator that
+/// finds no memory aborts) is reported as a memory-cap hit.
 pub(crate) struct MemoryCap {
     max: usize,
-    pub(crate) hit: bool,
+    /// Bytes of memory and table the instance holds.
+    used: usize,
+    /// Set when a growth was refused during the current call: the total it asked for.
+    pub(crate) refused: Option<usize>,
+}
+
+impl MemoryCap {
+    fn new(max: usize) -> MemoryCap {
+        MemoryCap {
+            max,
+            used: 0,
+            refused: None,
+        }
+    }
+
+    /// Allows growing one memory or table from `current` to `desired` bytes if the
+    /// instance's total stays within the cap.
+    fn grow(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> bool {
+        if maximum.is_some_and(|m| desired > m) {
+            // Past the module's own declared maximum: wasmtime refuses it right after, and
+            // it is the module's limit, not ours.
+            return false;
+        }
+        let total = self.used.saturating_add(desired.saturating_sub(current));
+        if total > self.max {
+            self.refused = Some(total);
+            return false;
+        }
+        self.used = total;
+        true
+    }
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.max {
-            self.hit = true;
-            return Ok(false);
-        }
-        Ok(true)
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(self.grow(current, desired, maximum))
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        // Tables hold function references; a million is far beyond any real plugin.
-        Ok(desired <= 1_000_000)
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let bytes = |elements: usize| elements.saturating_mul(TABLE_ELEMENT_BYTES);
+        Ok(self.grow(bytes(current), bytes(desired), maximum.map(bytes)))
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
     }
 }
 
@@ -400,6 +457,10 @@ impl Compiled {
     pub(crate) fn instantiate(&self) -> Result<Instance, Failure> {
         let mut store = Store::new(&self.engine, HostState::new(self.name.clone(), self.limits.memory));
         store.limiter(|s| &mut s.limiter);
+        // What the host copies out of the plugin in one go (its edits, a log message) counts
+        // against the same cap: without it, a list of strings that all point at the same
+        // bytes would be copied once per entry, far past what the plugin's memory holds.
+        store.set_hostcall_fuel(self.limits.memory);
         let mut instance = Instance { store, bindings: None };
         instance.arm(&self.limits)?;
         let bindings = match self.pre.instantiate(&mut instance.store) {
@@ -436,7 +497,7 @@ impl Instance {
                 .map_err(|e| Failure::Trap(FailureKind::Trap, format!("setting fuel: {e:#}")))?;
         }
         let data = self.store.data_mut();
-        data.limiter.hit = false;
+        data.limiter.refused = None;
         data.logs_left = LOGS_PER_CALL;
         Ok(())
     }
@@ -460,10 +521,19 @@ impl Instance {
         match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => Failure::Trap(FailureKind::Deadline, format!("deadline exceeded {when}")),
             Some(Trap::OutOfFuel) => Failure::Trap(FailureKind::Fuel, format!("out of fuel {when}")),
-            _ if self.store.data().limiter.hit => Failure::Trap(
+            _ if let Some(total) = self.store.data().limiter.refused => Failure::Trap(
                 FailureKind::Memory,
                 format!(
-                    "memory cap of {} bytes reached {when}: {e:#}",
+                    "memory cap of {} bytes reached {when}: the instance's memories and tables \
+                     would have held {total} bytes: {e:#}",
+                    self.store.data().limiter.max
+                ),
+            ),
+            _ if format!("{e:#}").contains(HOSTCALL_FUEL_EXHAUSTED) => Failure::Trap(
+                FailureKind::Memory,
+                format!(
+                    "memory cap of {} bytes reached {when}: the plugin handed back more than that \
+                     for the host to copy",
                     self.store.data().limiter.max
                 ),
             ),
@@ -471,6 +541,10 @@ impl Instance {
         }
     }
 }
+
+/// How wasmtime says that a copy out of the guest passed the store's hostcall fuel (its
+/// error type is private; the version is pinned and `tests/limits.rs` checks the wording).
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
 /// The kinds of failure, counted and logged apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -482,7 +556,8 @@ pub enum FailureKind {
     Deadline,
     /// The call ran out of fuel.
     Fuel,
-    /// The instance hit its memory cap.
+    /// The instance hit its memory cap: its memories and tables together, or what it
+    /// handed back for the host to copy.
     Memory,
     /// The plugin returned `fatal`.
     Fatal,

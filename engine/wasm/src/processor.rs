@@ -44,6 +44,22 @@ impl PluginStats {
 /// size; then it starts again from the keys of the batch at hand.
 const MAX_LOCAL_KEYS: usize = 1024;
 
+/// Longest field name a plugin may introduce, in bytes. New names stay in the pipeline's key
+/// table for good; this keeps the table within its few MiB.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// Deepest nesting of a `json` value a plugin sets. Outputs copy the value as it is, inside
+/// the event's object: with one level more, the line stays within the 127 levels that
+/// serde_json (and Weir's own `parse_json`) read back.
+pub const MAX_JSON_DEPTH: usize = 126;
+
+/// Most field look-ups applying the edits of one call may take, counted from above: a set
+/// or a remove scans its event's fields, and each set may add one. Plugins that set a few
+/// fields per event need a few look-ups per edit; this much takes about 0.2 s of one core.
+/// Without it, a plugin within its memory cap could return millions of sets on an event
+/// with thousands of fields and hold the worker for seconds after its own deadline.
+pub const MAX_APPLY_STEPS: u64 = 1 << 28;
+
 /// A Wasm plugin as a [`Processor`]: one instance per worker, reused across batches and
 /// re-created after a failure that leaves it unusable.
 pub struct WasmProcessor {
@@ -66,6 +82,10 @@ struct Host {
     core_of: Vec<Key>,
     /// Flat event index -> index in the batch.
     live: Vec<u32>,
+    /// Flat event index -> the number of fields of the event (sent or not).
+    fields_of: Vec<u32>,
+    /// Scratch for [`Host::apply_steps`].
+    work: Vec<u64>,
     /// Pipeline keys of the plugin's new keys, for the edits at hand.
     new_keys: Vec<Key>,
     /// When only some fields cross: `sent[key index]` says whether that one does.
@@ -129,6 +149,8 @@ impl Host {
             local_of: Vec::new(),
             core_of: Vec::new(),
             live: Vec::new(),
+            fields_of: Vec::new(),
+            work: Vec::new(),
             new_keys: Vec::new(),
             sent: only.map(|keys| {
                 let mut sent = vec![false; keys.iter().map(|k| k.index() + 1).max().unwrap_or(0)];
@@ -147,6 +169,7 @@ impl Host {
         flat.events.clear();
         flat.fields.clear();
         self.live.clear();
+        self.fields_of.clear();
         if flat.keys.len() > MAX_LOCAL_KEYS {
             flat.keys.clear();
             self.core_of.clear();
@@ -195,6 +218,7 @@ impl Host {
                 },
             });
             self.live.push(i as u32);
+            self.fields_of.push(event.fields().len() as u32);
         }
     }
 }
@@ -276,6 +300,26 @@ impl Host {
                     s.start, s.len
                 ));
             }
+            if let Some(types::Value::Json(s)) = value
+                && let Err(why) = check_json(&edits.bytes[s.start as usize..][..s.len as usize])
+            {
+                return Err(format!("edit {i}: the json value {why}"));
+            }
+        }
+        let steps = self.apply_steps(edits);
+        if steps > MAX_APPLY_STEPS {
+            return Err(format!(
+                "applying the {} edits could take {steps} field look-ups, over the limit of \
+                 {MAX_APPLY_STEPS}",
+                edits.edits.len()
+            ));
+        }
+        if let Some((n, name)) = edits.new_keys.iter().enumerate().find(|(_, k)| k.len() > MAX_KEY_BYTES) {
+            return Err(format!(
+                "new key {n} is {} bytes long, over the limit of {MAX_KEY_BYTES}: `{}...`",
+                name.len(),
+                name.chars().take(32).collect::<String>()
+            ));
         }
         self.new_keys.clear();
         for name in &edits.new_keys {
@@ -290,6 +334,28 @@ impl Host {
             }
         }
         Ok(())
+    }
+
+    /// An upper bound on the field look-ups [`Host::apply`] makes for `edits`,
+    /// whose event indices are checked: a set or a remove scans its event's fields, and a
+    /// set may add one.
+    fn apply_steps(&mut self, edits: &types::Edits) -> u64 {
+        let fields = &mut self.work;
+        fields.clear();
+        fields.extend(self.fields_of.iter().map(|&n| u64::from(n)));
+        let mut steps = 0u64;
+        for edit in &edits.edits {
+            match edit {
+                types::Edit::Set(s) => {
+                    let n = &mut fields[s.event as usize];
+                    steps = steps.saturating_add(*n);
+                    *n += 1;
+                }
+                types::Edit::Remove(r) => steps = steps.saturating_add(fields[r.event as usize]),
+                types::Edit::Drop(_) | types::Edit::Timestamp(_) => {}
+            }
+        }
+        steps
     }
 
     /// Applies checked edits to `batch`.
@@ -391,6 +457,34 @@ impl WasmProcessor {
             }
         }
     }
+}
+
+/// Checks that `text` is JSON text (RFC 8259) nested at most [`MAX_JSON_DEPTH`] deep;
+/// else says why, to follow "the json value". Neither check recurses: serde_json skips a
+/// value it is not asked to build with a loop, and the depth is counted in one pass.
+fn check_json(text: &[u8]) -> Result<(), String> {
+    let text =
+        std::str::from_utf8(text).map_err(|e| format!("is not UTF-8 (byte {} of {})", e.valid_up_to(), text.len()))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| format!("is not JSON text: {e}"))?;
+    // Valid JSON: brackets outside strings are structure.
+    let (mut depth, mut in_string, mut escaped) = (0, false, false);
+    for (at, b) in text.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            _ if in_string => {}
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(format!("is nested deeper than {MAX_JSON_DEPTH} levels (byte {at})"));
+                }
+            }
+            b']' | b'}' => depth -= 1,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The span in the flat bytes of `span`: chunk offsets are kept (the chunk comes first,

@@ -20,3 +20,15 @@ pub fn counts(out: &Path) -> BTreeMap<u64, u32> {
     }
     counts
 }
+
+/// Every line number in `0..n` exactly once in `counts` (see [`counts`]).
+pub fn assert_exactly_once(counts: &BTreeMap<u64, u32>, n: u64) {
+    let dups: Vec<(u64, u32)> = counts
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(k, c)| (*k, *c))
+        .take(10)
+        .collect();
+    assert!(dups.is_empty(), "duplicated lines (number, times): {dups:?}");
+    assert_eq!(counts.len() as u64, n, "unexpected line numbers in the output");
+}

@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests and benches.
 
+pub mod agent;
 pub mod lines;
 pub mod node;

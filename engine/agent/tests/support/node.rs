@@ -6,10 +6,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 pub struct Node {
     dir: tempfile::TempDir,
@@ -44,12 +42,7 @@ impl Node {
 
     pub fn start(&self, config: &Path) -> Agent {
         Agent(
-            Command::new(WEIR)
-                .args(["run", "-c"])
-                .arg(config)
-                .env("WEIR_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
+            super::agent::weir_run(config)
                 .stderr(File::create(self.path("stderr.txt")).unwrap())
                 .spawn()
                 .unwrap(),

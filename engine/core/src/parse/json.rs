@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
 
-use super::json_scan::{Scalar, ScanError, Scanner, unescape};
+use super::json_scan::{MAX_DEPTH, Scalar, ScanError, Scanner, unescape};
 use super::{Common, FieldParse, FieldParser, OnFailure, ParseFailure, Parsed, TOO_MANY_KEYS, default_field};
 use crate::encode::write_json_str;
 use crate::model::{Bufs, Key, KeyTable, Span, Value};
@@ -108,7 +108,11 @@ impl std::fmt::Debug for JsonParser {
 const NOT_OBJECT: ParseFailure = ParseFailure::fixed("not a JSON object");
 
 /// The failure for JSON that does not parse, pointing at the byte where it stops.
-fn invalid(input: &[u8], at: usize) -> ParseFailure {
+fn invalid(input: &[u8], e: ScanError) -> ParseFailure {
+    let at = e.at;
+    if e.too_deep {
+        return ParseFailure(format!("JSON nested deeper than {MAX_DEPTH} levels at byte {at}").into());
+    }
     match input.get(at) {
         _ if input.is_empty() => ParseFailure::fixed("invalid JSON: empty"),
         Some(&b) if b.is_ascii_graphic() => ParseFailure(format!("invalid JSON at byte {at} (`{}`)", b as char).into()),
@@ -262,16 +266,19 @@ impl Emit<'_> {
         }
     }
 
-    /// Emits the members of the object at the scanner; `prefix_len` is the length of the
-    /// flattened name so far (in `parser.name`).
+    /// Emits the members of the object at the scanner, inside `open` enclosing objects;
+    /// `prefix_len` is the length of the flattened name so far (in `parser.name`). With
+    /// `flatten` this recurses once per nested object, as deep as [`MAX_DEPTH`] allows.
     fn object(
         &mut self,
         sc: &mut Scanner<'_>,
         bytes: &[u8],
         prefix_len: Option<usize>,
+        open: u32,
         bufs: &mut Bufs<'_>,
         out: &mut Parsed,
     ) -> Result<(), Stop> {
+        sc.enter(open)?;
         sc.expect(b'{')?;
         sc.ws();
         if sc.eat(b'}') {
@@ -295,7 +302,7 @@ impl Emit<'_> {
             let flatten_here = self.parser.flatten.is_some() && sc.peek() == Some(b'{');
             if prefix_len.is_none() && !flatten_here {
                 let key = self.parser.top_key(pos, name).ok_or(Stop::Full)?;
-                let v = sc.value()?;
+                let v = sc.value(open + 1)?;
                 let value = self.value(v, bytes, bufs);
                 out.fields.push((key, value));
             } else {
@@ -309,13 +316,13 @@ impl Emit<'_> {
                 self.parser.name.extend_from_slice(name);
                 if flatten_here {
                     let len_now = self.parser.name.len();
-                    self.object(sc, bytes, Some(len_now), bufs, out)?;
+                    self.object(sc, bytes, Some(len_now), open + 1, bufs, out)?;
                 } else {
                     let full = std::mem::take(&mut self.parser.name);
                     let key = self.parser.intern(&full);
                     self.parser.name = full;
                     let key = key.ok_or(Stop::Full)?;
-                    let v = sc.value()?;
+                    let v = sc.value(open + 1)?;
                     let value = self.value(v, bytes, bufs);
                     out.fields.push((key, value));
                 }
@@ -372,21 +379,21 @@ impl FieldParse for JsonParser {
             sc.ws();
             if sc.peek() != Some(b'{') {
                 // Valid JSON that is not an object gets its own reason.
-                return match sc.value().and_then(|_| sc.finish()) {
-                    Ok(()) => Err(Stop::Invalid(ScanError { at: usize::MAX })),
+                return match sc.value(0).and_then(|_| sc.finish()) {
+                    Ok(()) => Err(Stop::Invalid(ScanError::at(usize::MAX))),
                     Err(e) => Err(e.into()),
                 };
             }
             let mut emit = Emit { parser: self, input };
-            emit.object(&mut sc, bytes, None, bufs, out)?;
+            emit.object(&mut sc, bytes, None, 0, bufs, out)?;
             sc.finish()?;
             Ok(())
         })();
         match result {
             Ok(()) => Ok(()),
             Err(Stop::Full) => Err(TOO_MANY_KEYS),
-            Err(Stop::Invalid(ScanError { at: usize::MAX })) => Err(NOT_OBJECT),
-            Err(Stop::Invalid(e)) => Err(invalid(bytes, e.at)),
+            Err(Stop::Invalid(ScanError { at: usize::MAX, .. })) => Err(NOT_OBJECT),
+            Err(Stop::Invalid(e)) => Err(invalid(bytes, e)),
         }
     }
 }
@@ -521,6 +528,31 @@ mod tests {
         assert!(ev[0].get(keys.get("a").unwrap()).is_some());
         assert!(ev[1].get(Key::MESSAGE).is_some(), "the failed event is kept unchanged");
         assert!(ev[2].get(keys.get("a").unwrap()).is_some(), "known names still parse");
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_a_counted_failure_with_or_without_flatten() {
+        // The line that used to overflow a worker's stack with `flatten` (7,000 levels,
+        // 35 KB), and the first depth past the limit.
+        let nest = |n: usize| r#"{"":"#.repeat(n) + "1" + &"}".repeat(n);
+        let text = [nest(7_000), nest(MAX_DEPTH as usize + 1), nest(MAX_DEPTH as usize)].join("\n") + "\n";
+        for flatten in [None, Some(".".to_string())] {
+            let mut cfg = config();
+            cfg.flatten = flatten.clone();
+            cfg.error_field = Some("_error".into());
+            let (out, failures) = run(&cfg, &text);
+            assert_eq!(failures, 2, "flatten {flatten:?}");
+            for line in &out[..2] {
+                assert!(
+                    line.contains(&format!(
+                        r#""_error":"parse_json: JSON nested deeper than {MAX_DEPTH} levels at byte"#
+                    )),
+                    "{}",
+                    &line[line.len() - 80..]
+                );
+            }
+            assert!(!out[2].contains("_error"), "{MAX_DEPTH} levels parse: {}", out[2]);
+        }
     }
 
     #[test]

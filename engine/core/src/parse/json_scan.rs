@@ -15,6 +15,15 @@
 pub(crate) struct ScanError {
     /// The byte offset where it stops being JSON (`input.len()` at an unexpected end).
     pub at: usize,
+    /// It stops because objects and arrays nest deeper than [`MAX_DEPTH`].
+    pub too_deep: bool,
+}
+
+impl ScanError {
+    /// Not JSON at `at`.
+    pub(crate) fn at(at: usize) -> ScanError {
+        ScanError { at, too_deep: false }
+    }
 }
 
 /// A scalar or nested value.
@@ -38,8 +47,13 @@ pub(crate) enum Scalar {
     Nested { start: usize, end: usize, canonical: bool },
 }
 
-/// Nesting deeper than this is refused (as simd-json and serde_json do, to bound the stack).
-pub(crate) const MAX_DEPTH: u32 = 128;
+/// The deepest nesting accepted: objects and arrays inside one another, the outermost
+/// counted (a line `{"a":{"b":1}}` nests 2 deep). One level more is refused, the same texts
+/// serde_json refuses (its recursion limit of 128 admits 127 levels). Every walk over JSON
+/// that a log line can reach (this scanner, `parse_json`'s members and `flatten`, the
+/// re-encoding of nested values) recurses at most this deep, so a hostile line can cost a
+/// parse failure but never the worker's stack.
+pub const MAX_DEPTH: u32 = 127;
 
 /// The scanner: a position in `s`.
 pub(crate) struct Scanner<'a> {
@@ -53,13 +67,13 @@ impl<'a> Scanner<'a> {
         if !s.is_ascii()
             && let Err(e) = std::str::from_utf8(s)
         {
-            return Err(ScanError { at: e.valid_up_to() });
+            return Err(ScanError::at(e.valid_up_to()));
         }
         Ok(Scanner { s, i: 0 })
     }
 
     fn err<T>(&self) -> Result<T, ScanError> {
-        Err(ScanError { at: self.i })
+        Err(ScanError::at(self.i))
     }
 
     /// Skips whitespace.
@@ -229,7 +243,7 @@ impl<'a> Scanner<'a> {
         match text.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok((Scalar::Float(f), false)),
             // Out of a double's range (`1e400`): refused, as serde_json and simd-json do.
-            _ => Err(ScanError { at: start }),
+            _ => Err(ScanError::at(start)),
         }
     }
 
@@ -243,9 +257,10 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The value starting here (after whitespace).
+    /// The value starting here (after whitespace), inside `open` enclosing objects or
+    /// arrays (0 for a whole text).
     #[inline(always)]
-    pub(crate) fn value(&mut self) -> Result<Scalar, ScanError> {
+    pub(crate) fn value(&mut self, open: u32) -> Result<Scalar, ScanError> {
         match self.peek() {
             Some(b'"') => {
                 let (start, end, escaped) = self.string()?;
@@ -253,7 +268,7 @@ impl<'a> Scanner<'a> {
             }
             Some(b'{' | b'[') => {
                 let start = self.i;
-                let canonical = self.nested(0)?;
+                let canonical = self.nested(open)?;
                 Ok(Scalar::Nested {
                     start,
                     end: self.i,
@@ -268,11 +283,23 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Validates the object or array here; returns whether its text is canonical.
-    fn nested(&mut self, depth: u32) -> Result<bool, ScanError> {
-        if depth >= MAX_DEPTH {
-            return self.err();
+    /// Refuses an object or array here when `open` others already enclose it and one
+    /// more would pass [`MAX_DEPTH`].
+    #[inline(always)]
+    pub(crate) fn enter(&self, open: u32) -> Result<(), ScanError> {
+        if open >= MAX_DEPTH {
+            return Err(ScanError {
+                at: self.i,
+                too_deep: true,
+            });
         }
+        Ok(())
+    }
+
+    /// Validates the object or array here, inside `depth` enclosing ones; returns whether
+    /// its text is canonical.
+    fn nested(&mut self, depth: u32) -> Result<bool, ScanError> {
+        self.enter(depth)?;
         let open = self.i;
         let object = self.eat(b'{');
         if !object {
@@ -408,7 +435,7 @@ mod tests {
             return false;
         };
         sc.ws();
-        sc.value().is_ok() && sc.finish().is_ok()
+        sc.value(0).is_ok() && sc.finish().is_ok()
     }
 
     #[test]
@@ -456,7 +483,7 @@ mod tests {
 
     #[test]
     fn numbers_and_canonical_nested_text() {
-        let scalar = |s: &str| Scanner::new(s.as_bytes()).unwrap().value().unwrap();
+        let scalar = |s: &str| Scanner::new(s.as_bytes()).unwrap().value(0).unwrap();
         assert_eq!(scalar("42"), Scalar::Int(42));
         assert_eq!(scalar("-9223372036854775808"), Scalar::Int(i64::MIN));
         assert_eq!(scalar("9223372036854775808"), Scalar::BigUint { start: 0, end: 19 });
@@ -489,11 +516,30 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_bounded() {
-        let ok = "[".repeat(100) + &"]".repeat(100);
-        assert!(valid(&ok));
-        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-        assert!(!valid(&deep));
+    fn deep_nesting_is_bounded_where_serde_json_bounds_it() {
+        let serde_ok = |t: &str| serde_json::from_str::<serde_json::Value>(t).is_ok();
+        for depth in [1, 2, 100, 126, 127, 128, 129, 10_000] {
+            let arrays = "[".repeat(depth) + &"]".repeat(depth);
+            let objects = r#"{"":"#.repeat(depth) + "1" + &"}".repeat(depth);
+            // Objects and arrays alternating: `depth` levels when it is even.
+            let pairs = depth / 2;
+            let mixed = r#"{"a":["#.repeat(pairs) + "0" + &"]}".repeat(pairs);
+            for (text, levels) in [(arrays, depth), (objects, depth), (mixed, 2 * pairs)] {
+                let ours = valid(&text);
+                assert_eq!(ours, levels <= MAX_DEPTH as usize, "{levels} levels");
+                assert_eq!(
+                    ours,
+                    serde_ok(&text),
+                    "{levels} levels: {}",
+                    &text[..text.len().min(40)]
+                );
+            }
+        }
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        let mut sc = Scanner::new(deep.as_bytes()).unwrap();
+        let e = sc.value(0).unwrap_err();
+        assert!(e.too_deep);
+        assert_eq!(e.at, MAX_DEPTH as usize, "stops at the first bracket too many");
     }
 
     proptest::proptest! {

@@ -53,7 +53,8 @@ impl ParseFailure {
 
 /// The failure of a parser that found a new field name when the pipeline's key table is
 /// full ([`KeyTable::MAX_KEYS`]).
-pub const TOO_MANY_KEYS: ParseFailure = ParseFailure::fixed("too many distinct field names (the key table is full)");
+pub const TOO_MANY_KEYS: ParseFailure =
+    ParseFailure::fixed("too many distinct field names, or too long ones (the key table is full)");
 
 /// What one parse produced: fields to set and, for timestamp parsers, the event time.
 #[derive(Debug, Default)]

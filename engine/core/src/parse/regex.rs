@@ -70,8 +70,7 @@ impl ParseRegexConfig {
             self.on_failure,
             self.error_field.as_deref(),
         )?;
-        let regex =
-            meta::Regex::new(&self.pattern).map_err(|e| BuildError(format!("bad pattern `{}`: {e}", self.pattern)))?;
+        let regex = crate::pattern::compile("`pattern`", &self.pattern)?;
         let info = regex.group_info();
         let groups = info.group_len(regex_automata::PatternID::ZERO);
         let mut names: Vec<Option<Key>> = vec![None; groups];
@@ -395,7 +394,10 @@ mod tests {
     fn build_errors_say_what_is_wrong() {
         let keys = KeyTable::new();
         let e = config("(?P<a>x").build(&keys).unwrap_err();
-        assert!(e.0.contains("bad pattern"), "{e}");
+        assert_eq!(
+            e.0,
+            "`pattern` is not a valid regex: unclosed group, at column 1 of the pattern:\n  (?P<a>x\n  ^"
+        );
         let e = config("(x)").build(&keys).unwrap_err();
         assert!(e.0.contains("no named group"), "{e}");
         let mut cfg = config("(x)(y)");

@@ -79,13 +79,13 @@ impl FilterConfig {
         if self.include.is_empty() && self.exclude.is_empty() && self.condition.is_none() {
             return Err(BuildError("filter needs `include`, `exclude` or `condition`".into()));
         }
-        let leaves = |map: &IndexMap<String, String>| -> Result<Vec<Cond>, BuildError> {
+        let leaves = |which: &str, map: &IndexMap<String, String>| -> Result<Vec<Cond>, BuildError> {
             map.iter()
-                .map(|(field, pattern)| matches(key(keys, field)?, pattern))
+                .map(|(field, pattern)| matches(key(keys, field)?, &format!("`{which}.{field}`"), pattern))
                 .collect()
         };
-        let mut all = leaves(&self.include)?;
-        let exclude = leaves(&self.exclude)?;
+        let mut all = leaves("include", &self.include)?;
+        let exclude = leaves("exclude", &self.exclude)?;
         if !exclude.is_empty() {
             all.push(Cond::Not(Box::new(Cond::Any(exclude))));
         }
@@ -114,9 +114,10 @@ fn key(keys: &KeyTable, field: &str) -> Result<Key, BuildError> {
     Ok(keys.intern(field))
 }
 
-/// A `Matches` leaf; its cache index is assigned once the tree is built.
-fn matches(field: Key, pattern: &str) -> Result<Cond, BuildError> {
-    let re = meta::Regex::new(pattern).map_err(|e| BuildError(format!("bad pattern `{pattern}`: {e}")))?;
+/// A `Matches` leaf; its cache index is assigned once the tree is built. `what` names the
+/// pattern in the config, for the error.
+fn matches(field: Key, what: &str, pattern: &str) -> Result<Cond, BuildError> {
+    let re = crate::pattern::compile(what, pattern)?;
     Ok(Cond::Matches(field, re, usize::MAX))
 }
 
@@ -142,7 +143,8 @@ impl ConditionConfig {
         if let Some(c) = &self.not {
             return Ok(Cond::Not(Box::new(c.build(keys)?)));
         }
-        let field = key(keys, self.field.as_deref().expect("checked"))?;
+        let name = self.field.as_deref().expect("checked");
+        let field = key(keys, name)?;
         let tests = [
             self.matches.is_some(),
             self.equals.is_some(),
@@ -155,7 +157,7 @@ impl ConditionConfig {
             ));
         }
         Ok(if let Some(p) = &self.matches {
-            matches(field, p)?
+            matches(field, &format!("`matches` of the condition on `{name}`"), p)?
         } else if let Some(text) = &self.equals {
             Cond::Equals(field, text.clone().into_bytes())
         } else if let Some(e) = self.exists {
@@ -316,7 +318,17 @@ mod tests {
                 .0
         };
         assert!(bad("{}").contains("needs"));
-        assert!(bad(r#"{"include":{"a":"("}}"#).contains("bad pattern"));
+        assert!(
+            bad(r#"{"include":{"a":"("}}"#)
+                .starts_with("`include.a` is not a valid regex: unclosed group, at column 1")
+        );
+        assert!(
+            bad(r#"{"exclude":{"b":"x{2,1}"}}"#).starts_with("`exclude.b` is not a valid regex: invalid repetition")
+        );
+        assert!(
+            bad(r#"{"condition":{"not":{"field":"c","matches":"[z-a]"}}}"#)
+                .starts_with("`matches` of the condition on `c` is not a valid regex: invalid character class range")
+        );
         assert!(bad(r#"{"condition":{"field":"a"}}"#).contains("exactly one of `matches`"));
         assert!(bad(r#"{"condition":{"field":"a","exists":true,"all":[]}}"#).contains("exactly one of `all`"));
     }

@@ -107,8 +107,9 @@ impl MaskConfig {
 /// Compiles the regex of config key `what`, refusing one that only matches empty text
 /// (it would never mask anything).
 fn compile(what: &str, pattern: &str) -> Result<Regex, BuildError> {
-    let regex = Regex::new(pattern).map_err(|e| BuildError(format!("`{what}` is not a valid regex: {e}")))?;
-    let hir = syntax::parse(pattern).map_err(|e| BuildError(format!("`{what}` is not a valid regex: {e}")))?;
+    let name = format!("`{what}`");
+    let regex = crate::pattern::compile(&name, pattern)?;
+    let hir = syntax::parse(pattern).map_err(|e| BuildError(crate::pattern::explain_syntax(&name, pattern, &e)))?;
     if what == "pattern" && hir.properties().maximum_len() == Some(0) {
         return Err(BuildError(format!(
             "`pattern` ({pattern:?}) only matches empty text, so it would mask nothing"
@@ -352,7 +353,10 @@ mod tests {
         let keys = KeyTable::new();
         let err = |json| config(json).build(&keys).unwrap_err().0;
         let invalid = err(serde_json::json!({ "pattern": "a(b" }));
-        assert!(invalid.starts_with("`pattern` is not a valid regex:"), "{invalid}");
+        assert!(
+            invalid.starts_with("`pattern` is not a valid regex: unclosed group, at column 2"),
+            "{invalid}"
+        );
         assert!(err(serde_json::json!({ "pattern": "a", "after": "[" })).starts_with("`after` is not a valid regex"));
         assert!(err(serde_json::json!({ "pattern": "" })).contains("only matches empty"));
         assert!(err(serde_json::json!({ "pattern": "a", "hash": "sha256", "replace_with": "x" })).contains("not both"));
