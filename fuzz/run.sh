@@ -29,14 +29,13 @@ all_targets=(parse_json parse_regex parse_kv parse_delimiter parse_timestamp fra
 targets=("$@")
 if [ $# -eq 0 ]; then targets=("${all_targets[@]}"); fi
 
-# Features a target needs (the agent and the Wasm host are built only for their targets).
-features_of() {
-    case "$1" in
-        config) echo "--features agent" ;;
-        wasm_edits) echo "--features wasm" ;;
-        *) echo "" ;;
-    esac
-}
+# The agent (config) and the Wasm host (wasm_edits) are built only when one of their targets
+# is asked for; then every target is built with both features, so that the shared crates
+# (wasmtime, weir-core...) are compiled once, with one set of features.
+features=()
+case " ${targets[*]} " in
+    *" config "* | *" wasm_edits "*) features=(--features agent,wasm) ;;
+esac
 
 # --- toolchain -------------------------------------------------------------------------
 toolchain=()
@@ -95,8 +94,7 @@ mkdir -p logs
 flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
 run_one() {
     local target=$1
-    # shellcheck disable=SC2046
-    if cargo fuzz run -O $(features_of "$target") "$target" -- "${flags[@]}" >"logs/$target.log" 2>&1; then
+    if cargo fuzz run -O "${features[@]}" "$target" -- "${flags[@]}" >"logs/$target.log" 2>&1; then
         local runs
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "logs/$target.log" | tail -1)
         echo "ok    $target: ${runs:-?} executions in ${seconds}s"
@@ -107,16 +105,11 @@ run_one() {
     fi
 }
 
-# Build first, so the timings below are fuzzing only and a build error stops everything;
-# the agent and the Wasm host only when a target needs them.
+# Build first, so the timings below are fuzzing only and a build error stops everything.
 for t in "${targets[@]}"; do
     case " ${all_targets[*]} " in *" $t "*) ;; *) echo "unknown target $t" >&2; exit 2 ;; esac
 done
-case " ${targets[*]} " in *" config "*) cargo fuzz build -O --features agent config ;; esac
-case " ${targets[*]} " in *" wasm_edits "*) cargo fuzz build -O --features wasm wasm_edits ;; esac
-for t in "${targets[@]}"; do
-    if [ -z "$(features_of "$t")" ]; then cargo fuzz build -O; break; fi
-done
+cargo fuzz build -O "${features[@]}"
 
 failed=0
 if [ "$mode" = smoke ]; then

@@ -64,6 +64,9 @@ struct Case {
     hay: Vec<Vec<u8>>,
 }
 
+/// The groups that took part in a match: group index (from 0 for group 1) and bytes.
+type Groups = Vec<(usize, Vec<u8>)>;
+
 fn render(items: &[Item], depth: u32, groups: &mut u32, out: &mut String) {
     if depth > 4 {
         return;
@@ -162,7 +165,7 @@ fuzz_target!(|case: Case| {
     }
     let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
     let mut caps = Captures::all(regex.group_info().clone());
-    let expected: Vec<Option<Vec<(usize, Vec<u8>)>>> = lines
+    let expected: Vec<Option<Groups>> = lines
         .iter()
         .map(|line| {
             regex.search_captures(&Input::new(line), &mut caps);
@@ -181,7 +184,7 @@ fuzz_target!(|case: Case| {
         let mut failures = 0;
         for (i, want) in expected.iter().enumerate() {
             let event = &batch.events()[i];
-            let got: Option<Vec<(usize, Vec<u8>)>> = if event.get(weir_core::model::Key::MESSAGE).is_some() {
+            let got: Option<Groups> = if event.get(weir_core::model::Key::MESSAGE).is_some() {
                 failures += 1;
                 None
             } else {
