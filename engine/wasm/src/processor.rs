@@ -64,8 +64,16 @@ pub const MAX_APPLY_STEPS: u64 = 1 << 28;
 /// re-created after a failure that leaves it unusable.
 pub struct WasmProcessor {
     plugin: Arc<Compiled>,
-    keys: Arc<KeyTable>,
     instance: Option<Instance>,
+    host: Host,
+    error_key: Key,
+    failures: u64,
+}
+
+/// The host's side of a call, apart from the plugin: the batch in flat form, the maps
+/// between its ids and the pipeline's, and the check and application of edits.
+struct Host {
+    keys: Arc<KeyTable>,
     /// The flat batch, refilled for every call.
     flat: Flat,
     /// Pipeline key index -> batch-local id (`NONE` when not in `flat.keys`).
@@ -76,12 +84,10 @@ pub struct WasmProcessor {
     live: Vec<u32>,
     /// Flat event index -> the number of fields of the event (sent or not).
     fields_of: Vec<u32>,
-    /// Scratch for [`WasmProcessor::apply_steps`].
+    /// Scratch for [`Host::apply_steps`].
     work: Vec<u64>,
     /// Pipeline keys of the plugin's new keys, for the edits at hand.
     new_keys: Vec<Key>,
-    error_key: Key,
-    failures: u64,
     /// When only some fields cross: `sent[key index]` says whether that one does.
     sent: Option<Vec<bool>>,
 }
@@ -122,8 +128,23 @@ impl WasmProcessor {
         let error_key = keys.intern("_error");
         Ok(WasmProcessor {
             plugin,
-            keys,
             instance: Some(instance),
+            host: Host::new(keys, only),
+            error_key,
+            failures: 0,
+        })
+    }
+
+    /// The compiled plugin (name, limits, counters).
+    pub fn plugin(&self) -> &Arc<Compiled> {
+        &self.plugin
+    }
+}
+
+impl Host {
+    fn new(keys: Arc<KeyTable>, only: Option<Vec<Key>>) -> Host {
+        Host {
+            keys,
             flat: Flat::default(),
             local_of: Vec::new(),
             core_of: Vec::new(),
@@ -131,8 +152,6 @@ impl WasmProcessor {
             fields_of: Vec::new(),
             work: Vec::new(),
             new_keys: Vec::new(),
-            error_key,
-            failures: 0,
             sent: only.map(|keys| {
                 let mut sent = vec![false; keys.iter().map(|k| k.index() + 1).max().unwrap_or(0)];
                 for k in keys {
@@ -140,12 +159,7 @@ impl WasmProcessor {
                 }
                 sent
             }),
-        })
-    }
-
-    /// The compiled plugin (name, limits, counters).
-    pub fn plugin(&self) -> &Arc<Compiled> {
-        &self.plugin
+        }
     }
 
     /// Fills `self.flat` with the live events of `batch`.
@@ -207,12 +221,14 @@ impl WasmProcessor {
             self.fields_of.push(event.fields().len() as u32);
         }
     }
+}
 
+impl WasmProcessor {
     /// Calls the plugin on the flat batch (whose bytes are `chunk`, then the arena values),
     /// retrying `retryable` errors.
     fn call(&mut self, chunk: &[u8]) -> Result<types::Edits, Failure> {
         let plugin = &self.plugin;
-        let flat = &mut self.flat;
+        let flat = &mut self.host.flat;
         let bytes: &[u8] = if flat.extra.is_empty() {
             chunk
         } else {
@@ -246,7 +262,9 @@ impl WasmProcessor {
             }
         }
     }
+}
 
+impl Host {
     /// Checks `edits` against the flat batch, and interns their new keys into
     /// `self.new_keys`. Nothing is applied unless everything is valid.
     fn check(&mut self, edits: &types::Edits) -> Result<(), String> {
@@ -318,7 +336,7 @@ impl WasmProcessor {
         Ok(())
     }
 
-    /// An upper bound on the field look-ups [`WasmProcessor::apply`] makes for `edits`,
+    /// An upper bound on the field look-ups [`Host::apply`] makes for `edits`,
     /// whose event indices are checked: a set or a remove scans its event's fields, and a
     /// set may add one.
     fn apply_steps(&mut self, edits: &types::Edits) -> u64 {
@@ -389,12 +407,14 @@ impl WasmProcessor {
             }
         }
     }
+}
 
+impl WasmProcessor {
     /// Counts and logs a failed batch, then applies `policy` to its events.
     fn fail(&mut self, batch: &mut Batch, kind: FailureKind, message: &str, policy: OnError) {
         let plugin = &self.plugin;
         plugin.stats.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
-        let events = self.live.len() as u64;
+        let events = self.host.live.len() as u64;
         self.failures += events;
         let policy_name = match policy {
             OnError::Pass => "pass",
@@ -421,7 +441,7 @@ impl WasmProcessor {
             OnError::Pass => {}
             OnError::Drop => {
                 let events = batch.parts_mut().1;
-                for &i in &self.live {
+                for &i in &self.host.live {
                     events[i as usize].mark_dropped();
                 }
             }
@@ -429,7 +449,7 @@ impl WasmProcessor {
                 let reason = format!("wasm plugin {}: {}: {message}", plugin.name(), kind.name());
                 let (mut bufs, events) = batch.parts_mut();
                 let span = bufs.push(reason.as_bytes());
-                for &i in &self.live {
+                for &i in &self.host.live {
                     let event = &mut events[i as usize];
                     event.set(self.error_key, Value::Str(span));
                     event.mark_dead_letter();
@@ -488,18 +508,18 @@ fn flat_span(batch: &Batch, span: Span, chunk_len: usize, extra: &mut Vec<u8>) -
 
 impl Processor for WasmProcessor {
     fn process(&mut self, batch: &mut Batch) {
-        self.flatten(batch);
-        if self.flat.events.is_empty() {
+        self.host.flatten(batch);
+        if self.host.flat.events.is_empty() {
             return;
         }
         self.plugin
             .stats
             .events
-            .fetch_add(self.flat.events.len() as u64, Ordering::Relaxed);
+            .fetch_add(self.host.flat.events.len() as u64, Ordering::Relaxed);
         let on_error = self.plugin.on_error;
         match self.call(batch.chunk()) {
-            Ok(edits) => match self.check(&edits) {
-                Ok(()) => self.apply(batch, &edits),
+            Ok(edits) => match self.host.check(&edits) {
+                Ok(()) => self.host.apply(batch, &edits),
                 Err(message) => {
                     self.instance = None;
                     self.fail(batch, FailureKind::BadEdits, &message, on_error);
@@ -531,4 +551,78 @@ impl Processor for WasmProcessor {
     fn take_failures(&mut self) -> u64 {
         std::mem::take(&mut self.failures)
     }
+}
+
+/// A value of a plugin's edit, in plain Rust types (the WIT bindings are private).
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub enum PlainValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A span of the edits' bytes: start, length.
+    Str(u32, u32),
+    Json(u32, u32),
+}
+
+/// One edit of a plugin, in plain Rust types.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub enum PlainEdit {
+    Drop(u32),
+    Set { event: u32, key: u32, value: PlainValue },
+    Remove { event: u32, key: u32 },
+    Timestamp { event: u32, timestamp: Option<i64> },
+}
+
+/// The host's check and application of a plugin's edits, without a plugin: `batch` is
+/// flattened as for a call (only the fields in `only`, when given), the edits are checked
+/// as a plugin's answer is, and applied when they pass; the check's reason otherwise (the
+/// batch is then untouched). For the fuzz targets (`fuzz/`), which feed it arbitrary edits.
+#[doc(hidden)]
+pub fn check_and_apply_edits(
+    keys: &Arc<KeyTable>,
+    only: Option<Vec<Key>>,
+    batch: &mut Batch,
+    bytes: Vec<u8>,
+    new_keys: Vec<String>,
+    edits: &[PlainEdit],
+) -> Result<(), String> {
+    let value = |v: &PlainValue| match *v {
+        PlainValue::Null => types::Value::Null,
+        PlainValue::Bool(b) => types::Value::Boolean(b),
+        PlainValue::Int(n) => types::Value::Int(n),
+        PlainValue::Float(x) => types::Value::Float(x),
+        PlainValue::Str(start, len) => types::Value::Str(types::Span { start, len }),
+        PlainValue::Json(start, len) => types::Value::Json(types::Span { start, len }),
+    };
+    let edits = types::Edits {
+        bytes,
+        new_keys,
+        edits: edits
+            .iter()
+            .map(|e| match e {
+                PlainEdit::Drop(event) => types::Edit::Drop(*event),
+                PlainEdit::Set { event, key, value: v } => types::Edit::Set(types::SetField {
+                    event: *event,
+                    key: *key,
+                    value: value(v),
+                }),
+                PlainEdit::Remove { event, key } => types::Edit::Remove(types::RemoveField {
+                    event: *event,
+                    key: *key,
+                }),
+                PlainEdit::Timestamp { event, timestamp } => types::Edit::Timestamp(types::SetTimestamp {
+                    event: *event,
+                    timestamp: *timestamp,
+                }),
+            })
+            .collect(),
+    };
+    let mut host = Host::new(keys.clone(), only);
+    host.flatten(batch);
+    host.check(&edits)?;
+    host.apply(batch, &edits);
+    Ok(())
 }
