@@ -47,6 +47,6 @@ pub use config::{OnError, PluginConfig, WasmConfig};
 pub use plugin::{
     Compiled, FailureKind, Limits, LoadError, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, TICK, cache_dir,
 };
+pub use processor::{MAX_APPLY_STEPS, MAX_JSON_DEPTH, MAX_KEY_BYTES, PluginStats, WasmProcessor};
 #[doc(hidden)]
 pub use processor::{PlainEdit, PlainValue, check_and_apply_edits};
-pub use processor::{MAX_APPLY_STEPS, MAX_JSON_DEPTH, MAX_KEY_BYTES, PluginStats, WasmProcessor};
