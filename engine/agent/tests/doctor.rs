@@ -16,7 +16,17 @@ fn doctor(dir: &Path, pipeline: &str) -> (bool, String) {
 fn doctor_as(dir: &Path, pipeline: &str, uid: Option<u32>) -> (bool, String) {
     let file = dir.join("pipeline.yaml");
     std::fs::write(&file, pipeline).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    let mut bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_weir"));
+    if uid.is_some() {
+        // The checkout may sit where another user cannot reach (a 0700 home or temporary
+        // folder): that user runs a copy of the binary from `dir`, which the caller opened.
+        use std::os::unix::fs::PermissionsExt;
+        let copy = dir.join("weir");
+        std::fs::copy(&bin, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin = copy;
+    }
+    let mut cmd = Command::new(&bin);
     cmd.args(["doctor", "-c"]).arg(&file);
     if let Some(uid) = uid {
         std::os::unix::process::CommandExt::uid(&mut cmd, uid);
