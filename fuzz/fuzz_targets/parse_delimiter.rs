@@ -156,10 +156,7 @@ fuzz_target!(|case: Case| {
                     fields.push(("message".into(), line.to_vec()));
                 }
                 for (k, v) in columns {
-                    match fields.iter_mut().find(|(n, _)| *n == k) {
-                        Some(slot) => slot.1 = v,
-                        None => fields.push((k, v)),
-                    }
+                    weir_fuzz::set(&mut fields, &k, v);
                 }
                 fields
             }

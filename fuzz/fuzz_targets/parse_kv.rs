@@ -144,11 +144,7 @@ fuzz_target!(|case: Case| {
                     fields.push(("message".to_string(), V::Str(line.to_vec())));
                 }
                 for (k, v) in pairs {
-                    let name = format!("{prefix}{}", String::from_utf8_lossy(&k));
-                    match fields.iter_mut().find(|(n, _)| *n == name) {
-                        Some(slot) => slot.1 = v,
-                        None => fields.push((name, v)),
-                    }
+                    weir_fuzz::set(&mut fields, &format!("{prefix}{}", String::from_utf8_lossy(&k)), v);
                 }
                 fields
             }

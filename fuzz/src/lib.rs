@@ -107,7 +107,7 @@ impl Json {
 
 /// Sets `name` like `Event::set`: in place when present (first position, last value),
 /// else appended.
-pub fn set(fields: &mut Vec<(String, Json)>, name: &str, value: Json) {
+pub fn set<V>(fields: &mut Vec<(String, V)>, name: &str, value: V) {
     match fields.iter_mut().find(|(k, _)| k == name) {
         Some(slot) => slot.1 = value,
         None => fields.push((name.to_string(), value)),
