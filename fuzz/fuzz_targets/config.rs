@@ -1,4 +1,4 @@
-//! The pipeline-file loader (`engine/agent/src/config.rs`) and the checks `weir check`
+//! The pipeline-file loader (`engine/agent/src/config/`) and the checks `weir check`
 //! runs (`runtime::validate`): any text gives a config or an error, never a panic, and
 //! every error says where (a line and column inside the text) and what.
 #![no_main]
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
                 file: "fuzz.yaml".into(),
                 config,
             };
-            if let Err(e) = weir::runtime::validate(&loaded) {
+            if let Err(e) = weir::config::validate(&loaded) {
                 assert!(!e.message.trim().is_empty(), "an error says what is wrong");
                 assert!(
                     e.line >= 1 && e.line <= lines,

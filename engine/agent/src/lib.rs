@@ -1,17 +1,25 @@
-//! The Weir agent: the pipeline file, the runtime that moves batches from inputs through
-//! workers to outputs, and the pieces the `weir` command line is made of.
+//! The Weir agent: the pipeline file, the components, and the runtime that moves batches
+//! from inputs through workers to outputs. Dependencies point one way:
+//!
+//! ```text
+//! cli ─▶ runtime ─▶ config::registry ─▶ inputs, outputs ─▶ config::error
+//!          │                               │
+//!          └──────────▶ delivery ◀─────────┘ (checkpoints, acks, crash-loop guard)
+//! ```
+//!
+//! - [`config`]: the pipeline file, its checks, and the [`config::registry`] of every
+//!   component `type`;
+//! - [`inputs`]: one file per input type, and the follow-mode tailer;
+//! - [`outputs`]: the [`outputs::Sink`] contract, one file per output type;
+//! - [`runtime`]: `weir run`'s threads: readers, workers, dispatcher, outputs, shutdown;
+//! - [`delivery`]: file identity, checkpoints, acknowledgements, the crash-loop guard;
+//! - [`admin`]: the `/health` and `/metrics` endpoint;
+//! - [`cli`]: the commands beyond `run` (`doctor`, `plugin`, `bench`/`gen` wiring).
 
-pub mod acks;
 pub mod admin;
-pub mod checkpoint;
+pub mod cli;
 pub mod config;
-pub mod doctor;
-pub mod guard;
-pub mod http_output;
+pub mod delivery;
 pub mod inputs;
-pub mod kubernetes;
 pub mod outputs;
-pub mod plugin_cli;
-pub mod registry;
 pub mod runtime;
-pub mod tail;

@@ -7,7 +7,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use weir::checkpoint::{
+use weir::delivery::checkpoint::{
     CHECKPOINT_FILE, CheckpointError, Checkpoints, CommitOutcome, FileIdentity, Lookup, SIGNATURE_LEN, TEMP_FILE,
     Whereabouts, whereabouts,
 };

@@ -206,7 +206,7 @@ fn pipeline(label: &str, text: &str) -> Pipeline {
         .inputs
         .iter()
         .filter_map(|i| match &i.value {
-            weir::registry::InputConfig::File(f) => Some(f.paths.value.iter().map(|p| p.value.clone())),
+            weir::config::registry::InputConfig::File(f) => Some(f.paths.value.iter().map(|p| p.value.clone())),
             _ => None,
         })
         .flatten()
@@ -217,7 +217,7 @@ fn pipeline(label: &str, text: &str) -> Pipeline {
             address.rsplit_once(':').unwrap().1.parse().unwrap()
         }),
         data_dir: cfg.data_dir.as_ref().map(|d| d.value.clone()),
-        // runtime.rs: 20s unless set.
+        // config/mod.rs (PipelineConfig::shutdown_timeout): 20s unless set.
         shutdown_secs: cfg.shutdown_timeout.as_ref().map_or(20.0, |d| d.value.0.as_secs_f64()),
         marker_file: cfg
             .exit_when

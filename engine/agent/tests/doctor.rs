@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
-use weir::checkpoint::{Checkpoints, FileIdentity};
+use weir::delivery::checkpoint::{Checkpoints, FileIdentity};
 
 /// Runs `weir doctor -c pipeline` and returns whether it succeeded, and its stdout.
 fn doctor(dir: &Path, pipeline: &str) -> (bool, String) {

@@ -63,7 +63,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use weir::checkpoint::{Checkpoints, FileIdentity, Lookup};
+use weir::delivery::checkpoint::{Checkpoints, FileIdentity, Lookup};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 /// Rotated files kept: `app.log.1` ..= `app.log.KEEP`.
@@ -772,7 +772,7 @@ fn lines_rotated_just_before_a_kill_are_recovered() {
 /// A sequence the property test found (shrunk by hand a little): the agent noticed a
 /// truncation while the file was empty, so the identity it held (of an empty file) matched
 /// any contents; a truncation and a longer write, landing between a read and the re-signing,
-/// was taken for growth: lines were lost and a torn line came out. Fixed in tail.rs (the
+/// was taken for growth: lines were lost and a torn line came out. Fixed in inputs/tail.rs (the
 /// tailer keeps the first bytes it read and checks the file still starts with them).
 #[test]
 fn a_rewrite_after_a_truncation_seen_while_empty_is_not_taken_for_growth() {
@@ -820,7 +820,7 @@ fn a_rewrite_after_a_truncation_seen_while_empty_is_not_taken_for_growth() {
 /// was signed when the agent opened it, then truncated and written again before the agent's
 /// first read; the agent read the new contents but kept checkpointing them under the old
 /// identity, so after a clean restart it took the file for another one and read it all again
-/// (271 duplicates). Fixed in tail.rs (the file is signed again after its first bytes are read).
+/// (271 duplicates). Fixed in inputs/tail.rs (the file is signed again after its first bytes are read).
 #[test]
 fn a_file_rewritten_between_its_signing_and_its_first_read_is_not_read_twice() {
     use Action::*;

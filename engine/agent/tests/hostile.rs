@@ -1,7 +1,7 @@
 //! Hostile input never takes the agent down, end to end through `weir run` in follow mode:
 //! a line nested past the JSON depth limit is a counted failure (it used to overflow a
 //! worker's stack with `flatten`), and a record the agent dies on costs two restarts, then
-//! only itself (the crash-loop guard, `engine/agent/src/guard.rs`).
+//! only itself (the crash-loop guard, `engine/agent/src/delivery/guard.rs`).
 //!
 //! The crash is injected with `WEIR_FAULT_ABORT_ON` (debug builds only): the process aborts
 //! when an event about to be processed contains the text, as a crash in a processor would.

@@ -4,8 +4,8 @@
 //! Bounded in cases so the suite stays fast.
 
 use proptest::prelude::*;
+use weir::config::registry::ProcessorConfig;
 use weir::config::{Loaded, parse};
-use weir::registry::ProcessorConfig;
 use weir::runtime::run_in_memory;
 
 fn loaded(yaml: &str) -> Loaded {

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests and benches.
 
 pub mod agent;
+pub mod http_server;
 pub mod lines;
 pub mod node;
+pub mod output;

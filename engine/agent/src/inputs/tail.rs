@@ -1,4 +1,4 @@
-//! Follow mode: the file tailer of one `file` input.
+//! Follow mode: the file tailer of one `file` or `kubernetes_logs` input.
 //!
 //! One thread per input runs [`Tailer::run`]: it finds files with the input's globs, reads
 //! what they append, and hands chunks of whole lines (or framed records) to the workers,
@@ -36,15 +36,14 @@ use weir_core::frame::{Format, Framed, Framer};
 use weir_core::line::{Chunk, LineChunker, LineOptions};
 use weir_core::pool::BufferPool;
 
-use crate::acks::{AckPoint, Acks};
 use serde_saphyr::Spanned;
 use weir_core::units::Dur;
 
-use crate::checkpoint::{FileIdentity, SIGNATURE_LEN};
-use crate::config::{ConfigError, Loaded, Pos};
-use crate::inputs::{Framing, ReadFrom, SourceFields};
-use crate::kubernetes::Discovery;
-use crate::runtime::InputStats;
+use super::kubernetes::Discovery;
+use super::{Framing, InputStats, ReadFrom, SourceFields};
+use crate::config::error::{ConfigError, Pos};
+use crate::delivery::acks::{AckPoint, Acks};
+use crate::delivery::checkpoint::{FileIdentity, SIGNATURE_LEN};
 
 /// How one input tails its files.
 #[derive(Debug, Clone)]
@@ -97,18 +96,24 @@ impl FollowTiming {
         rotate_wait: &Option<Spanned<Dur>>,
         max_open_files: &Option<Spanned<usize>>,
         flush_timeout: &Option<Spanned<Dur>>,
-        loaded: &Loaded,
+        file: &Path,
     ) -> Result<FollowTiming, ConfigError> {
         let dur = |d: &Option<Spanned<Dur>>, default_ms: u64| match d {
-            Some(d) if d.value.0.is_zero() => {
-                Err(loaded.error(Pos::of(d), format!("{what}: a duration here must be more than 0")))
-            }
+            Some(d) if d.value.0.is_zero() => Err(ConfigError::at(
+                file,
+                Pos::of(d),
+                format!("{what}: a duration here must be more than 0"),
+            )),
             Some(d) => Ok(d.value.0),
             None => Ok(Duration::from_millis(default_ms)),
         };
         let max_open_files = match max_open_files {
             Some(m) if m.value == 0 => {
-                return Err(loaded.error(Pos::of(m), format!("{what}: max_open_files must be at least 1")));
+                return Err(ConfigError::at(
+                    file,
+                    Pos::of(m),
+                    format!("{what}: max_open_files must be at least 1"),
+                ));
             }
             Some(m) => m.value,
             None => 1024,
@@ -196,6 +201,16 @@ impl Tracked {
     fn read_offset(&self) -> u64 {
         self.chunker.offset() + self.chunker.pending() as u64
     }
+}
+
+/// What [`Tailer::reopen_grown`] found of a file closed to save descriptors.
+enum Reopen {
+    /// Reopened: it grew.
+    Open,
+    /// Left closed: it did not grow, or no descriptor is free.
+    NotNow,
+    /// It left the globs `rotate_wait` ago and did not grow.
+    Gone,
 }
 
 /// The tailer of one input. See the module docs.
@@ -393,6 +408,35 @@ impl Tailer {
     /// old checkpoint, and registering the copy first means a checkpoint saved in between
     /// still leads here.
     fn recover(&mut self, found: &[(PathBuf, (u64, u64))]) {
+        let in_globs: HashMap<(u64, u64), &PathBuf> = found.iter().map(|(p, k)| (*k, p)).collect();
+        for (path, offset, at, how) in self.recovery_plans(&in_globs) {
+            let Ok(meta) = std::fs::metadata(&at) else { continue };
+            let key = (meta.dev(), meta.ino());
+            tracing::info!(
+                file = %path.display(),
+                from = %at.display(),
+                offset,
+                "{how} while the agent was down, or before what was read of it was delivered: reading the rest from {}",
+                at.display()
+            );
+            match in_globs.get(&key) {
+                // A copy the globs match is followed from here on, like any file.
+                Some(&matched) => self.open_at(key, matched.clone(), None, offset),
+                // Outside the globs: read to its end, then let go. Its checkpoint keeps the
+                // path it was followed at, so a crash before then finds it again here.
+                None => {
+                    self.open_at(key, at, Some(path), offset);
+                    if let Some(t) = self.files.get_mut(&key) {
+                        t.gone_since = Some(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The checkpointed files of [`Tailer::recover`] found again: (checkpointed path,
+    /// offset, where the file or its copy is now, "rotated" or "copytruncated").
+    fn recovery_plans(&self, in_globs: &HashMap<(u64, u64), &PathBuf>) -> Vec<(PathBuf, u64, PathBuf, &'static str)> {
         let patterns: Vec<glob::Pattern> = self
             .settings
             .paths
@@ -401,10 +445,9 @@ impl Tailer {
             .collect();
         let stored = self.acks.stored();
         let checkpointed: HashSet<(u64, u64)> = stored.iter().map(|(id, _, _)| (id.dev(), id.ino())).collect();
-        let in_globs: HashMap<(u64, u64), &PathBuf> = found.iter().map(|(p, k)| (*k, p)).collect();
         let mut listings: HashMap<PathBuf, Vec<(PathBuf, std::fs::Metadata)>> = HashMap::new();
         // Files found under another name first: a copy must not be taken for them.
-        let mut plans: Vec<(PathBuf, u64, PathBuf, &'static str)> = Vec::new();
+        let mut plans = Vec::new();
         let mut copies_wanted = Vec::new();
         for (identity, path, offset) in stored {
             let key = (identity.dev(), identity.ino());
@@ -428,9 +471,7 @@ impl Tailer {
                         .then(|| (p.clone(), m.len()))
                 });
             match renamed {
-                Some((moved, len)) if len > offset => {
-                    plans.push((path, offset, moved, "rotated"));
-                }
+                Some((moved, len)) if len > offset => plans.push((path, offset, moved, "rotated")),
                 Some(_) => {}
                 None => copies_wanted.push((identity, path, offset)),
             }
@@ -445,48 +486,13 @@ impl Tailer {
                 continue;
             }
             let Some(dir) = path.parent() else { continue };
-            let listing = &listings[dir];
-            // The longest candidate has the most of what was written before the copy.
-            let copy = listing
-                .iter()
-                .filter(|(_, m)| {
-                    let key = (m.dev(), m.ino());
-                    m.is_file()
-                        && m.len() > offset
-                        && key != (identity.dev(), identity.ino())
-                        && !checkpointed.contains(&key)
-                        && !taken.contains(&key)
-                })
-                .filter(|(p, _)| FileIdentity::of_path(p).is_ok_and(|id| id.starts_like(&identity)))
-                .max_by_key(|(_, m)| m.len());
-            if let Some((copy, m)) = copy {
+            let excluded = |key| checkpointed.contains(&key) || taken.contains(&key);
+            if let Some((copy, m)) = find_copy(&listings[dir], &identity, offset, excluded) {
                 taken.insert((m.dev(), m.ino()));
                 plans.push((path, offset, copy.clone(), "copytruncated"));
             }
         }
-        for (path, offset, at, how) in plans {
-            let Ok(meta) = std::fs::metadata(&at) else { continue };
-            let key = (meta.dev(), meta.ino());
-            tracing::info!(
-                file = %path.display(),
-                from = %at.display(),
-                offset,
-                "{how} while the agent was down, or before what was read of it was delivered: reading the rest from {}",
-                at.display()
-            );
-            match in_globs.get(&key) {
-                // A copy the globs match is followed from here on, like any file.
-                Some(&matched) => self.open_at(key, matched.clone(), None, offset),
-                // Outside the globs: read to its end, then let go. Its checkpoint keeps the
-                // path it was followed at, so a crash before then finds it again here.
-                None => {
-                    self.open_at(key, at, Some(path), offset);
-                    if let Some(t) = self.files.get_mut(&key) {
-                        t.gone_since = Some(Instant::now());
-                    }
-                }
-            }
-        }
+        plans
     }
 
     fn open_files(&self) -> usize {
@@ -536,7 +542,7 @@ impl Tailer {
                 None => return, // left out by the input's patterns
             },
             None if self.settings.pod_fields => {
-                crate::inputs::container_fields(shown.as_ref().unwrap_or(&path)).map(SourceFields::from)
+                super::container_fields(shown.as_ref().unwrap_or(&path)).map(SourceFields::from)
             }
             None => None,
         };
@@ -662,24 +668,10 @@ impl Tailer {
     /// `Ok(None)` when the file is let go.
     fn poll_tracked(&mut self, t: &mut Tracked, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<Option<bool>, ()> {
         if t.file.is_none() {
-            // Closed to save descriptors: reopen when it grew (and is still the same file).
-            let grew = std::fs::metadata(&t.path)
-                .is_ok_and(|m| (m.dev(), m.ino()) == (t.identity.dev(), t.identity.ino()) && m.len() != t.size);
-            if !grew
-                && t.gone_since
-                    .is_some_and(|g| g.elapsed() >= self.settings.timing.rotate_wait)
-            {
-                return self.closed_and_gone(t, send);
-            }
-            if !grew || !self.make_room() {
-                return Ok(Some(false));
-            }
-            match File::open(&t.path).and_then(|mut f| f.seek(SeekFrom::Start(t.read_offset())).map(|_| f)) {
-                Ok(f) if FileIdentity::of(&f).is_ok_and(|id| id.same_file_as(&t.identity)) => {
-                    t.file = Some(f);
-                    self.stats.files_open.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => return Ok(Some(false)),
+            match self.reopen_grown(t) {
+                Reopen::Open => {}
+                Reopen::NotNow => return Ok(Some(false)),
+                Reopen::Gone => return self.closed_and_gone(t, send),
             }
         }
         let Some(file) = t.file.as_mut() else {
@@ -706,7 +698,51 @@ impl Tailer {
         if size < t.read_offset() || rewritten {
             self.truncated(t, size, send)?;
         }
-        let mut progressed = false;
+        let (read, read_head) = self.read_available(t, send)?;
+        t.size = size.max(t.read_offset());
+        let new_identity = self.sign_again(t, read_head);
+        if read > 0 || new_identity.is_some() {
+            self.acks.update(t.source, new_identity, None, t.size);
+        }
+        if read > 0 {
+            return Ok(Some(true));
+        }
+        self.quiet(t, send)
+    }
+
+    /// A file closed to save descriptors: reopened when it grew and is still the same file
+    /// (and a descriptor is free); `Gone` when it did not grow and left the globs
+    /// `rotate_wait` ago.
+    fn reopen_grown(&mut self, t: &mut Tracked) -> Reopen {
+        let grew = std::fs::metadata(&t.path)
+            .is_ok_and(|m| (m.dev(), m.ino()) == (t.identity.dev(), t.identity.ino()) && m.len() != t.size);
+        if !grew
+            && t.gone_since
+                .is_some_and(|g| g.elapsed() >= self.settings.timing.rotate_wait)
+        {
+            return Reopen::Gone;
+        }
+        if !grew || !self.make_room() {
+            return Reopen::NotNow;
+        }
+        match File::open(&t.path).and_then(|mut f| f.seek(SeekFrom::Start(t.read_offset())).map(|_| f)) {
+            Ok(f) if FileIdentity::of(&f).is_ok_and(|id| id.same_file_as(&t.identity)) => {
+                t.file = Some(f);
+                self.stats.files_open.fetch_add(1, Ordering::Relaxed);
+                Reopen::Open
+            }
+            _ => Reopen::NotNow,
+        }
+    }
+
+    /// Reads what the open file has, up to a budget, and sends its whole lines (all of
+    /// them, once something was read). Returns the bytes read and whether they included the
+    /// file's first bytes.
+    fn read_available(
+        &mut self,
+        t: &mut Tracked,
+        send: &mut dyn FnMut(TailChunk) -> bool,
+    ) -> Result<(usize, bool), ()> {
         let budget = self.settings.chunk_bytes.max(1 << 16) * 4;
         let mut read = 0usize;
         // Whether this poll read the file's first bytes: the identity, signed when the file
@@ -750,20 +786,22 @@ impl Tailer {
             }
         }
         if read > 0 {
-            progressed = true;
             t.last_data = Instant::now();
             t.held = t.framer.is_some();
             while let Some(chunk) = t.chunker.next_chunk(true, false) {
                 self.send_chunk(t, chunk, send)?;
             }
         }
-        t.size = size.max(t.read_offset());
-        // A growing file with a short signature: sign it again, so the checkpoint holds the
-        // strongest identity. After reading its first bytes, sign it again too, from what
-        // was read: truncated and written again between the signing and the read, it is
-        // otherwise checkpointed under an identity of contents never read (found by
-        // tests/follow_model.rs: a restart then took it for another file and read it again).
-        let mut new_identity = None;
+        Ok((read, read_head))
+    }
+
+    /// A growing file with a short signature is signed again, so the checkpoint holds the
+    /// strongest identity. After reading its first bytes (`read_head`), it is signed again
+    /// too, from what was read: truncated and written again between the signing and the
+    /// read, it is otherwise checkpointed under an identity of contents never read (found by
+    /// tests/follow_model.rs: a restart then took it for another file and read it again).
+    /// Returns the new identity, if it changed.
+    fn sign_again(&self, t: &mut Tracked, read_head: bool) -> Option<FileIdentity> {
         if (read_head || (!t.identity.is_complete() && t.read_offset() > t.identity.signed_len()))
             && let Ok(id) = FileIdentity::of(t.file.as_ref().expect("open"))
             && (read_head || id.same_file_as(&t.identity))
@@ -771,22 +809,20 @@ impl Tailer {
             && starts_with(t.file.as_ref().expect("open"), &t.head)
         {
             t.identity = id.clone();
-            new_identity = Some(id);
+            return Some(id);
         }
-        if progressed || new_identity.is_some() {
-            self.acks.update(t.source, new_identity, None, t.size);
-        }
-        if progressed {
-            return Ok(Some(true));
-        }
+        None
+    }
+
+    /// A file with nothing new: its last record goes out after `flush_timeout`; one that
+    /// left the globs and stays quiet `rotate_wait` is done: its last line (even without a
+    /// newline) goes out, then it is let go (`None`).
+    fn quiet(&mut self, t: &mut Tracked, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<Option<bool>, ()> {
         let idle = t.last_data.elapsed();
-        // The last record of a quiet file goes out after `flush_timeout`.
         if t.held && idle >= self.settings.timing.flush_timeout {
             t.held = false;
             self.flush_framer(t, send)?;
         }
-        // A file that left the globs and stays quiet is done: its last line (even without a
-        // newline) goes out, then it is let go.
         if let Some(gone) = t.gone_since
             && gone.elapsed() >= self.settings.timing.rotate_wait
             && idle >= self.settings.timing.rotate_wait
@@ -1021,6 +1057,26 @@ fn list(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
 }
 
 /// Whether `file` starts with `head` (bytes read from its start earlier).
+/// The copy of the checkpointed file `identity` in `listing`: a file longer than the
+/// checkpoint's `offset` that starts with the bytes the identity signed, not the file
+/// itself nor an `excluded` one; the longest, which has the most of what was written
+/// before the copy.
+fn find_copy<'a>(
+    listing: &'a [(PathBuf, std::fs::Metadata)],
+    identity: &FileIdentity,
+    offset: u64,
+    excluded: impl Fn((u64, u64)) -> bool,
+) -> Option<&'a (PathBuf, std::fs::Metadata)> {
+    listing
+        .iter()
+        .filter(|(_, m)| {
+            let key = (m.dev(), m.ino());
+            m.is_file() && m.len() > offset && key != (identity.dev(), identity.ino()) && !excluded(key)
+        })
+        .filter(|(p, _)| FileIdentity::of_path(p).is_ok_and(|id| id.starts_like(identity)))
+        .max_by_key(|(_, m)| m.len())
+}
+
 fn starts_with(file: &File, head: &[u8]) -> bool {
     if head.is_empty() {
         return true;

@@ -46,7 +46,7 @@
 //! the agent was down, a glob changed). [`whereabouts`] tells whether such a file is still
 //! there, renamed within its directory, known to be gone, or cannot be told; the runtime
 //! prunes an entry only after its file has been *known* gone for `checkpoint_prune_after`
-//! (see [`crate::acks`]).
+//! (see [`super::acks`]).
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};

@@ -17,13 +17,13 @@ use regex_automata::meta::Regex;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::frame::Format;
-use weir_core::line::{DEFAULT_MAX_LINE_BYTES, LineOptions};
+use weir_core::line::{DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, LineOptions};
 use weir_core::multiline::MultilineConfig;
 use weir_core::units::{ByteSize, Dur};
 
-use crate::config::{ConfigError, Loaded, Pos};
-use crate::inputs::{Framing, ReadFrom, SourceFields, container_fields};
-use crate::tail::{FollowTiming, TailSettings};
+use super::tail::{FollowTiming, TailSettings};
+use super::{Framing, Input, ReadFrom, Reading, SourceFields, container_fields};
+use crate::config::error::{ConfigError, Pos};
 
 /// Where the kubelet puts container logs.
 pub const DEFAULT_PATHS: &str = "/var/log/pods/*/*/*.log";
@@ -111,31 +111,39 @@ impl KubernetesLogsConfig {
     }
 
     /// Checks what serde cannot.
-    pub fn validate(&self, loaded: &Loaded) -> Result<(), ConfigError> {
-        self.discovery(loaded)?;
+    fn check(&self, file: &Path) -> Result<(), ConfigError> {
+        self.discovery(file)?;
         if let Some(p) = &self.paths {
             if p.value.is_empty() {
-                return Err(loaded.error(Pos::of(p), "kubernetes_logs: `paths` is empty"));
+                return Err(ConfigError::at(file, Pos::of(p), "kubernetes_logs: `paths` is empty"));
             }
             for pattern in &p.value {
                 glob::Pattern::new(&pattern.value).map_err(|e| {
-                    loaded.error(Pos::of(pattern), format!("bad glob pattern `{}`: {e}", pattern.value))
+                    ConfigError::at(
+                        file,
+                        Pos::of(pattern),
+                        format!("bad glob pattern `{}`: {e}", pattern.value),
+                    )
                 })?;
             }
         }
         if let Some(m) = &self.max_line_bytes
             && (m.value.0 == 0 || m.value.0 > 1 << 30)
         {
-            return Err(loaded.error(Pos::of(m), "max_line_bytes must be between 1 and 1GiB"));
+            return Err(ConfigError::at(
+                file,
+                Pos::of(m),
+                "max_line_bytes must be between 1 and 1GiB",
+            ));
         }
-        self.timing(loaded)?;
+        self.timing(file)?;
         if let Some(m) = &self.multiline {
-            m.value.build().map_err(|e| loaded.error(Pos::of(m), e.0))?;
+            m.value.build().map_err(|e| ConfigError::at(file, Pos::of(m), e.0))?;
         }
         Ok(())
     }
 
-    fn discovery(&self, loaded: &Loaded) -> Result<Discovery, ConfigError> {
+    fn discovery(&self, file: &Path) -> Result<Discovery, ConfigError> {
         let set = |key: &str, list: &[Spanned<String>]| -> Result<Option<Regex>, ConfigError> {
             if list.is_empty() {
                 return Ok(None);
@@ -143,12 +151,12 @@ impl KubernetesLogsConfig {
             let what = format!("kubernetes_logs: `{key}`");
             // Each pattern alone first, so that an error points at the one that is wrong.
             for p in list {
-                weir_core::pattern::compile(&what, &p.value).map_err(|e| loaded.error(Pos::of(p), e.0))?;
+                weir_core::pattern::compile(&what, &p.value).map_err(|e| ConfigError::at(file, Pos::of(p), e.0))?;
             }
             let anchored: Vec<String> = list.iter().map(|p| format!("^(?:{})$", p.value)).collect();
             Regex::new_many(&anchored).map(Some).map_err(|e| {
                 let all = anchored.join("|");
-                loaded.error(Pos::of(&list[0]), weir_core::pattern::explain(&what, &all, &e))
+                ConfigError::at(file, Pos::of(&list[0]), weir_core::pattern::explain(&what, &all, &e))
             })
         };
         Ok(Discovery {
@@ -170,21 +178,21 @@ impl KubernetesLogsConfig {
         })
     }
 
-    fn timing(&self, loaded: &Loaded) -> Result<FollowTiming, ConfigError> {
+    fn timing(&self, file: &Path) -> Result<FollowTiming, ConfigError> {
         FollowTiming::from_config(
             "kubernetes_logs",
             &self.poll_interval,
             &self.rotate_wait,
             &self.max_open_files,
             &self.flush_timeout,
-            loaded,
+            file,
         )
     }
 
     /// How the tailer follows this input.
-    pub fn tail_settings(&self, loaded: &Loaded, chunk_bytes: usize) -> Result<TailSettings, ConfigError> {
+    fn tail_settings(&self, file: &Path) -> Result<TailSettings, ConfigError> {
         let rules = match &self.multiline {
-            Some(m) => Some(m.value.build().map_err(|e| loaded.error(Pos::of(m), e.0))?),
+            Some(m) => Some(m.value.build().map_err(|e| ConfigError::at(file, Pos::of(m), e.0))?),
             None => None,
         };
         let format = match self.format {
@@ -206,11 +214,21 @@ impl KubernetesLogsConfig {
             framing: Some(Framing { format, rules }),
             detect_format: self.format == ContainerFormat::Auto,
             pod_fields: false,
-            discovery: Some(Arc::new(self.discovery(loaded)?)),
-            timing: self.timing(loaded)?,
-            chunk_bytes,
+            discovery: Some(Arc::new(self.discovery(file)?)),
+            timing: self.timing(file)?,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
             drain_on_stop: false,
         })
+    }
+}
+
+impl Input for KubernetesLogsConfig {
+    fn validate(&self, _at: Pos, file: &Path) -> Result<(), ConfigError> {
+        self.check(file)
+    }
+
+    fn reading(&self, file: &Path) -> Result<Reading, ConfigError> {
+        self.tail_settings(file).map(Reading::Follow)
     }
 }
 

@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,8 +24,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::units::{ByteSize, Dur};
 
-use crate::config::{ConfigError, Loaded, Pos};
-use crate::outputs::{OutputStats, Sink};
+use super::{Format, Output, OutputStats, Sink};
+use crate::config::error::{ConfigError, Pos};
 
 /// Default `batch.max_bytes`: event bytes per request.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 20;
@@ -162,13 +163,16 @@ impl HttpOutputConfig {
         )
     }
 
-    /// Checks what serde cannot.
-    pub fn validate(&self, loaded: &Loaded) -> Result<(), ConfigError> {
-        self.check().map_err(|(pos, msg)| loaded.error(pos, msg))
+    /// What serde cannot check, with the position of the culprit.
+    fn check(&self) -> Result<(), (Pos, String)> {
+        self.check_uri()?;
+        self.check_encoding()?;
+        self.check_headers()?;
+        self.check_limits()
     }
 
-    /// The checks of [`HttpOutputConfig::validate`], with the position of the culprit.
-    fn check(&self) -> Result<(), (Pos, String)> {
+    /// `uri` is an http:// URI with a host.
+    fn check_uri(&self) -> Result<(), (Pos, String)> {
         let uri_pos = Pos::of(&self.uri);
         let uri: ureq::http::Uri = self.uri.value.parse().map_err(|e| {
             (
@@ -196,6 +200,12 @@ impl HttpOutputConfig {
         if uri.host().is_none_or(str::is_empty) {
             return Err((uri_pos, format!("http output: `uri` {:?} has no host", self.uri.value)));
         }
+        Ok(())
+    }
+
+    /// `index` is set, and valid, exactly with `encoding: es_bulk`.
+    fn check_encoding(&self) -> Result<(), (Pos, String)> {
+        let uri_pos = Pos::of(&self.uri);
         match (&self.encoding, &self.index) {
             (HttpEncoding::EsBulk, None) => {
                 return Err((
@@ -212,6 +222,11 @@ impl HttpOutputConfig {
             }
             (HttpEncoding::JsonLines, None) => {}
         }
+        Ok(())
+    }
+
+    /// `headers` are valid and not ones weir sets.
+    fn check_headers(&self) -> Result<(), (Pos, String)> {
         if let Some(headers) = &self.headers {
             for (name, value) in &headers.value {
                 let at = Pos::of(headers);
@@ -231,6 +246,11 @@ impl HttpOutputConfig {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Sizes and durations are more than 0, and the backoff grows.
+    fn check_limits(&self) -> Result<(), (Pos, String)> {
         if self.max_bytes() == 0 {
             return Err((
                 pos_of(&self.batch.max_bytes),
@@ -323,6 +343,24 @@ impl HttpOutputConfig {
             failing: None,
             rejects: RejectLog::default(),
         })
+    }
+}
+
+impl Output for HttpOutputConfig {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn format(&self) -> Format {
+        Format::Json
+    }
+
+    fn validate(&self, _at: Pos, file: &Path) -> Result<(), ConfigError> {
+        self.check().map_err(|(pos, msg)| ConfigError::at(file, pos, msg))
+    }
+
+    fn open(&self, stats: &Arc<OutputStats>, abort: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(Box::new(HttpOutputConfig::open(self, stats, abort)?))
     }
 }
 

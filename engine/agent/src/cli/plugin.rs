@@ -145,7 +145,7 @@ fn default_sdk() -> Option<PathBuf> {
 }
 
 /// The toolchain pin of the source tree (channel and the wasm32-wasip2 target).
-const TOOLCHAIN: &str = include_str!("../../../rust-toolchain.toml");
+const TOOLCHAIN: &str = include_str!("../../../../rust-toolchain.toml");
 
 fn new(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result<()> {
     let valid = !name.is_empty()

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use weir_core::model::Batch;
 
-use crate::checkpoint::{Checkpoints, FileIdentity, Lookup, fnv1a64};
+use super::checkpoint::{Checkpoints, FileIdentity, Lookup, fnv1a64};
 
 /// The folder of the slot files, inside the data directory.
 pub const INFLIGHT_DIR: &str = "inflight";

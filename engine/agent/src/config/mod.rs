@@ -1,18 +1,24 @@
-//! The pipeline file: its shape, loading, and errors that name the file and line:column.
+//! The pipeline file: its shape ([`PipelineConfig`]), loading, the checks that need the
+//! whole file ([`validate()`]), and errors that name the file and line:column.
 //!
-//! Components are maps whose `type` picks the variant (see [`crate::registry`]). When
-//! `type` comes first, as in every example, the rest of the map is read straight from the
-//! YAML, so an unknown key or a wrong value type is reported at its own line:column; when
-//! `type` comes later, the map is buffered and errors point at the component.
+//! - [`error`]: `ConfigError` and `Pos`, the leaf module components use;
+//! - [`tagged`]: how a map's `type` key picks the component;
+//! - [`registry`]: every component `type`, one line each.
 
-use std::fmt;
+pub mod error;
+pub mod registry;
+pub mod tagged;
+mod validate;
+
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::registry::{InputConfig, OutputConfig, ProcessorConfig};
+pub use error::{ConfigError, Pos};
+use registry::{InputConfig, OutputConfig, ProcessorConfig};
+pub use validate::validate;
 
 /// A whole pipeline file.
 #[derive(Debug, Deserialize)]
@@ -40,7 +46,7 @@ pub struct PipelineConfig {
     #[serde(default)]
     pub checkpoint_interval: Option<Spanned<weir_core::units::Dur>>,
     /// How long a file no input follows must be known gone before its checkpoint is dropped
-    /// (default 1h; the rule is in `acks.rs`). Files that still exist keep theirs.
+    /// (default 1h; the rule is in `delivery/acks.rs`). Files that still exist keep theirs.
     #[serde(default)]
     pub checkpoint_prune_after: Option<Spanned<weir_core::units::Dur>>,
     /// On SIGTERM/SIGINT, how long to drain, flush and save before giving up (default 20s).
@@ -52,6 +58,29 @@ pub struct PipelineConfig {
     /// Job sidecar mode: when to read everything to the end, deliver it and exit 0.
     #[serde(default)]
     pub exit_when: Option<Spanned<ExitWhen>>,
+}
+
+impl PipelineConfig {
+    /// `checkpoint_interval`, default 1s.
+    pub fn checkpoint_interval(&self) -> Duration {
+        self.checkpoint_interval
+            .as_ref()
+            .map_or(Duration::from_secs(1), |d| d.value.0)
+    }
+
+    /// `checkpoint_prune_after`, default 1h.
+    pub fn checkpoint_prune_after(&self) -> Duration {
+        self.checkpoint_prune_after
+            .as_ref()
+            .map_or(crate::delivery::acks::DEFAULT_PRUNE_AFTER, |d| d.value.0)
+    }
+
+    /// `shutdown_timeout`, default 20s.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout
+            .as_ref()
+            .map_or(Duration::from_secs(20), |d| d.value.0)
+    }
 }
 
 /// `exit_when:` (job sidecar mode). Any condition that holds ends the run: every followed
@@ -85,57 +114,6 @@ pub struct AdminConfig {
     pub address: Spanned<String>,
 }
 
-/// A config error a user can fix: what is wrong and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The pipeline file.
-    pub file: PathBuf,
-    /// 1-based line, 0 when unknown.
-    pub line: u32,
-    /// 1-based column, 0 when unknown.
-    pub column: u32,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.column,
-                self.message
-            )
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// A place in the pipeline file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Pos {
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column.
-    pub column: u32,
-}
-
-impl Pos {
-    /// The position a spanned value was written at.
-    pub fn of<T>(spanned: &Spanned<T>) -> Pos {
-        Pos {
-            line: spanned.referenced.line() as u32,
-            column: spanned.referenced.column() as u32,
-        }
-    }
-}
-
 /// A loaded pipeline file.
 #[derive(Debug)]
 pub struct Loaded {
@@ -148,12 +126,25 @@ pub struct Loaded {
 impl Loaded {
     /// An error at `pos` in this file.
     pub fn error(&self, pos: Pos, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.file.clone(),
-            line: pos.line,
-            column: pos.column,
-            message: message.into(),
-        }
+        ConfigError::at(&self.file, pos, message)
+    }
+}
+
+/// Where checkpoints live: the config's `data_dir`, else `$WEIR_DATA_DIR`, else
+/// `$XDG_STATE_HOME/weir`, else `~/.local/state/weir`.
+pub fn data_dir(cfg: &PipelineConfig) -> PathBuf {
+    if let Some(d) = &cfg.data_dir {
+        return d.value.clone();
+    }
+    if let Some(d) = std::env::var_os("WEIR_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("weir");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/weir"),
+        None => PathBuf::from("/var/lib/weir"),
     }
 }
 
@@ -207,77 +198,6 @@ fn plain_message(e: &serde_saphyr::Error) -> String {
         Some((head, tail)) if tail.contains(", column ") => head.to_string(),
         _ => msg.to_string(),
     }
-}
-
-/// A family of components picked by their `type` key (inputs, processors, outputs).
-pub trait Tagged: Sized {
-    /// "input", "processor" or "output", for messages.
-    const WHAT: &'static str;
-    /// Every known `type`.
-    const TYPES: &'static [&'static str];
-    /// Reads the component of type `ty` from the rest of its map.
-    fn from_type<'de, D: Deserializer<'de>>(ty: &str, rest: D) -> Result<Self, D::Error>;
-
-    /// The error for a `type` nobody knows.
-    fn unknown_type<E: de::Error>(ty: &str) -> E {
-        E::custom(format!(
-            "unknown {} type `{ty}`, expected one of: {}",
-            Self::WHAT,
-            Self::TYPES.join(", ")
-        ))
-    }
-}
-
-/// Reads a `type` value and checks it is one of `T::TYPES`.
-struct TypeName<T>(std::marker::PhantomData<T>);
-
-impl<'de, T: Tagged> de::DeserializeSeed<'de> for TypeName<T> {
-    type Value = String;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-        let ty = String::deserialize(d)?;
-        if T::TYPES.contains(&ty.as_str()) {
-            Ok(ty)
-        } else {
-            Err(T::unknown_type(&ty))
-        }
-    }
-}
-
-/// Deserializes a [`Tagged`] component; see the module docs.
-pub fn deserialize_tagged<'de, T: Tagged, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
-    struct V<T>(std::marker::PhantomData<T>);
-    impl<'de, T: Tagged> Visitor<'de> for V<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "an {} map with a `type` key", T::WHAT)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
-            let Some(first) = map.next_key::<String>()? else {
-                return Err(de::Error::custom(format!("{} has no `type`", T::WHAT)));
-            };
-            if first == "type" {
-                // Checked while the value is read, so an unknown type is reported at it.
-                let ty: String = map.next_value_seed(TypeName::<T>(std::marker::PhantomData))?;
-                return T::from_type(&ty, de::value::MapAccessDeserializer::new(map));
-            }
-            // `type` comes later: buffer the map, then read it.
-            let mut buffered = serde_json::Map::new();
-            buffered.insert(first, map.next_value()?);
-            while let Some(key) = map.next_key::<String>()? {
-                let value: serde_json::Value = map.next_value()?;
-                buffered.insert(key, value);
-            }
-            let ty = match buffered.remove("type") {
-                Some(serde_json::Value::String(ty)) => ty,
-                Some(other) => {
-                    return Err(de::Error::custom(format!("`type` must be a string, found {other}")));
-                }
-                None => return Err(de::Error::custom(format!("{} has no `type`", T::WHAT))),
-            };
-            T::from_type(&ty, buffered.into_deserializer()).map_err(de::Error::custom)
-        }
-    }
-    d.deserialize_map(V(std::marker::PhantomData))
 }
 
 #[cfg(test)]

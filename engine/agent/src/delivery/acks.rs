@@ -13,7 +13,7 @@
 //! included), the store keeps the old identity and its offset, not the new contents' offset
 //! 0. A crash in that window then leaves a checkpoint that says which bytes of the old
 //! contents are still undelivered, and the next start reads them from the copy (see
-//! `tail.rs`). Only when the old generation is delivered does the store move to the new one.
+//! `inputs/tail.rs`). Only when the old generation is delivered does the store move to the new one.
 //! Outputs deliver a source's batches in order, so an ack of a newer generation also means
 //! every older one is delivered as far as it ever will be.
 
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{Checkpoints, FileIdentity, Lookup, Whereabouts, whereabouts};
+use super::checkpoint::{Checkpoints, FileIdentity, Lookup, Whereabouts, whereabouts};
 
 /// Default `checkpoint_prune_after`: how long a file no input follows must be known gone
 /// before its checkpoint is dropped.
@@ -202,11 +202,11 @@ impl Acks {
 
     /// The file a batch of `point`'s source and generation was read from: its identity and
     /// path (for the crash-loop guard).
-    pub fn file(&self, point: AckPoint) -> Option<crate::guard::WatchedFile> {
+    pub fn file(&self, point: AckPoint) -> Option<super::guard::WatchedFile> {
         let st = self.lock();
         let t = st.sources.get(&point.source)?;
         let g = t.generations.iter().find(|g| g.number == point.generation)?;
-        Some(crate::guard::WatchedFile {
+        Some(super::guard::WatchedFile {
             identity: g.identity.clone(),
             path: t.path.clone(),
         })

@@ -26,12 +26,11 @@ use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::checkpoint::{CHECKPOINT_FILE, Checkpoints, Whereabouts, whereabouts};
+use crate::config::registry::{InputConfig, OutputConfig};
 use crate::config::{self, Loaded};
-use crate::inputs::{FileInputConfig, FileMode};
-use crate::kubernetes::{self, KubernetesLogsConfig};
-use crate::registry::{InputConfig, OutputConfig};
-use crate::runtime;
+use crate::delivery::checkpoint::{CHECKPOINT_FILE, Checkpoints, Entry, Whereabouts, whereabouts};
+use crate::inputs::file::{FileInputConfig, FileMode};
+use crate::inputs::kubernetes::{self, KubernetesLogsConfig};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +139,7 @@ pub fn check(path: &Path, opts: &Options) -> Report {
             return report;
         }
     };
-    match runtime::validate(&loaded) {
+    match config::validate(&loaded) {
         Ok(()) => {
             let c = &loaded.config;
             report.add(
@@ -159,14 +158,14 @@ pub fn check(path: &Path, opts: &Options) -> Report {
         Err(e) => report.add(Status::Fail, "config", e.to_string()),
     }
     check_inputs(&loaded, opts, &mut report);
-    let data_dir = runtime::data_dir(&loaded.config);
+    let data_dir = config::data_dir(&loaded.config);
     let data_dir_ok = check_data_dir(&data_dir, &mut report);
     let checkpoint_mtime = if data_dir_ok {
         let prune_after = loaded
             .config
             .checkpoint_prune_after
             .as_ref()
-            .map_or(crate::acks::DEFAULT_PRUNE_AFTER, |d| d.value.0);
+            .map_or(crate::delivery::acks::DEFAULT_PRUNE_AFTER, |d| d.value.0);
         check_checkpoints(&data_dir, prune_after, opts, &mut report)
     } else {
         None
@@ -280,109 +279,157 @@ fn check_paths(
 ) {
     let mut files = Vec::new();
     for &pattern in patterns {
-        let Ok(paths) = glob::glob(pattern) else {
-            report.add(
-                Status::Fail,
-                subject,
-                format!("`{pattern}` is not a valid glob pattern"),
-            );
-            continue;
-        };
-        let (mut matched, mut dirs, mut excluded, mut unlistable) = (Vec::new(), Vec::new(), 0usize, Vec::new());
-        for entry in paths {
-            match entry {
-                Ok(p) if excludes.iter().any(|x| x.matches_path(&p)) => excluded += 1,
-                Ok(p) if p.is_dir() => dirs.push(p),
-                Ok(p) => matched.push(p),
-                Err(e) => unlistable.push(format!("{}: {}", e.path().display(), e.error())),
-            }
-        }
-        for u in &unlistable {
-            report.add(Status::Fail, subject, format!("`{pattern}`: cannot list {u}"));
-        }
-        if !dirs.is_empty() {
-            report.add(
-                Status::Fail,
-                subject,
-                format!(
-                    "`{pattern}` matches {} that {} a directory, not a file: {} (did you mean `{}/*.log`?)",
-                    plural(dirs.len(), "path"),
-                    if dirs.len() == 1 { "is" } else { "are" },
-                    listed(&dirs, opts.max_listed),
-                    dirs[0].display()
-                ),
-            );
-        }
-        let base = fixed_prefix(pattern);
-        let base_shown = if base.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            base.as_path()
-        };
-        let base_listable = fs::read_dir(base_shown);
-        if matched.is_empty() && dirs.is_empty() {
-            let why = match &base_listable {
-                Ok(_) => String::new(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    format!(", and {} does not exist", base_shown.display())
-                }
-                Err(e) => format!(", and {} cannot be listed: {e}", base_shown.display()),
-            };
-            let excluded = if excluded > 0 {
-                format!(" ({excluded} excluded by `exclude`)")
-            } else {
-                String::new()
-            };
-            // Following a directory that exists, files may simply not have appeared yet.
-            let status = if follow && base_listable.is_ok() {
-                Status::Warn
-            } else {
-                Status::Fail
-            };
-            let later = if status == Status::Warn {
-                "; files that appear later will be read"
-            } else {
-                ""
-            };
-            report.add(
-                status,
-                subject,
-                format!("`{pattern}` matches no file{excluded}{why}{later}"),
-            );
-        } else if !matched.is_empty() {
-            report.add(
-                Status::Pass,
-                subject,
-                format!(
-                    "`{pattern}` matches {}: {}",
-                    plural(matched.len(), "file"),
-                    listed(&matched, opts.max_listed)
-                ),
-            );
-        }
-        if follow {
-            match base_listable {
-                Ok(_) => report.add(
-                    Status::Pass,
-                    subject,
-                    format!("{} can be watched (listed)", base_shown.display()),
-                ),
-                // Already named in the "matches no file" line.
-                Err(_) if matched.is_empty() => {}
-                Err(e) => report.add(
-                    Status::Fail,
-                    subject,
-                    format!("{} cannot be watched: {e}", base_shown.display()),
-                ),
-            }
-        }
-        files.extend(matched);
+        files.extend(check_pattern(pattern, excludes, follow, subject, opts, report));
     }
     files.sort();
     files.dedup();
-    if files.is_empty() {
-        return;
+    if !files.is_empty() {
+        check_readable(&files, subject, opts, report);
     }
+}
+
+/// What a glob pattern matches.
+#[derive(Default)]
+struct Matches {
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+    excluded: usize,
+    unlistable: Vec<String>,
+}
+
+impl Matches {
+    fn of(paths: glob::Paths, excludes: &[glob::Pattern]) -> Matches {
+        let mut m = Matches::default();
+        for entry in paths {
+            match entry {
+                Ok(p) if excludes.iter().any(|x| x.matches_path(&p)) => m.excluded += 1,
+                Ok(p) if p.is_dir() => m.dirs.push(p),
+                Ok(p) => m.files.push(p),
+                Err(e) => m.unlistable.push(format!("{}: {}", e.path().display(), e.error())),
+            }
+        }
+        m
+    }
+}
+
+/// One pattern: what it matches (directories and unlistable entries are failures; no match
+/// at all is a failure, or a warning when following a directory that exists) and, when
+/// following, whether its fixed directory can be watched. Returns the files it matches.
+fn check_pattern(
+    pattern: &str,
+    excludes: &[glob::Pattern],
+    follow: bool,
+    subject: &str,
+    opts: &Options,
+    report: &mut Report,
+) -> Vec<PathBuf> {
+    let Ok(paths) = glob::glob(pattern) else {
+        report.add(
+            Status::Fail,
+            subject,
+            format!("`{pattern}` is not a valid glob pattern"),
+        );
+        return Vec::new();
+    };
+    let m = Matches::of(paths, excludes);
+    for u in &m.unlistable {
+        report.add(Status::Fail, subject, format!("`{pattern}`: cannot list {u}"));
+    }
+    if !m.dirs.is_empty() {
+        report.add(
+            Status::Fail,
+            subject,
+            format!(
+                "`{pattern}` matches {} that {} a directory, not a file: {} (did you mean `{}/*.log`?)",
+                plural(m.dirs.len(), "path"),
+                if m.dirs.len() == 1 { "is" } else { "are" },
+                listed(&m.dirs, opts.max_listed),
+                m.dirs[0].display()
+            ),
+        );
+    }
+    let base = fixed_prefix(pattern);
+    let base_shown = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base.as_path()
+    };
+    let base_listable = fs::read_dir(base_shown);
+    if m.files.is_empty() && m.dirs.is_empty() {
+        report_no_match(pattern, m.excluded, base_shown, &base_listable, follow, subject, report);
+    } else if !m.files.is_empty() {
+        report.add(
+            Status::Pass,
+            subject,
+            format!(
+                "`{pattern}` matches {}: {}",
+                plural(m.files.len(), "file"),
+                listed(&m.files, opts.max_listed)
+            ),
+        );
+    }
+    if follow {
+        match base_listable {
+            Ok(_) => report.add(
+                Status::Pass,
+                subject,
+                format!("{} can be watched (listed)", base_shown.display()),
+            ),
+            // Already named in the "matches no file" line.
+            Err(_) if m.files.is_empty() => {}
+            Err(e) => report.add(
+                Status::Fail,
+                subject,
+                format!("{} cannot be watched: {e}", base_shown.display()),
+            ),
+        }
+    }
+    m.files
+}
+
+/// A pattern that matches nothing: why (its directory is missing or unlistable, files
+/// were excluded). Following a directory that exists, files may simply not have appeared
+/// yet: a warning.
+fn report_no_match(
+    pattern: &str,
+    excluded: usize,
+    base: &Path,
+    base_listable: &std::io::Result<fs::ReadDir>,
+    follow: bool,
+    subject: &str,
+    report: &mut Report,
+) {
+    let why = match base_listable {
+        Ok(_) => String::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!(", and {} does not exist", base.display())
+        }
+        Err(e) => format!(", and {} cannot be listed: {e}", base.display()),
+    };
+    let excluded = if excluded > 0 {
+        format!(" ({excluded} excluded by `exclude`)")
+    } else {
+        String::new()
+    };
+    let status = if follow && base_listable.is_ok() {
+        Status::Warn
+    } else {
+        Status::Fail
+    };
+    let later = if status == Status::Warn {
+        "; files that appear later will be read"
+    } else {
+        ""
+    };
+    report.add(
+        status,
+        subject,
+        format!("`{pattern}` matches no file{excluded}{why}{later}"),
+    );
+}
+
+/// Opens (and reads a byte of) the first `opts.max_opened` of `files`.
+fn check_readable(files: &[PathBuf], subject: &str, opts: &Options, report: &mut Report) {
     let mut unreadable = Vec::new();
     let opened = files.len().min(opts.max_opened);
     for f in &files[..opened] {
@@ -511,8 +558,37 @@ fn check_checkpoints(dir: &Path, prune_after: Duration, opts: &Options, report: 
     }
     let mut entries = store.entries();
     entries.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut problems = Vec::new();
-    // Where each file is, by the rule the agent prunes by (see `acks.rs`).
+    let problems = checkpoint_problems(&entries, prune_after);
+    let ok = entries.len() - problems.len();
+    report.add(
+        Status::Pass,
+        subject,
+        format!(
+            "{} loaded; {ok} within their file's size",
+            if entries.len() == 1 {
+                "1 entry".to_string()
+            } else {
+                format!("{} entries", entries.len())
+            },
+        ),
+    );
+    for p in problems.iter().take(opts.max_listed) {
+        report.add(Status::Warn, subject, p.clone());
+    }
+    if problems.len() > opts.max_listed {
+        report.add(
+            Status::Warn,
+            subject,
+            format!("and {} more like these", problems.len() - opts.max_listed),
+        );
+    }
+    mtime
+}
+
+/// What is off with the checkpointed files: an offset beyond the file's size, a file
+/// rotated, gone or of unknown whereabouts (by the rule the agent prunes by, see
+/// `delivery/acks.rs`).
+fn checkpoint_problems(entries: &[&Entry], prune_after: Duration) -> Vec<String> {
     let found = whereabouts(
         &entries
             .iter()
@@ -520,6 +596,7 @@ fn check_checkpoints(dir: &Path, prune_after: Duration, opts: &Options, report: 
             .collect::<Vec<_>>(),
     );
     let after = weir_core::units::Dur(prune_after);
+    let mut problems = Vec::new();
     for (e, found) in entries.iter().zip(found) {
         let shown = e.path.display();
         match found {
@@ -546,30 +623,7 @@ fn check_checkpoints(dir: &Path, prune_after: Duration, opts: &Options, report: 
             )),
         }
     }
-    let ok = entries.len() - problems.len();
-    report.add(
-        Status::Pass,
-        subject,
-        format!(
-            "{} loaded; {ok} within their file's size",
-            if entries.len() == 1 {
-                "1 entry".to_string()
-            } else {
-                format!("{} entries", entries.len())
-            },
-        ),
-    );
-    for p in problems.iter().take(opts.max_listed) {
-        report.add(Status::Warn, subject, p.clone());
-    }
-    if problems.len() > opts.max_listed {
-        report.add(
-            Status::Warn,
-            subject,
-            format!("and {} more like these", problems.len() - opts.max_listed),
-        );
-    }
-    mtime
+    problems
 }
 
 fn check_outputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
@@ -806,6 +860,20 @@ fn utc(secs: u64) -> String {
         rem / 60 % 60,
         rem % 60
     )
+}
+
+/// `weir doctor`: prints the findings and a summary; fails when a check failed.
+pub fn main(config: &Path) -> std::process::ExitCode {
+    let report = check(config, &Options::default());
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+    println!("{}", report.summary());
+    if report.failed() {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,79 @@
+//! [`run_in_memory`]: the stages of a run on one thread over bytes in memory, for tests.
+
+use std::sync::atomic::Ordering;
+
+use anyhow::anyhow;
+
+use super::Summary;
+use super::plan::Plan;
+use super::readers::{read_source, readings, sources};
+use crate::config::{Loaded, validate};
+
+/// Runs the pipeline of `loaded` on one thread over `input`, as if it came from the first
+/// input's single source, delivered in reads that end at the offsets in `cuts` (in
+/// increasing order). Returns
+/// the bytes each output would get, and the summary. The stages are the ones `run` uses.
+pub fn run_in_memory(
+    loaded: &Loaded,
+    input: &[u8],
+    cuts: &[usize],
+    chunk_bytes: usize,
+) -> anyhow::Result<(Vec<Vec<u8>>, Summary)> {
+    validate(loaded)?;
+    let cfg = &loaded.config;
+    let plan = Plan::new(cfg, 1, 1);
+    let mut worker = plan.worker(0)?;
+    let mut source = sources(readings(loaded)?)
+        .0
+        .remove(0)
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("no source"))?;
+    source.path = None;
+    let mut outputs = vec![Vec::new(); cfg.outputs.len()];
+    let reader = CutReader {
+        data: input,
+        pos: 0,
+        cuts,
+    };
+    read_source(
+        reader,
+        &source,
+        chunk_bytes,
+        &plan.chunk_pool,
+        &plan.input_stats[0],
+        |work| {
+            let done = worker.process(work);
+            for (i, out) in outputs.iter_mut().enumerate() {
+                out.extend_from_slice(&done.per_output[i]);
+                plan.output_stats[i].events.fetch_add(done.events[i], Ordering::Relaxed);
+            }
+            true
+        },
+    )?;
+    Ok((outputs, plan.summary(Vec::new())))
+}
+
+/// A reader whose reads end at the given offsets (and at the end).
+struct CutReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    cuts: &'a [usize],
+}
+
+impl std::io::Read for CutReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // A binary search: a scan from the start made one-byte reads quadratic.
+        let next = self.cuts.partition_point(|&c| c <= self.pos);
+        let end = self
+            .cuts
+            .get(next)
+            .copied()
+            .filter(|&c| c < self.data.len())
+            .unwrap_or(self.data.len());
+        let n = (end - self.pos).min(buf.len());
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,289 @@
+//! What the admin endpoint answers: `/health` and `/metrics` from the run's counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use weir_core::pipeline::StatsSnapshot;
+
+use super::plan::Plan;
+use crate::admin::Metrics;
+use crate::delivery::acks::Acks;
+use crate::delivery::guard::GuardStats;
+use crate::inputs::InputStats;
+use crate::inputs::tail::TailStats;
+use crate::outputs::OutputStats;
+
+impl Plan<'_> {
+    /// What the admin endpoint answers at `path`.
+    pub(super) fn admin_reply(&self, path: &str) -> crate::admin::Reply {
+        match path {
+            "/metrics" => (200, "text/plain; version=0.0.4", self.metrics()),
+            "/health" => (200, "application/json", self.health()),
+            _ => (404, "text/plain", "not found: try /health or /metrics\n".to_string()),
+        }
+    }
+
+    /// `/health`: live, and the state of every input and output.
+    pub(super) fn health(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let inputs: Vec<serde_json::Value> = (0..self.input_stats.len())
+            .map(|i| {
+                let (st, tail) = (&self.input_stats[i], &self.tail_stats[i]);
+                serde_json::json!({
+                    "name": self.input_name(i),
+                    "events": get(&st.events),
+                    "bytes": get(&st.bytes),
+                    "files_open": get(&tail.files_open),
+                    "read_errors": get(&st.read_errors),
+                })
+            })
+            .collect();
+        let outputs: Vec<serde_json::Value> = (0..self.output_stats.len())
+            .map(|i| {
+                let st = &self.output_stats[i];
+                serde_json::json!({
+                    "name": self.output_name(i),
+                    "events": get(&st.events),
+                    "retries": get(&st.retries),
+                    "rejected": get(&st.rejected),
+                })
+            })
+            .collect();
+        let mut body = serde_json::json!({ "status": "ok", "inputs": inputs, "outputs": outputs });
+        if let Some(acks) = &self.acks {
+            body["checkpoint_age_seconds"] = serde_json::json!(acks.checkpoint_age());
+        }
+        body.to_string() + "\n"
+    }
+
+    /// `/metrics`: every counter, in Prometheus text.
+    pub(super) fn metrics(&self) -> String {
+        let mut m = Metrics::default();
+        self.input_metrics(&mut m);
+        self.tail_metrics(&mut m);
+        self.processor_metrics(&mut m);
+        self.output_metrics(&mut m);
+        if let Some(acks) = &self.acks {
+            checkpoint_metrics(acks, &mut m);
+        }
+        if let Some(guard) = &self.guard {
+            guard_metrics(&guard.stats, &mut m);
+        }
+        m.finish()
+    }
+
+    /// Every input's counters.
+    fn input_metrics(&self, m: &mut Metrics) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+        type InputCounter = fn(&InputStats) -> &AtomicU64;
+        let input_counters: [(&str, &str, InputCounter); 8] = [
+            ("weir_input_events_total", "Events made by the input.", |s| &s.events),
+            ("weir_input_bytes_total", "Bytes read by the input.", |s| &s.bytes),
+            (
+                "weir_input_lines_cut_total",
+                "Lines longer than max_line_bytes, cut.",
+                |s| &s.lines_cut,
+            ),
+            (
+                "weir_input_format_errors_total",
+                "Lines not in the input's format.",
+                |s| &s.format_errors,
+            ),
+            (
+                "weir_input_bad_times_total",
+                "Container lines whose time is missing or not a timestamp.",
+                |s| &s.bad_times,
+            ),
+            (
+                "weir_input_unfinished_messages_total",
+                "Container messages that ended before their last piece.",
+                |s| &s.unfinished_messages,
+            ),
+            ("weir_input_read_errors_total", "Sources that could not be read.", |s| {
+                &s.read_errors
+            }),
+            (
+                "weir_input_records_cut_total",
+                "Multiline records closed by their limits.",
+                |s| &s.records_cut,
+            ),
+        ];
+        for (name, help, f) in input_counters {
+            m.family(name, "counter", help);
+            for (i, st) in self.input_stats.iter().enumerate() {
+                m.sample(name, &[("component", &self.input_name(i))], get(f(st)));
+            }
+        }
+    }
+
+    /// Follow mode's file counters, per input.
+    fn tail_metrics(&self, m: &mut Metrics) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+        type TailCounter = fn(&TailStats) -> &AtomicU64;
+        let tail_counters: [(&str, &str, &str, TailCounter); 5] = [
+            ("weir_files_open", "gauge", "Files the input holds open.", |s| {
+                &s.files_open
+            }),
+            ("weir_files_found_total", "counter", "Files found by the input.", |s| {
+                &s.files_found
+            }),
+            (
+                "weir_files_released_total",
+                "counter",
+                "Files read to their end and let go.",
+                |s| &s.files_released,
+            ),
+            (
+                "weir_file_truncations_total",
+                "counter",
+                "Files truncated under the reader.",
+                |s| &s.truncations,
+            ),
+            (
+                "weir_file_bytes_lost_total",
+                "counter",
+                "Bytes gone before they could be read.",
+                |s| &s.bytes_lost,
+            ),
+        ];
+        for (name, kind, help, f) in tail_counters {
+            m.family(name, kind, help);
+            for (i, st) in self.tail_stats.iter().enumerate() {
+                m.sample(name, &[("component", &self.input_name(i))], get(f(st)));
+            }
+        }
+    }
+
+    /// Every processor's counters.
+    fn processor_metrics(&self, m: &mut Metrics) {
+        type ProcCounter = fn(&StatsSnapshot) -> u64;
+        let proc_counters: [(&str, &str, ProcCounter); 5] = [
+            ("weir_processor_events_in_total", "Events into the processor.", |s| {
+                s.events_in
+            }),
+            ("weir_processor_events_out_total", "Events out of the processor.", |s| {
+                s.events_out
+            }),
+            ("weir_processor_bytes_in_total", "Bytes into the processor.", |s| {
+                s.bytes_in
+            }),
+            ("weir_processor_bytes_out_total", "Bytes out of the processor.", |s| {
+                s.bytes_out
+            }),
+            (
+                "weir_processor_failures_total",
+                "Events that failed in the processor (parse failures, plugin errors).",
+                |s| s.failures,
+            ),
+        ];
+        let snaps: Vec<StatsSnapshot> = self.proc_stats.iter().map(|s| s.snapshot()).collect();
+        for (name, help, f) in proc_counters {
+            m.family(name, "counter", help);
+            for (snap, pname) in snaps.iter().zip(&self.proc_names) {
+                m.sample(name, &[("component", pname)], f(snap) as f64);
+            }
+        }
+    }
+
+    /// Every output's counters.
+    fn output_metrics(&self, m: &mut Metrics) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+        type OutCounter = fn(&OutputStats) -> &AtomicU64;
+        let out_counters: [(&str, &str, OutCounter); 5] = [
+            ("weir_output_events_total", "Events delivered by the output.", |s| {
+                &s.events
+            }),
+            ("weir_output_bytes_total", "Bytes delivered by the output.", |s| {
+                &s.bytes
+            }),
+            (
+                "weir_output_retries_total",
+                "Attempts repeated after a retryable failure.",
+                |s| &s.retries,
+            ),
+            (
+                "weir_output_rejected_total",
+                "Events the destination rejected for good.",
+                |s| &s.rejected,
+            ),
+            (
+                "weir_output_unacked_batches_total",
+                "Batches not delivered before the run stopped.",
+                |s| &s.unacked_batches,
+            ),
+        ];
+        for (name, help, f) in out_counters {
+            m.family(name, "counter", help);
+            for (i, st) in self.output_stats.iter().enumerate() {
+                m.sample(name, &[("component", &self.output_name(i))], get(f(st)));
+            }
+        }
+    }
+}
+
+/// The checkpoint store: bytes behind per followed file, age, errors, entries, prunes.
+fn checkpoint_metrics(acks: &Acks, m: &mut Metrics) {
+    m.family(
+        "weir_file_bytes_behind",
+        "gauge",
+        "Bytes of a followed file not yet delivered.",
+    );
+    for lag in acks.lag() {
+        let path = lag.path.display().to_string();
+        m.sample(
+            "weir_file_bytes_behind",
+            &[("path", &path)],
+            lag.size.saturating_sub(lag.committed) as f64,
+        );
+    }
+    m.family(
+        "weir_checkpoint_age_seconds",
+        "gauge",
+        "Seconds since checkpoints were last saved.",
+    );
+    m.sample(
+        "weir_checkpoint_age_seconds",
+        &[],
+        acks.checkpoint_age().unwrap_or(f64::NAN),
+    );
+    m.family(
+        "weir_checkpoint_save_errors_total",
+        "counter",
+        "Checkpoint saves that failed.",
+    );
+    m.sample("weir_checkpoint_save_errors_total", &[], acks.save_errors() as f64);
+    m.family("weir_checkpoint_entries", "gauge", "Files in the checkpoint store.");
+    m.sample("weir_checkpoint_entries", &[], acks.checkpoint_entries() as f64);
+    m.family(
+        "weir_checkpoints_pruned_total",
+        "counter",
+        "Checkpoints dropped because their file was gone for checkpoint_prune_after.",
+    );
+    m.sample("weir_checkpoints_pruned_total", &[], acks.checkpoints_pruned() as f64);
+}
+
+/// The crash-loop guard's counters.
+fn guard_metrics(stats: &GuardStats, m: &mut Metrics) {
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+    type GuardCounter = fn(&GuardStats) -> &AtomicU64;
+    let guard_counters: [(&str, &str, GuardCounter); 3] = [
+        (
+            "weir_crash_batches_recovered_total",
+            "Batches in flight when the previous run ended abnormally (found at start).",
+            |s| &s.recovered,
+        ),
+        (
+            "weir_guarded_batches_total",
+            "Batches processed one event at a time because an earlier run died on their bytes.",
+            |s| &s.guarded_batches,
+        ),
+        (
+            "weir_quarantined_events_total",
+            "Events set aside because the agent died twice processing them (to dead_letter when set).",
+            |s| &s.quarantined,
+        ),
+    ];
+    for (name, help, f) in guard_counters {
+        m.family(name, "counter", help);
+        m.sample(name, &[], get(f(stats)));
+    }
+}

@@ -1,0 +1,179 @@
+//! The plan of a run: what its stages share (the key table, counters, buffer pools, the
+//! checkpoint store and crash-loop guard), each worker's own pipeline and encoders, and the
+//! summary at the end.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, anyhow};
+use weir_core::encode::Route;
+use weir_core::frame::FrameKeys;
+use weir_core::model::{Batch, KeyTable};
+use weir_core::pipeline::{ComponentStats, Counted, Pipeline};
+use weir_core::pool::BufferPool;
+
+use super::worker::Worker;
+use super::{InputSummary, Summary};
+use crate::config::{PipelineConfig, data_dir};
+use crate::delivery::acks::Acks;
+use crate::delivery::checkpoint::Checkpoints;
+use crate::delivery::guard::Guard;
+use crate::inputs::InputStats;
+use crate::inputs::tail::TailStats;
+use crate::outputs::{Format, OutputStats};
+
+/// Everything shared by the stages of one run.
+pub(super) struct Plan<'a> {
+    pub(super) cfg: &'a PipelineConfig,
+    pub(super) keys: Arc<KeyTable>,
+    pub(super) input_stats: Vec<Arc<InputStats>>,
+    pub(super) proc_stats: Vec<Arc<ComponentStats>>,
+    pub(super) proc_names: Vec<String>,
+    pub(super) output_stats: Vec<Arc<OutputStats>>,
+    /// (format, route) per output.
+    pub(super) outputs: Vec<(Format, Route)>,
+    pub(super) chunk_pool: Arc<BufferPool>,
+    pub(super) output_pool: Arc<BufferPool>,
+    pub(super) frame_keys: FrameKeys,
+    /// Follow-mode tailers' counters, per input (empty for other inputs).
+    pub(super) tail_stats: Vec<Arc<TailStats>>,
+    /// The checkpoint store, when some input follows files.
+    pub(super) acks: Option<Arc<Acks>>,
+    /// The crash-loop guard, with the checkpoint store.
+    pub(super) guard: Option<Arc<Guard>>,
+}
+
+impl<'a> Plan<'a> {
+    pub(super) fn new(cfg: &'a PipelineConfig, workers: usize, sources: usize) -> Plan<'a> {
+        let dead_letter = cfg.dead_letter.as_ref().map(|d| d.value.as_str());
+        let keys = KeyTable::new();
+        Plan {
+            cfg,
+            frame_keys: FrameKeys {
+                stream: keys.intern("stream"),
+                error: keys.intern("_error"),
+            },
+            keys,
+            input_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
+            proc_stats: cfg.processors.iter().map(|_| Arc::default()).collect(),
+            proc_names: cfg
+                .processors
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("processors[{i}].{}", p.value.type_name()))
+                .collect(),
+            output_stats: cfg.outputs.iter().map(|_| Arc::default()).collect(),
+            outputs: cfg
+                .outputs
+                .iter()
+                .map(|o| {
+                    let o = o.value.get();
+                    let route = if o.name().is_some() && o.name() == dead_letter {
+                        Route::DeadLetter
+                    } else {
+                        Route::Main
+                    };
+                    (o.format(), route)
+                })
+                .collect(),
+            // Buffers in flight are bounded by the channels (work and done queues of
+            // `workers`, one batch per worker, one per output queue, what an output holds
+            // unflushed): keep about as many spare, so the steady state neither frees nor
+            // maps pages. Peak memory is set by what is in flight, not by this cap.
+            chunk_pool: Arc::new(BufferPool::new(2 * workers + sources.min(4) + 2)),
+            output_pool: Arc::new(BufferPool::new((2 * workers + 4) * cfg.outputs.len())),
+            tail_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
+            acks: None,
+            guard: None,
+        }
+    }
+
+    /// Loads the checkpoint store from `data_dir` (creating it) and recovers the crash-loop
+    /// guard: for runs with follow-mode inputs.
+    pub(super) fn open_checkpoints(&mut self) -> anyhow::Result<()> {
+        let dir = data_dir(self.cfg);
+        std::fs::create_dir_all(&dir).with_context(|| format!("data_dir {}: cannot create it", dir.display()))?;
+        let store = Checkpoints::load(&dir).map_err(|e| {
+            anyhow!("{e}; move the file away to start over (files are then read again from their head, or tail)")
+        })?;
+        self.guard = Some(Arc::new(Guard::recover(&dir, &store)));
+        let prune_after = self.cfg.checkpoint_prune_after();
+        self.acks = Some(Arc::new(Acks::new(store).with_prune_after(prune_after)));
+        Ok(())
+    }
+
+    /// Worker `n`'s own pipeline and encoders.
+    pub(super) fn worker(&self, n: usize) -> anyhow::Result<Worker> {
+        let stages = self
+            .cfg
+            .processors
+            .iter()
+            .zip(&self.proc_stats)
+            .zip(&self.proc_names)
+            .map(|((p, stats), name)| {
+                let built = p.value.build(&self.keys).map_err(|e| anyhow!("{name}: {e}"))?;
+                Ok(Counted::new(name.as_str(), built, stats.clone()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Worker {
+            batch: Batch::default(),
+            pipeline: Pipeline::new(stages),
+            encoders: self.outputs.iter().map(|(f, r)| (f.encoder(&self.keys), *r)).collect(),
+            input_stats: self.input_stats.clone(),
+            chunk_pool: self.chunk_pool.clone(),
+            output_pool: self.output_pool.clone(),
+            frame_keys: self.frame_keys,
+            keys: self.keys.clone(),
+            acks: self.acks.clone(),
+            guard: self.guard.as_ref().map(|g| (g.clone(), g.slot(n))),
+            single: Batch::default(),
+        })
+    }
+
+    pub(super) fn input_name(&self, i: usize) -> String {
+        format!("inputs[{i}].{}", self.cfg.inputs[i].value.type_name())
+    }
+
+    pub(super) fn output_name(&self, i: usize) -> String {
+        let o = &self.cfg.outputs[i].value;
+        format!("outputs[{i}].{}", o.get().name().unwrap_or(o.type_name()))
+    }
+
+    pub(super) fn summary(&self, errors: Vec<String>) -> Summary {
+        let mut summary = Summary {
+            errors,
+            checkpoints: self
+                .acks
+                .as_ref()
+                .map(|a| (a.checkpoint_entries(), a.checkpoints_pruned())),
+            ..Summary::default()
+        };
+        for (i, st) in self.input_stats.iter().enumerate() {
+            let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            summary.inputs.push(InputSummary {
+                name: self.input_name(i),
+                events: get(&st.events),
+                bytes: get(&st.bytes),
+                lines_cut: get(&st.lines_cut),
+                empty_skipped: get(&st.empty_skipped),
+                records_cut: get(&st.records_cut),
+                unmatched_discarded: get(&st.unmatched_discarded),
+                format_errors: get(&st.format_errors),
+                bad_times: get(&st.bad_times),
+                unfinished_messages: get(&st.unfinished_messages),
+                read_errors: get(&st.read_errors),
+            });
+        }
+        for (name, st) in self.proc_names.iter().zip(&self.proc_stats) {
+            summary.processors.push((name.clone(), st.snapshot()));
+        }
+        for (i, st) in self.output_stats.iter().enumerate() {
+            summary.outputs.push((
+                self.output_name(i),
+                st.events.load(Ordering::Relaxed),
+                st.bytes.load(Ordering::Relaxed),
+            ));
+        }
+        summary
+    }
+}

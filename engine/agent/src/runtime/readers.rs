@@ -1,0 +1,239 @@
+//! The reading side: the sources of every input, one thread per input reading them once
+//! to their end, and one per followed input running its [`Tailer`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use weir_core::frame::{Format, Framed, Framer};
+use weir_core::line::{DEFAULT_CHUNK_BYTES, LineOptions};
+use weir_core::pool::BufferPool;
+
+use super::plan::Plan;
+use super::worker::{Payload, Work};
+use crate::config::{ConfigError, Loaded};
+use crate::inputs::tail::{TailChunk, TailPayload, TailSettings, Tailer};
+use crate::inputs::{Framing, InputStats, Reading, SourceFields, container_fields, read_chunks};
+
+/// How each input of the pipeline is read, in order.
+pub(super) fn readings(loaded: &Loaded) -> Result<Vec<Reading>, ConfigError> {
+    let inputs = &loaded.config.inputs;
+    inputs.iter().map(|i| i.value.get().reading(&loaded.file)).collect()
+}
+
+/// The sources read once, per input (empty for a followed input), numbered from 0 in input
+/// order; and the settings of each followed input, with its index.
+pub(super) fn sources(readings: Vec<Reading>) -> (Vec<Vec<Source>>, Vec<(usize, TailSettings)>) {
+    let mut sources = Vec::new();
+    let mut follows = Vec::new();
+    let mut next_id = 0u32;
+    for (input, reading) in readings.into_iter().enumerate() {
+        let mut list = Vec::new();
+        match reading {
+            Reading::Follow(settings) => follows.push((input, settings)),
+            Reading::Once { paths, opts, framing } => {
+                let container = framing.as_ref().is_some_and(|f| f.format != Format::Raw);
+                for path in paths {
+                    let pod = match (&path, container) {
+                        (Some(p), true) => container_fields(p).map(SourceFields::from),
+                        _ => None,
+                    };
+                    let framing = framing.clone();
+                    list.push(Source {
+                        id: next_id,
+                        input,
+                        path,
+                        opts,
+                        framing,
+                        pod,
+                    });
+                    next_id += 1;
+                }
+            }
+        }
+        sources.push(list);
+    }
+    (sources, follows)
+}
+
+/// A reader thread, and whether it reads stdin (a read that may block forever: after a
+/// stop it is not waited for).
+pub(super) struct Reader {
+    pub(super) handle: JoinHandle<()>,
+    pub(super) stdin: bool,
+}
+
+/// Starts a thread per input with sources to read once, and a tailer thread per followed
+/// input; they send their chunks to `tx` until they are done or `stop` is set. Problems
+/// met reading go to `errors`.
+pub(super) fn start(
+    plan: &Plan<'_>,
+    sources: Vec<Vec<Source>>,
+    follows: Vec<(usize, TailSettings)>,
+    tx: &Sender<Work>,
+    stop: &Arc<AtomicBool>,
+    errors: &Arc<Mutex<Vec<String>>>,
+) -> std::io::Result<Vec<Reader>> {
+    let next_source = Arc::new(AtomicU32::new(sources.iter().map(|l| l.len() as u32).sum()));
+    let mut readers = Vec::new();
+    for (input, list) in sources.into_iter().enumerate() {
+        if list.is_empty() {
+            continue;
+        }
+        let stdin = list.iter().any(|s| s.path.is_none());
+        let (tx, stop, errors) = (tx.clone(), stop.clone(), errors.clone());
+        let stats = plan.input_stats[input].clone();
+        let pool = plan.chunk_pool.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("weir-input-{input}"))
+            .spawn(move || {
+                let errs = read_input(&list, &tx, &stats, &pool, &stop);
+                errors.lock().unwrap_or_else(|e| e.into_inner()).extend(errs);
+            })?;
+        readers.push(Reader { handle, stdin });
+    }
+    for (input, settings) in follows {
+        let opts = settings.opts;
+        let tailer = Tailer::new(
+            settings,
+            plan.acks.clone().expect("follow inputs have a checkpoint store"),
+            plan.chunk_pool.clone(),
+            next_source.clone(),
+            plan.tail_stats[input].clone(),
+            plan.input_stats[input].clone(),
+        );
+        let (tx, stop) = (tx.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("weir-tail-{input}"))
+            .spawn(move || {
+                let mut send = |c: TailChunk| {
+                    let payload = match c.payload {
+                        TailPayload::Lines(chunk) => Payload::Lines(chunk),
+                        TailPayload::Framed(f) => Payload::Framed(f),
+                    };
+                    let (source, seq, pod, ack) = (c.source, c.seq, c.pod, Some(c.ack));
+                    let work = Work {
+                        payload,
+                        source,
+                        input,
+                        seq,
+                        opts,
+                        pod,
+                        ack,
+                    };
+                    tx.send(work).is_ok()
+                };
+                tailer.run(&stop, &mut send);
+            })?;
+        readers.push(Reader { handle, stdin: false });
+    }
+    Ok(readers)
+}
+
+/// One source read to its end: stdin or one file (`mode: once`).
+#[derive(Debug)]
+pub(super) struct Source {
+    pub(super) id: u32,
+    pub(super) input: usize,
+    pub(super) path: Option<PathBuf>,
+    pub(super) opts: LineOptions,
+    pub(super) framing: Option<Framing>,
+    pub(super) pod: Option<SourceFields>,
+}
+
+/// Reads one source to its end: chunks of lines, framed into records when the source
+/// needs it, numbered in order and handed to `send` (false stops the reading).
+pub(super) fn read_source(
+    reader: impl std::io::Read,
+    source: &Source,
+    chunk_bytes: usize,
+    pool: &Arc<BufferPool>,
+    stats: &InputStats,
+    mut send: impl FnMut(Work) -> bool,
+) -> std::io::Result<()> {
+    let mut seq = 0;
+    let mut work = |payload: Payload| {
+        let w = Work {
+            payload,
+            source: source.id,
+            input: source.input,
+            seq,
+            opts: source.opts,
+            pod: source.pod.clone(),
+            ack: None,
+        };
+        seq += 1;
+        send(w)
+    };
+    match &source.framing {
+        None => {
+            let cut = read_chunks(reader, chunk_bytes, &source.opts, pool, |chunk| {
+                stats.bytes.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+                work(Payload::Lines(chunk))
+            })?;
+            stats.lines_cut.fetch_add(cut, Ordering::Relaxed);
+        }
+        Some(framing) => {
+            let mut framer = Framer::new(framing.format, framing.rules.clone(), source.opts);
+            let mut going = true;
+            let new_framed = |pool: &BufferPool| Framed {
+                arena: pool.take_empty(0),
+                ..Framed::default()
+            };
+            let cut = read_chunks(reader, chunk_bytes, &source.opts, pool, |chunk| {
+                stats.bytes.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+                let mut framed = new_framed(pool);
+                framer.frame(chunk, &mut framed);
+                going = work(Payload::Framed(framed));
+                going
+            })?;
+            if going {
+                let mut framed = new_framed(pool);
+                framer.finish(&mut framed);
+                if !framed.records.is_empty() {
+                    work(Payload::Framed(framed));
+                }
+            }
+            stats.lines_cut.fetch_add(cut, Ordering::Relaxed);
+            stats.add_frame(framer.stats());
+        }
+    }
+    Ok(())
+}
+
+/// Reads an input's sources one after the other. Returns the problems met (a source that
+/// cannot be opened or read is reported and skipped; the others go on).
+pub(super) fn read_input(
+    sources: &[Source],
+    tx: &Sender<Work>,
+    stats: &InputStats,
+    pool: &Arc<BufferPool>,
+    stop: &AtomicBool,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    for source in sources {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let send = |work: Work| !stop.load(Ordering::Relaxed) && tx.send(work).is_ok();
+        let result = match &source.path {
+            None => read_source(std::io::stdin().lock(), source, DEFAULT_CHUNK_BYTES, pool, stats, send),
+            Some(path) => {
+                std::fs::File::open(path).and_then(|f| read_source(f, source, DEFAULT_CHUNK_BYTES, pool, stats, send))
+            }
+        };
+        if let Err(e) = result {
+            stats.read_errors.fetch_add(1, Ordering::Relaxed);
+            let name = source
+                .path
+                .as_ref()
+                .map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
+            let msg = format!("cannot read {name}: {e}");
+            tracing::error!("{msg}");
+            errors.push(msg);
+        }
+    }
+    errors
+}
