@@ -13,6 +13,7 @@
 //! - [`outputs`]: the [`outputs::Sink`] contract, one file per output type;
 //! - [`runtime`]: `weir run`'s threads: readers, workers, dispatcher, outputs, shutdown;
 //! - [`delivery`]: file identity, checkpoints, acknowledgements, the crash-loop guard;
+//! - [`net`]: what network components share (Kafka client settings);
 //! - [`admin`]: the `/health` and `/metrics` endpoint;
 //! - [`cli`]: the commands beyond `run` (`doctor`, `plugin`, `bench`/`gen` wiring).
 
@@ -21,5 +22,6 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod inputs;
+pub mod net;
 pub mod outputs;
 pub mod runtime;

@@ -1,6 +1,7 @@
 //! Every network output against the shared checks of `support/output.rs`: acknowledgements
 //! across a SIGKILL, and backpressure with bounded memory. An output adds a `Destination`
-//! for its real server here and calls both checks.
+//! for its real server here and calls both checks: `http` against a local HTTP server,
+//! `kafka` against a real Kafka-protocol broker behind a proxy that cuts the connections.
 
 mod support;
 
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use support::http_server::{Action, Server};
+use support::kafka::Broker;
 use support::output::{Destination, acknowledgements, backpressure};
 
 /// The `http` output against the local test server; held, it answers 503.
@@ -57,4 +59,56 @@ fn http_output_acknowledges_only_what_the_server_accepted() {
 #[test]
 fn http_output_slows_reading_while_the_server_refuses() {
     backpressure(&Http::start());
+}
+
+/// The `kafka` output against a real broker; held, the proxy in front of it cuts every
+/// connection.
+struct Kafka {
+    broker: Broker,
+    topic: &'static str,
+}
+
+impl Kafka {
+    fn start(test: &str) -> Option<Kafka> {
+        let broker = Broker::start(test)?;
+        let topic = "logs";
+        broker.create_topic(topic, 3);
+        Some(Kafka { broker, topic })
+    }
+}
+
+impl Destination for Kafka {
+    fn output(&self) -> String {
+        format!(
+            "type: kafka\n    bootstrap_servers: {}\n    topic: {}\n    compression: lz4\n",
+            self.broker.bootstrap(),
+            self.topic
+        )
+    }
+
+    fn hold(&self, held: bool) {
+        self.broker.proxy.cut(held);
+    }
+
+    fn accepted(&self) -> Vec<String> {
+        self.broker
+            .read_topic(self.topic)
+            .into_iter()
+            .map(|(_, m)| String::from_utf8(m).unwrap())
+            .collect()
+    }
+}
+
+#[test]
+fn kafka_output_acknowledges_only_what_the_broker_has() {
+    if let Some(kafka) = Kafka::start("kafka_output_acknowledges_only_what_the_broker_has") {
+        acknowledgements(&kafka);
+    }
+}
+
+#[test]
+fn kafka_output_slows_reading_while_the_broker_is_cut_off() {
+    if let Some(kafka) = Kafka::start("kafka_output_slows_reading_while_the_broker_is_cut_off") {
+        backpressure(&kafka);
+    }
 }

@@ -30,7 +30,10 @@ use crate::config::registry::{InputConfig, OutputConfig};
 use crate::config::{self, Loaded};
 use crate::delivery::checkpoint::{CHECKPOINT_FILE, Checkpoints, Entry, Whereabouts, whereabouts};
 use crate::inputs::file::{FileInputConfig, FileMode};
+use crate::inputs::kafka::KafkaInputConfig;
 use crate::inputs::kubernetes::{self, KubernetesLogsConfig};
+use crate::net::kafka::Client;
+use rdkafka::producer::Producer as _;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +208,11 @@ fn check_inputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
             InputConfig::File(c) => check_file_input(c, &subject, opts, report),
             InputConfig::KubernetesLogs(c) => check_kubernetes_input(c, &subject, opts, report),
             InputConfig::Stdin(_) => report.add(Status::Pass, subject, "standard input: nothing to check on disk"),
+            InputConfig::Kafka(c) => {
+                let topics: Vec<&str> = c.topics.value.iter().map(|t| t.value.as_str()).collect();
+                check_kafka(c.client(), &topics, &subject, opts, report);
+                check_kafka_group(c, &subject, opts, report);
+            }
         }
     }
 }
@@ -633,6 +641,10 @@ fn check_outputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
             OutputConfig::Stdout(_) => report.add(Status::Pass, subject, "standard output is always there"),
             OutputConfig::File(c) => check_file_output(&c.path.value, &subject, report),
             OutputConfig::Http(c) => check_http_output(&c.uri.value, &subject, opts, report),
+            OutputConfig::Kafka(c) => {
+                let fixed = (!c.topic.value.contains('{')).then_some(c.topic.value.as_str());
+                check_kafka(c.client(), fixed.as_slice(), &subject, opts, report);
+            }
         }
     }
 }
@@ -700,22 +712,26 @@ fn http_authority(uri: &str) -> Result<(String, u16), String> {
 }
 
 fn check_http_output(uri: &str, subject: &str, opts: &Options, report: &mut Report) {
-    let (host, port) = match http_authority(uri) {
-        Ok(a) => a,
-        Err(e) => return report.add(Status::Fail, subject, e),
-    };
+    match http_authority(uri) {
+        Ok((host, port)) => check_reachable(&host, port, uri, subject, opts, report),
+        Err(e) => report.add(Status::Fail, subject, e),
+    }
+}
+
+/// Whether `host:port` (from `from`, as the user wrote it) accepts TCP connections.
+fn check_reachable(host: &str, port: u16, from: &str, subject: &str, opts: &Options, report: &mut Report) {
     let shown = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
     };
-    let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
+    let addrs: Vec<_> = match (host, port).to_socket_addrs() {
         Ok(a) => a.collect(),
         Err(e) => {
             return report.add(
                 Status::Fail,
                 subject,
-                format!("{shown} (from {uri}): the host name does not resolve: {e}"),
+                format!("{shown} (from {from}): the host name does not resolve: {e}"),
             );
         }
     };
@@ -736,11 +752,82 @@ fn check_http_output(uri: &str, subject: &str, opts: &Options, report: &mut Repo
         Status::Fail,
         subject,
         format!(
-            "{shown} (from {uri}) is not reachable within {:?}: {}; events would wait and be retried",
+            "{shown} (from {from}) is not reachable within {:?}: {}; events would wait and be retried",
             opts.connect_timeout,
             last_err.unwrap_or_else(|| "no address".into())
         ),
     );
+}
+
+/// Each bootstrap server accepts connections, and the cluster answers with its topics
+/// (one of `topics` that is not there is a warning: brokers may create it on first use).
+fn check_kafka(client: Client<'_>, topics: &[&str], subject: &str, opts: &Options, report: &mut Report) {
+    let servers = &client.bootstrap_servers.value;
+    for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match server
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse().ok()?)))
+        {
+            Some((host, port)) => check_reachable(host, port, servers, subject, opts, report),
+            None => report.add(
+                Status::Fail,
+                subject,
+                format!("bootstrap server {server:?} is not host:port"),
+            ),
+        }
+    }
+    let producer: rdkafka::producer::BaseProducer = match client.config(|_| {}).create() {
+        Ok(p) => p,
+        Err(e) => return report.add(Status::Fail, subject, format!("librdkafka refuses the settings: {e}")),
+    };
+    let meta = match producer.client().fetch_metadata(None, opts.connect_timeout * 5) {
+        Ok(meta) => meta,
+        Err(e) => {
+            return report.add(
+                Status::Fail,
+                subject,
+                format!("no cluster metadata from {servers}: {e}"),
+            );
+        }
+    };
+    report.add(
+        Status::Pass,
+        subject,
+        format!(
+            "the cluster answers: {} broker(s), {} topic(s)",
+            meta.brokers().len(),
+            meta.topics().len()
+        ),
+    );
+    for t in topics {
+        if !meta.topics().iter().any(|m| m.name() == *t) {
+            report.add(
+                Status::Warn,
+                subject,
+                format!("topic {t:?} does not exist yet (used only if the brokers create topics)"),
+            );
+        }
+    }
+}
+
+/// The consumer group's coordinator answers.
+fn check_kafka_group(c: &KafkaInputConfig, subject: &str, opts: &Options, report: &mut Report) {
+    let Ok(consumer) = c.client_config().create::<rdkafka::consumer::BaseConsumer>() else {
+        return; // reported by check_kafka
+    };
+    use rdkafka::consumer::Consumer as _;
+    match consumer.fetch_group_list(Some(&c.group_id.value), opts.connect_timeout * 5) {
+        Ok(_) => report.add(
+            Status::Pass,
+            subject,
+            format!("the coordinator of group {:?} answers", c.group_id.value),
+        ),
+        Err(e) => report.add(
+            Status::Fail,
+            subject,
+            format!("the coordinator of group {:?} does not answer: {e}", c.group_id.value),
+        ),
+    }
 }
 
 fn check_admin(loaded: &Loaded, opts: &Options, report: &mut Report) {

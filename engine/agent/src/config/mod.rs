@@ -234,9 +234,9 @@ mod tests {
 
     #[test]
     fn unknown_type_names_the_choices() {
-        let (pos, msg) = err("inputs:\n  - type: kafka\noutputs: []\n");
+        let (pos, msg) = err("inputs:\n  - type: carrier_pigeon\noutputs: []\n");
         assert_eq!(pos.line, 2);
-        assert!(msg.contains("unknown input type `kafka`"), "{msg}");
+        assert!(msg.contains("unknown input type `carrier_pigeon`"), "{msg}");
         assert!(msg.contains("stdin"), "{msg}");
     }
 

@@ -29,11 +29,13 @@ use weir_wasm::{OnError, WasmConfig};
 use super::tagged::{Tagged, deserialize_tagged};
 use crate::inputs::Input;
 use crate::inputs::file::FileInputConfig;
+use crate::inputs::kafka::KafkaInputConfig;
 use crate::inputs::kubernetes::KubernetesLogsConfig;
 use crate::inputs::stdin::StdinConfig;
 use crate::outputs::Output;
 use crate::outputs::file::FileOutputConfig;
 use crate::outputs::http::HttpOutputConfig;
+use crate::outputs::kafka::KafkaOutputConfig;
 use crate::outputs::stdout::StdoutConfig;
 
 /// Defines one family's enum: a variant per `"type" => Variant(Config)` line, its
@@ -130,6 +132,8 @@ registry! {
         "file" => File(FileInputConfig),
         /// `kubernetes_logs`: a node's container logs, with pod metadata.
         "kubernetes_logs" => KubernetesLogs(KubernetesLogsConfig),
+        /// `kafka`: messages of Kafka topics, read as a member of a consumer group.
+        "kafka" => Kafka(KafkaInputConfig),
     }
 }
 
@@ -172,6 +176,8 @@ registry! {
         "file" => File(FileOutputConfig),
         /// `http`: events POSTed as JSON lines or Elasticsearch `_bulk` bodies.
         "http" => Http(HttpOutputConfig),
+        /// `kafka`: each event a Kafka message, acknowledged by the broker.
+        "kafka" => Kafka(KafkaOutputConfig),
     }
 }
 

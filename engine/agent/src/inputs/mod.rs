@@ -6,6 +6,7 @@
 //! each source's order.
 
 pub mod file;
+pub mod kafka;
 pub mod kubernetes;
 pub mod stdin;
 pub mod tail;
@@ -13,17 +14,19 @@ pub mod tail;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
-use weir_core::frame::{Format, FrameStats};
+use weir_core::frame::{Format, FrameStats, Framed};
 use weir_core::line::{Chunk, DEFAULT_MAX_LINE_BYTES, LineChunker, LineOptions};
 use weir_core::multiline::{MultilineConfig, Rules};
 use weir_core::pool::BufferPool;
 use weir_core::units::ByteSize;
 
 use crate::config::error::{ConfigError, Pos};
+use crate::delivery::Ack;
 
 /// What every input `type` provides (its config struct implements it).
 pub trait Input {
@@ -49,6 +52,63 @@ pub enum Reading {
     },
     /// Files followed as they grow and rotate, with checkpoints (a [`tail::Tailer`]).
     Follow(tail::TailSettings),
+    /// A source that runs on its own thread and acknowledges on its own (network inputs).
+    Run(Box<dyn Run>),
+}
+
+/// An input that runs on its own thread until it ends or `stop` is set, handing over
+/// chunks in order per source (network inputs; see [`Reading::Run`]).
+pub trait Run: Send + std::fmt::Debug {
+    /// Runs it. `send` returns false when the run is over.
+    fn run(self: Box<Self>, ctx: RunContext<'_>);
+}
+
+/// What the runtime gives a [`Run`] input.
+pub struct RunContext<'a> {
+    /// Set when the run stops: hand over what is held, settle, return.
+    pub stop: &'a AtomicBool,
+    /// Source ids: take one per new source (a Kafka partition), so each keeps its order.
+    pub next_source: &'a AtomicU32,
+    /// Buffers for chunks.
+    pub pool: &'a Arc<BufferPool>,
+    /// The input's counters.
+    pub stats: &'a InputStats,
+    /// How long a stopping run waits for what it handed over to be delivered.
+    pub drain_timeout: Duration,
+    /// Hands over a chunk; false when the run is over.
+    pub send: &'a mut dyn FnMut(SourceChunk) -> bool,
+}
+
+impl std::fmt::Debug for RunContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext")
+            .field("drain_timeout", &self.drain_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A chunk of one source, in order, as follow-mode and network inputs hand it over.
+#[derive(Debug)]
+pub struct SourceChunk {
+    /// Lines, or records.
+    pub payload: ChunkPayload,
+    /// The source id.
+    pub source: u32,
+    /// Position in the source's sequence (from 0).
+    pub seq: u64,
+    /// Fields every event of the source gets (pod metadata, Kafka topic and partition).
+    pub fields: Option<SourceFields>,
+    /// What to tell once every output delivered it.
+    pub ack: Option<Ack>,
+}
+
+/// Lines or framed records.
+#[derive(Debug)]
+pub enum ChunkPayload {
+    /// A chunk of whole lines.
+    Lines(Chunk),
+    /// Records framed by the reader (or one message each).
+    Framed(Framed),
 }
 
 /// Counters of one input.

@@ -40,8 +40,9 @@ use serde_saphyr::Spanned;
 use weir_core::units::Dur;
 
 use super::kubernetes::Discovery;
-use super::{Framing, InputStats, ReadFrom, SourceFields};
+use super::{ChunkPayload, Framing, InputStats, ReadFrom, SourceChunk, SourceFields};
 use crate::config::error::{ConfigError, Pos};
+use crate::delivery::Ack;
 use crate::delivery::acks::{AckPoint, Acks};
 use crate::delivery::checkpoint::{FileIdentity, SIGNATURE_LEN};
 
@@ -144,30 +145,6 @@ pub struct TailStats {
     pub resumed: AtomicU64,
 }
 
-/// What a tailer hands on: one chunk of one file.
-#[derive(Debug)]
-pub struct TailChunk {
-    /// Lines, or records when the input frames.
-    pub payload: TailPayload,
-    /// The file's source id.
-    pub source: u32,
-    /// Position in the source's sequence.
-    pub seq: u64,
-    /// Where the checkpoint may go once this is delivered.
-    pub ack: AckPoint,
-    /// Pod metadata from the file name.
-    pub pod: Option<SourceFields>,
-}
-
-/// Lines or framed records.
-#[derive(Debug)]
-pub enum TailPayload {
-    /// A chunk of whole lines.
-    Lines(Chunk),
-    /// Records framed by the reader.
-    Framed(Framed),
-}
-
 struct Tracked {
     path: PathBuf,
     file: Option<File>,
@@ -264,7 +241,7 @@ impl Tailer {
 
     /// Runs until `stop` is set or `send` fails. Data the framer holds at that point is not
     /// sent: its checkpoint stays before it, so a restart reads it again whole.
-    pub fn run(mut self, stop: &AtomicBool, send: &mut dyn FnMut(TailChunk) -> bool) {
+    pub fn run(mut self, stop: &AtomicBool, send: &mut dyn FnMut(SourceChunk) -> bool) {
         self.follow(stop, send);
         if self.settings.drain_on_stop {
             let _ = self.drain(send);
@@ -275,7 +252,7 @@ impl Tailer {
     }
 
     /// Reads every file to its end and sends all it holds; the files are let go.
-    fn drain(&mut self, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<(), ()> {
+    fn drain(&mut self, send: &mut dyn FnMut(SourceChunk) -> bool) -> Result<(), ()> {
         self.scan();
         loop {
             let mut progressed = false;
@@ -300,7 +277,7 @@ impl Tailer {
         Ok(())
     }
 
-    fn follow(&mut self, stop: &AtomicBool, send: &mut dyn FnMut(TailChunk) -> bool) {
+    fn follow(&mut self, stop: &AtomicBool, send: &mut dyn FnMut(SourceChunk) -> bool) {
         let mut last_scan: Option<Instant> = None;
         let scan_every = self.settings.timing.poll_interval.max(Duration::from_millis(100)) * 4;
         let mut rescan = true;
@@ -647,7 +624,7 @@ impl Tailer {
 
     /// Reads what one file has, sends it, and lets the file go when it is done. `Ok(true)`
     /// when bytes came; `Err` when the workers are gone.
-    fn poll_file(&mut self, key: (u64, u64), send: &mut dyn FnMut(TailChunk) -> bool) -> Result<bool, ()> {
+    fn poll_file(&mut self, key: (u64, u64), send: &mut dyn FnMut(SourceChunk) -> bool) -> Result<bool, ()> {
         let Some(mut t) = self.files.remove(&key) else {
             return Ok(false);
         };
@@ -666,7 +643,7 @@ impl Tailer {
     }
 
     /// `Ok(None)` when the file is let go.
-    fn poll_tracked(&mut self, t: &mut Tracked, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<Option<bool>, ()> {
+    fn poll_tracked(&mut self, t: &mut Tracked, send: &mut dyn FnMut(SourceChunk) -> bool) -> Result<Option<bool>, ()> {
         if t.file.is_none() {
             match self.reopen_grown(t) {
                 Reopen::Open => {}
@@ -741,7 +718,7 @@ impl Tailer {
     fn read_available(
         &mut self,
         t: &mut Tracked,
-        send: &mut dyn FnMut(TailChunk) -> bool,
+        send: &mut dyn FnMut(SourceChunk) -> bool,
     ) -> Result<(usize, bool), ()> {
         let budget = self.settings.chunk_bytes.max(1 << 16) * 4;
         let mut read = 0usize;
@@ -817,7 +794,7 @@ impl Tailer {
     /// A file with nothing new: its last record goes out after `flush_timeout`; one that
     /// left the globs and stays quiet `rotate_wait` is done: its last line (even without a
     /// newline) goes out, then it is let go (`None`).
-    fn quiet(&mut self, t: &mut Tracked, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<Option<bool>, ()> {
+    fn quiet(&mut self, t: &mut Tracked, send: &mut dyn FnMut(SourceChunk) -> bool) -> Result<Option<bool>, ()> {
         let idle = t.last_data.elapsed();
         if t.held && idle >= self.settings.timing.flush_timeout {
             t.held = false;
@@ -851,7 +828,7 @@ impl Tailer {
     fn closed_and_gone(
         &mut self,
         t: &mut Tracked,
-        send: &mut dyn FnMut(TailChunk) -> bool,
+        send: &mut dyn FnMut(SourceChunk) -> bool,
     ) -> Result<Option<bool>, ()> {
         let key = (t.identity.dev(), t.identity.ino());
         let moved = t
@@ -894,7 +871,7 @@ impl Tailer {
 
     /// copytruncate: the copy sits next to the file and starts with the same bytes. Reads
     /// what it has beyond the read offset (bytes written just before the truncation).
-    fn read_copy(&mut self, t: &mut Tracked, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<bool, ()> {
+    fn read_copy(&mut self, t: &mut Tracked, send: &mut dyn FnMut(SourceChunk) -> bool) -> Result<bool, ()> {
         let Some(dir) = t.path.parent() else { return Ok(false) };
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Ok(false);
@@ -938,7 +915,7 @@ impl Tailer {
         Ok(false)
     }
 
-    fn truncated(&mut self, t: &mut Tracked, size: u64, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<(), ()> {
+    fn truncated(&mut self, t: &mut Tracked, size: u64, send: &mut dyn FnMut(SourceChunk) -> bool) -> Result<(), ()> {
         self.stats.truncations.fetch_add(1, Ordering::Relaxed);
         let copied = self.read_copy(t, send)?;
         // What is left is the end of the old contents: out with it, as at the end of a file.
@@ -973,7 +950,7 @@ impl Tailer {
     }
 
     /// Closes the framer's open records into a batch.
-    fn flush_framer(&mut self, t: &mut Tracked, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<(), ()> {
+    fn flush_framer(&mut self, t: &mut Tracked, send: &mut dyn FnMut(SourceChunk) -> bool) -> Result<(), ()> {
         let Some(framer) = t.framer.as_mut() else { return Ok(()) };
         if framer.held_from().is_none() {
             return Ok(());
@@ -990,13 +967,18 @@ impl Tailer {
             generation: t.generation,
             offset: t.chunker.offset(),
         };
-        self.emit(t, TailPayload::Framed(framed), ack, send)
+        self.emit(t, ChunkPayload::Framed(framed), ack, send)
     }
 
-    fn send_chunk(&mut self, t: &mut Tracked, chunk: Chunk, send: &mut dyn FnMut(TailChunk) -> bool) -> Result<(), ()> {
+    fn send_chunk(
+        &mut self,
+        t: &mut Tracked,
+        chunk: Chunk,
+        send: &mut dyn FnMut(SourceChunk) -> bool,
+    ) -> Result<(), ()> {
         let end = chunk.offset + chunk.data.len() as u64;
         let (payload, offset) = match t.framer.as_mut() {
-            None => (TailPayload::Lines(chunk), end),
+            None => (ChunkPayload::Lines(chunk), end),
             Some(framer) => {
                 let mut framed = Framed {
                     arena: self.pool.take_empty(0),
@@ -1006,7 +988,7 @@ impl Tailer {
                 // Counted as it goes, so that /metrics shows a followed file's problems.
                 self.input.add_frame(framer.take_stats());
                 let offset = framer.held_from().unwrap_or(end);
-                (TailPayload::Framed(framed), offset)
+                (ChunkPayload::Framed(framed), offset)
             }
         };
         let ack = AckPoint {
@@ -1020,16 +1002,16 @@ impl Tailer {
     fn emit(
         &mut self,
         t: &mut Tracked,
-        payload: TailPayload,
+        payload: ChunkPayload,
         ack: AckPoint,
-        send: &mut dyn FnMut(TailChunk) -> bool,
+        send: &mut dyn FnMut(SourceChunk) -> bool,
     ) -> Result<(), ()> {
-        let chunk = TailChunk {
+        let chunk = SourceChunk {
             payload,
             source: t.source,
             seq: t.seq,
-            ack,
-            pod: t.pod.clone(),
+            ack: Some(Ack::File(ack, self.acks.clone())),
+            fields: t.pod.clone(),
         };
         t.seq += 1;
         if send(chunk) { Ok(()) } else { Err(()) }

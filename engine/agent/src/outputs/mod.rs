@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod http;
+pub mod kafka;
 pub mod stdout;
 
 use std::path::Path;

@@ -24,7 +24,7 @@ pub fn run_in_memory(
     let plan = Plan::new(cfg, 1, 1);
     let mut worker = plan.worker(0)?;
     let mut source = sources(readings(loaded)?)
-        .0
+        .once
         .remove(0)
         .into_iter()
         .next()

@@ -93,12 +93,12 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
         .or(cfg.workers.as_ref().map(|w| w.value))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let (sources, mut follows) = readers::sources(readers::readings(loaded)?);
-    let mut plan = Plan::new(cfg, workers, sources.iter().map(Vec::len).sum::<usize>().max(4));
-    if !follows.is_empty() {
+    let mut inputs = readers::sources(readers::readings(loaded)?);
+    let mut plan = Plan::new(cfg, workers, inputs.once.iter().map(Vec::len).sum::<usize>().max(4));
+    if !inputs.follows.is_empty() {
         plan.open_checkpoints()?;
     }
-    for (_, settings) in &mut follows {
+    for (_, settings) in &mut inputs.follows {
         settings.drain_on_stop = cfg.exit_when.is_some();
     }
     let mut sinks = Vec::new();
@@ -121,7 +121,7 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
     let finished = AtomicBool::new(false);
     // Readers run on their own threads, not joined: one blocked reading stdin must not hold
     // up a shutdown.
-    let readers = readers::start(&plan, sources, follows, &work_tx, &control.stop, &errors)?;
+    let readers = readers::start(&plan, inputs, &work_tx, &control.stop, &errors)?;
     drop(work_tx);
 
     let result = std::thread::scope(|s| -> anyhow::Result<()> {

@@ -124,7 +124,6 @@ impl<'a> Plan<'a> {
             output_pool: self.output_pool.clone(),
             frame_keys: self.frame_keys,
             keys: self.keys.clone(),
-            acks: self.acks.clone(),
             guard: self.guard.as_ref().map(|g| (g.clone(), g.slot(n))),
             single: Batch::default(),
         })

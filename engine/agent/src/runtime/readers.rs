@@ -14,8 +14,10 @@ use weir_core::pool::BufferPool;
 use super::plan::Plan;
 use super::worker::{Payload, Work};
 use crate::config::{ConfigError, Loaded};
-use crate::inputs::tail::{TailChunk, TailPayload, TailSettings, Tailer};
-use crate::inputs::{Framing, InputStats, Reading, SourceFields, container_fields, read_chunks};
+use crate::inputs::tail::{TailSettings, Tailer};
+use crate::inputs::{
+    Framing, InputStats, Reading, Run, RunContext, SourceChunk, SourceFields, container_fields, read_chunks,
+};
 
 /// How each input of the pipeline is read, in order.
 pub(super) fn readings(loaded: &Loaded) -> Result<Vec<Reading>, ConfigError> {
@@ -23,16 +25,30 @@ pub(super) fn readings(loaded: &Loaded) -> Result<Vec<Reading>, ConfigError> {
     inputs.iter().map(|i| i.value.get().reading(&loaded.file)).collect()
 }
 
-/// The sources read once, per input (empty for a followed input), numbered from 0 in input
-/// order; and the settings of each followed input, with its index.
-pub(super) fn sources(readings: Vec<Reading>) -> (Vec<Vec<Source>>, Vec<(usize, TailSettings)>) {
-    let mut sources = Vec::new();
-    let mut follows = Vec::new();
+/// The inputs, by how the runtime starts them.
+pub(super) struct Inputs {
+    /// Per input, the sources read once to their end (empty for other inputs), numbered
+    /// from 0 in input order.
+    pub(super) once: Vec<Vec<Source>>,
+    /// Followed inputs, with their index.
+    pub(super) follows: Vec<(usize, TailSettings)>,
+    /// Inputs that run on their own (network inputs), with their index.
+    pub(super) runs: Vec<(usize, Box<dyn Run>)>,
+}
+
+/// Sorts the inputs by how they are read.
+pub(super) fn sources(readings: Vec<Reading>) -> Inputs {
+    let mut inputs = Inputs {
+        once: Vec::new(),
+        follows: Vec::new(),
+        runs: Vec::new(),
+    };
     let mut next_id = 0u32;
     for (input, reading) in readings.into_iter().enumerate() {
         let mut list = Vec::new();
         match reading {
-            Reading::Follow(settings) => follows.push((input, settings)),
+            Reading::Follow(settings) => inputs.follows.push((input, settings)),
+            Reading::Run(run) => inputs.runs.push((input, run)),
             Reading::Once { paths, opts, framing } => {
                 let container = framing.as_ref().is_some_and(|f| f.format != Format::Raw);
                 for path in paths {
@@ -53,9 +69,9 @@ pub(super) fn sources(readings: Vec<Reading>) -> (Vec<Vec<Source>>, Vec<(usize, 
                 }
             }
         }
-        sources.push(list);
+        inputs.once.push(list);
     }
-    (sources, follows)
+    inputs
 }
 
 /// A reader thread, and whether it reads stdin (a read that may block forever: after a
@@ -65,20 +81,19 @@ pub(super) struct Reader {
     pub(super) stdin: bool,
 }
 
-/// Starts a thread per input with sources to read once, and a tailer thread per followed
-/// input; they send their chunks to `tx` until they are done or `stop` is set. Problems
-/// met reading go to `errors`.
+/// Starts a thread per input with sources to read once, a tailer thread per followed
+/// input and a thread per input that runs on its own; they send their chunks to `tx` until
+/// they are done or `stop` is set. Problems met reading go to `errors`.
 pub(super) fn start(
     plan: &Plan<'_>,
-    sources: Vec<Vec<Source>>,
-    follows: Vec<(usize, TailSettings)>,
+    inputs: Inputs,
     tx: &Sender<Work>,
     stop: &Arc<AtomicBool>,
     errors: &Arc<Mutex<Vec<String>>>,
 ) -> std::io::Result<Vec<Reader>> {
-    let next_source = Arc::new(AtomicU32::new(sources.iter().map(|l| l.len() as u32).sum()));
+    let next_source = Arc::new(AtomicU32::new(inputs.once.iter().map(|l| l.len() as u32).sum()));
     let mut readers = Vec::new();
-    for (input, list) in sources.into_iter().enumerate() {
+    for (input, list) in inputs.once.into_iter().enumerate() {
         if list.is_empty() {
             continue;
         }
@@ -94,7 +109,7 @@ pub(super) fn start(
             })?;
         readers.push(Reader { handle, stdin });
     }
-    for (input, settings) in follows {
+    for (input, settings) in inputs.follows {
         let opts = settings.opts;
         let tailer = Tailer::new(
             settings,
@@ -107,29 +122,42 @@ pub(super) fn start(
         let (tx, stop) = (tx.clone(), stop.clone());
         let handle = std::thread::Builder::new()
             .name(format!("weir-tail-{input}"))
+            .spawn(move || tailer.run(&stop, &mut |c| tx.send(work(c, input, opts)).is_ok()))?;
+        readers.push(Reader { handle, stdin: false });
+    }
+    for (input, run) in inputs.runs {
+        let (tx, stop, next_source) = (tx.clone(), stop.clone(), next_source.clone());
+        let (pool, stats) = (plan.chunk_pool.clone(), plan.input_stats[input].clone());
+        let drain_timeout = plan.cfg.shutdown_timeout() * 3 / 4;
+        let handle = std::thread::Builder::new()
+            .name(format!("weir-input-{input}"))
             .spawn(move || {
-                let mut send = |c: TailChunk| {
-                    let payload = match c.payload {
-                        TailPayload::Lines(chunk) => Payload::Lines(chunk),
-                        TailPayload::Framed(f) => Payload::Framed(f),
-                    };
-                    let (source, seq, pod, ack) = (c.source, c.seq, c.pod, Some(c.ack));
-                    let work = Work {
-                        payload,
-                        source,
-                        input,
-                        seq,
-                        opts,
-                        pod,
-                        ack,
-                    };
-                    tx.send(work).is_ok()
+                let ctx = RunContext {
+                    stop: &stop,
+                    next_source: &next_source,
+                    pool: &pool,
+                    stats: &stats,
+                    drain_timeout,
+                    send: &mut |c| tx.send(work(c, input, LineOptions::default())).is_ok(),
                 };
-                tailer.run(&stop, &mut send);
+                run.run(ctx);
             })?;
         readers.push(Reader { handle, stdin: false });
     }
     Ok(readers)
+}
+
+/// A chunk from a tailer or a running input, on its way to the workers.
+fn work(c: SourceChunk, input: usize, opts: LineOptions) -> Work {
+    Work {
+        payload: c.payload,
+        source: c.source,
+        input,
+        seq: c.seq,
+        opts,
+        pod: c.fields,
+        ack: c.ack,
+    }
 }
 
 /// One source read to its end: stdin or one file (`mode: once`).

@@ -8,22 +8,18 @@ use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use weir_core::encode::{Encoder, Route};
-use weir_core::frame::{FrameKeys, Framed, fill_batch};
-use weir_core::line::{Chunk, LineOptions, split_lines_into};
+use weir_core::frame::{FrameKeys, fill_batch};
+use weir_core::line::{LineOptions, split_lines_into};
 use weir_core::model::{Batch, Key, KeyTable, Origin, Value};
 use weir_core::pipeline::Pipeline;
 use weir_core::pool::BufferPool;
 
-use crate::delivery::acks::{AckPoint, Acks};
+use crate::delivery::Ack;
 use crate::delivery::guard::{Guard, Slot, WatchedFile, event_hash, fault_point};
 use crate::inputs::{InputStats, SourceFields};
 
 /// What a reader hands a worker: plain lines, or records framed by the reader.
-#[derive(Debug)]
-pub(super) enum Payload {
-    Lines(Chunk),
-    Framed(Framed),
-}
+pub(super) use crate::inputs::ChunkPayload as Payload;
 
 /// A chunk on its way to a worker.
 #[derive(Debug)]
@@ -35,7 +31,7 @@ pub(super) struct Work {
     pub(super) opts: LineOptions,
     pub(super) pod: Option<SourceFields>,
     /// Where the source's checkpoint may go once every output delivered this batch.
-    pub(super) ack: Option<AckPoint>,
+    pub(super) ack: Option<Ack>,
 }
 
 /// A processed batch: the bytes encoded for each output. Shared by the output threads;
@@ -48,7 +44,7 @@ pub(super) struct Encoded {
     pub(super) events: Vec<u64>,
     pub(super) per_output: Vec<Vec<u8>>,
     pub(super) pool: Arc<BufferPool>,
-    pub(super) ack: Option<(AckPoint, Arc<Acks>)>,
+    pub(super) ack: Option<Ack>,
     /// Outputs that have not delivered this batch yet.
     pub(super) undelivered: AtomicUsize,
 }
@@ -57,9 +53,9 @@ impl Encoded {
     /// One output delivered this batch; after the last, its checkpoint may move.
     pub(super) fn delivered(&self) {
         if self.undelivered.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some((point, acks)) = &self.ack
+            && let Some(ack) = &self.ack
         {
-            acks.ack(*point);
+            ack.delivered();
         }
     }
 }
@@ -83,7 +79,6 @@ pub(super) struct Worker {
     pub(super) output_pool: Arc<BufferPool>,
     pub(super) frame_keys: FrameKeys,
     pub(super) keys: Arc<KeyTable>,
-    pub(super) acks: Option<Arc<Acks>>,
     /// The crash-loop guard and this worker's in-flight slot.
     pub(super) guard: Option<(Arc<Guard>, Slot)>,
     /// A batch of one event, for guarded batches.
@@ -165,7 +160,7 @@ impl Worker {
             events,
             per_output,
             pool: self.output_pool.clone(),
-            ack: work.ack.zip(self.acks.clone()),
+            ack: work.ack.clone(),
         })
     }
 
@@ -194,7 +189,10 @@ impl Worker {
     /// in this worker's in-flight slot until the chunk is encoded.
     pub(super) fn watch(&mut self, work: &Work) -> Option<(WatchedFile, u64, u64)> {
         let (_, slot) = self.guard.as_mut()?;
-        let file = self.acks.as_ref()?.file(work.ack?)?;
+        let Some(Ack::File(point, acks)) = &work.ack else {
+            return None;
+        };
+        let file = acks.file(*point)?;
         let (start, len) = match &work.payload {
             Payload::Lines(c) => (c.offset, c.data.len()),
             Payload::Framed(f) => (f.offset, f.data.len()),
@@ -264,7 +262,7 @@ impl Worker {
 
     /// Makes `self.batch` from the chunk (lines split, or framed records), with the pod's
     /// fields; returns the chunk's source, sequence number and ack point.
-    pub(super) fn fill(&mut self, work: Work) -> (u32, u64, Option<AckPoint>) {
+    pub(super) fn fill(&mut self, work: Work) -> (u32, u64, Option<Ack>) {
         let batch = &mut self.batch;
         let stats = &self.input_stats[work.input];
         match work.payload {
@@ -312,7 +310,7 @@ impl Worker {
         }
     }
 
-    pub(super) fn encoded(&self, source: u32, seq: u64, ack: Option<AckPoint>, out: PerOutput) -> Encoded {
+    pub(super) fn encoded(&self, source: u32, seq: u64, ack: Option<Ack>, out: PerOutput) -> Encoded {
         Encoded {
             source,
             seq,
@@ -320,7 +318,7 @@ impl Worker {
             events: out.events,
             per_output: out.bufs,
             pool: self.output_pool.clone(),
-            ack: ack.zip(self.acks.clone()),
+            ack,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod http_server;
+pub mod kafka;
 pub mod lines;
 pub mod node;
 pub mod output;

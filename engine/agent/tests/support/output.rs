@@ -73,12 +73,22 @@ fn free_address() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
-/// Waits until `done` holds, or panics after `limit` saying `what`.
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+/// Waits until `done` holds, or panics after `limit` saying `what`. Looks often at first,
+/// then every 2 s at most (reading a destination back can be slow).
+fn wait_until(limit: Duration, what: &str, stderr: &Path, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
+    let mut pause = Duration::from_millis(50);
     while !done() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
+        if start.elapsed() >= limit {
+            let log = std::fs::read_to_string(stderr).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "{what}: not within {limit:?}; the agent's stderr ends with:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -120,7 +130,7 @@ pub fn acknowledgements(dest: &dyn Destination) {
 
     dest.hold(true);
     let mut agent = start(&config, &stderr);
-    wait_until(Duration::from_secs(20), "the agent reads the file", || {
+    wait_until(Duration::from_secs(20), "the agent reads the file", &stderr, || {
         metrics(&admin)
             .iter()
             .any(|(k, v)| k.starts_with("weir_input_bytes_total") && *v > 0.0)
@@ -128,21 +138,27 @@ pub fn acknowledgements(dest: &dyn Destination) {
     std::thread::sleep(Duration::from_millis(500));
     agent.kill().unwrap();
     agent.wait().unwrap();
-    assert!(dest.accepted().is_empty(), "a held destination accepted events");
     assert_eq!(
         checkpoint_offset(&data),
         0,
         "the checkpoint moved past lines the destination did not accept"
     );
-
     dest.hold(false);
+    assert!(dest.accepted().is_empty(), "a held destination accepted events");
+
     let mut agent = start(&config, &stderr);
-    wait_until(Duration::from_secs(60), "every line arrives after the restart", || {
-        accepted_counts(dest).len() as u64 == n
-    });
-    wait_until(Duration::from_secs(10), "the checkpoint reaches the end", || {
-        checkpoint_offset(&data) == std::fs::metadata(&log).unwrap().len()
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "every line arrives after the restart",
+        &stderr,
+        || accepted_counts(dest).len() as u64 == n,
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the checkpoint reaches the end",
+        &stderr,
+        || checkpoint_offset(&data) == std::fs::metadata(&log).unwrap().len(),
+    );
     sigterm(&mut agent);
     let delivered = dest.accepted().len();
 
@@ -178,7 +194,9 @@ pub fn backpressure(dest: &dyn Destination) {
             .map(|(_, v)| *v)
             .sum::<f64>()
     };
-    wait_until(Duration::from_secs(20), "the agent reads the file", || read() > 0.0);
+    wait_until(Duration::from_secs(20), "the agent reads the file", &stderr, || {
+        read() > 0.0
+    });
     std::thread::sleep(Duration::from_secs(2));
     let held_read = read();
     assert!(
@@ -189,9 +207,12 @@ pub fn backpressure(dest: &dyn Destination) {
     assert!(rss < 200 * 1024, "peak RSS {rss} KiB while the destination held back");
 
     dest.hold(false);
-    wait_until(Duration::from_secs(120), "every line arrives once released", || {
-        accepted_counts(dest).len() as u64 == n
-    });
+    wait_until(
+        Duration::from_secs(120),
+        "every line arrives once released",
+        &stderr,
+        || accepted_counts(dest).len() as u64 == n,
+    );
     sigterm(&mut agent);
 }
 
