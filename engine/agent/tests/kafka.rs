@@ -119,10 +119,15 @@ fn a_frozen_broker_loses_nothing() {
     let n = 200_000;
     numbered(&log, n);
     let config = dir.path().join("pipeline.yaml");
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     std::fs::write(
         &config,
         format!(
-            "data_dir: {}\ninputs:\n  - type: file\n    paths: [\"{}\"]\n\
+            "data_dir: {}\nadmin: {{ address: \"{admin}\" }}\ninputs:\n  - type: file\n    paths: [\"{}\"]\n\
              outputs:\n  - type: kafka\n    bootstrap_servers: {}\n    topic: logs\n    compression: lz4\n",
             dir.path().join("data").display(),
             log.display(),
@@ -144,6 +149,8 @@ fn a_frozen_broker_loses_nothing() {
             break;
         }
     }
+    std::thread::sleep(Duration::from_millis(1500)); // a statistics report
+    let metrics = support::agent::metrics(&admin);
     // SAFETY: kill(2) on the pid of a child we own.
     unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
     agent.wait().unwrap();
@@ -153,17 +160,32 @@ fn a_frozen_broker_loses_nothing() {
         "lines missing after the broker was frozen for 10 s\n{}",
         std::fs::read_to_string(&stderr).unwrap_or_default()
     );
+    let sent = metrics.get("weir_kafka_messages_total{component=\"outputs[0].kafka\",topic=\"logs\"}");
+    assert!(
+        sent.is_some_and(|&s| s >= n as f64),
+        "messages per topic in /metrics: {sent:?}"
+    );
+    assert_eq!(
+        metrics.get("weir_kafka_queue_messages{component=\"outputs[0].kafka\"}"),
+        Some(&0.0),
+        "the producer's queue is empty once everything is delivered"
+    );
     let dups = got.values().filter(|&&c| c > 1).count();
     eprintln!("{dups} line(s) delivered twice (at-least-once across the freeze)");
 }
 
 /// An aggregator: `kafka` input (group `group`) into a file, with its admin endpoint.
 fn aggregator(dir: &Path, name: &str, broker: &Broker, group: &str) -> std::path::PathBuf {
+    aggregator_with(dir, name, broker, group, "")
+}
+
+/// [`aggregator`] with more top-level settings (`top`, YAML lines).
+fn aggregator_with(dir: &Path, name: &str, broker: &Broker, group: &str, top: &str) -> std::path::PathBuf {
     let config = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &config,
         format!(
-            "shutdown_timeout: 5s\ninputs:\n  - type: kafka\n    bootstrap_servers: {}\n    topics: [logs]\n\
+            "{top}shutdown_timeout: 5s\ninputs:\n  - type: kafka\n    bootstrap_servers: {}\n    topics: [logs]\n\
              \x20   group_id: {group}\n    metadata: {{ partition: kafka_partition }}\n\
              \x20   librdkafka_options: {{ session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\" }}\n\
              outputs:\n  - type: file\n    path: {}\n",
@@ -217,7 +239,13 @@ fn agent_to_kafka_to_aggregator_every_line_once() {
             broker.bootstrap()
         ),
     );
-    let config = aggregator(dir.path(), "agg", &broker, "every-line-once");
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let top = format!("admin: {{ address: \"{admin}\" }}\n");
+    let config = aggregator_with(dir.path(), "agg", &broker, "every-line-once", &top);
     let stderr = dir.path().join("agg.stderr");
     let mut agg = weir_run(&config).stderr(append_to(&stderr)).spawn().unwrap();
     let start = Instant::now();
@@ -226,7 +254,18 @@ fn agent_to_kafka_to_aggregator_every_line_once() {
         std::thread::sleep(Duration::from_millis(200));
         got = delivered(dir.path(), &["agg"]);
     }
+    std::thread::sleep(Duration::from_millis(1500)); // a statistics report
+    let metrics = support::agent::metrics(&admin);
     sigterm(&mut agg);
+    let consumed = metrics
+        .get("weir_kafka_consumed_messages_total{component=\"inputs[0].kafka\",topic=\"logs\"}")
+        .copied();
+    assert_eq!(consumed, Some(n as f64), "consumed messages in /metrics");
+    assert!(
+        metrics.keys().any(|k| k.starts_with("weir_kafka_consumer_lag{")),
+        "consumer lag per partition in /metrics: {:?}",
+        metrics.keys().filter(|k| k.contains("kafka")).collect::<Vec<_>>()
+    );
     assert_eq!(
         got.len() as u64,
         n,
@@ -382,4 +421,69 @@ fn killed_aggregator_and_agent_lose_nothing() {
     eprintln!(
         "every line arrived ({before_kills} before the kills); {dups} duplicate deliveries (at-least-once across the kills)"
     );
+}
+
+#[test]
+fn json_messages_become_fields() {
+    let Some(broker) = Broker::start("json_messages_become_fields") else {
+        return;
+    };
+    broker.create_topic("logs", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(
+        &log,
+        "{\"level\":\"warn\",\"n\":1}\nnot json\n{\"level\":\"info\",\"n\":2}\n",
+    )
+    .unwrap();
+    run_once(
+        dir.path(),
+        &format!(
+            "inputs:\n  - type: file\n    paths: [\"{}\"]\n    mode: once\n\
+             outputs:\n  - type: kafka\n    bootstrap_servers: {}\n    topic: logs\n    encoding: raw\n",
+            log.display(),
+            broker.bootstrap()
+        ),
+    );
+    let config = dir.path().join("agg.yaml");
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "admin: {{ address: \"{admin}\" }}\ninputs:\n  - type: kafka\n    bootstrap_servers: {}\n    topics: [logs]\n\
+             \x20   group_id: json\n    decoding: json\n    metadata: {{ topic: kafka_topic }}\n\
+             outputs:\n  - type: file\n    path: {}\n",
+            broker.bootstrap(),
+            dir.path().join("out").display()
+        ),
+    )
+    .unwrap();
+    let mut agg = weir_run(&config).spawn().unwrap();
+    let start = Instant::now();
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    while events.len() < 3 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+        let text = std::fs::read_to_string(dir.path().join("out")).unwrap_or_default();
+        events = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    }
+    let metrics = support::agent::metrics(&admin);
+    sigterm(&mut agg);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[0]["level"], "warn");
+    assert_eq!(events[0]["n"], 1);
+    assert_eq!(events[0]["kafka_topic"], "logs");
+    assert!(
+        events[0].get("message").is_none(),
+        "the JSON replaced the message: {}",
+        events[0]
+    );
+    assert_eq!(events[1]["message"], "not json");
+    assert!(events[1]["_error"].is_string(), "{}", events[1]);
+    assert_eq!(events[2]["level"], "info");
+    let errors = metrics.get("weir_input_format_errors_total{component=\"inputs[0].kafka\"}");
+    assert_eq!(errors, Some(&1.0), "the message that is not JSON is counted");
 }

@@ -1,5 +1,6 @@
 //! The agent's folders depend on each other one way (see `src/lib.rs` and ARCHITECTURE.md):
-//! components (inputs, outputs) use only `config::error`, `delivery` and `net`; `delivery` and
+//! components (inputs, outputs) use only `config::error`, `delivery`, `net` and `admin`
+//! (its `Labeled` metrics); `delivery` and
 //! `admin` use nothing else of the agent; nothing but `cli` uses `cli`. A `use` that breaks
 //! this fails here, naming the file and line, before the circle it starts grows.
 

@@ -4,7 +4,9 @@
 //! It runs on one thread of its own (tiny_http, blocking); what it answers is rendered by
 //! the runtime from the same counters the end-of-run summary reads.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -105,9 +107,113 @@ impl Metrics {
     }
 }
 
+/// Metrics a component keeps by label values (per Kafka topic, per partition), beside its
+/// fixed counters; `/metrics` renders them with a `component` label added. Updated once per
+/// batch or per statistics report, not per event.
+#[derive(Debug, Default)]
+pub struct Labeled {
+    families: Mutex<BTreeMap<&'static str, LabeledFamily>>,
+}
+
+/// A family of [`Labeled`]: its type, help, and value per label set.
+#[derive(Debug)]
+struct LabeledFamily {
+    kind: &'static str,
+    help: &'static str,
+    values: BTreeMap<Vec<(&'static str, String)>, f64>,
+}
+
+impl Labeled {
+    fn update(
+        &self,
+        name: &'static str,
+        kind: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        f: impl FnOnce(&mut f64),
+    ) {
+        let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        let family = families.entry(name).or_insert_with(|| LabeledFamily {
+            kind,
+            help,
+            values: BTreeMap::new(),
+        });
+        let key = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        f(family.values.entry(key).or_insert(0.0));
+    }
+
+    /// Adds `delta` to a counter.
+    pub fn add(&self, name: &'static str, help: &'static str, labels: &[(&'static str, &str)], delta: f64) {
+        self.update(name, "counter", help, labels, |v| *v += delta);
+    }
+
+    /// Sets a gauge.
+    pub fn set(&self, name: &'static str, help: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        self.update(name, "gauge", help, labels, |v| *v = value);
+    }
+
+    /// Renders the families of every component (`(component, labeled)`), each family once.
+    pub fn render(all: &[(String, &Labeled)], m: &mut Metrics) {
+        let locked: Vec<_> = all
+            .iter()
+            .map(|(c, l)| (c, l.families.lock().unwrap_or_else(|e| e.into_inner())))
+            .collect();
+        let mut names: Vec<&'static str> = locked.iter().flat_map(|(_, f)| f.keys().copied()).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let mut started = false;
+            for (component, families) in &locked {
+                let Some(family) = families.get(name) else { continue };
+                if !started {
+                    m.family(name, family.kind, family.help);
+                    started = true;
+                }
+                for (labels, value) in &family.values {
+                    let mut all: Vec<(&str, &str)> = vec![("component", component.as_str())];
+                    all.extend(labels.iter().map(|(k, v)| (*k, v.as_str())));
+                    m.sample(name, &all, *value);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labeled_families_are_rendered_once_across_components() {
+        let (a, b) = (Labeled::default(), Labeled::default());
+        a.add("weir_kafka_messages_total", "Messages.", &[("topic", "x")], 2.0);
+        a.add("weir_kafka_messages_total", "Messages.", &[("topic", "x")], 3.0);
+        b.add("weir_kafka_messages_total", "Messages.", &[("topic", "y")], 1.0);
+        b.set("weir_kafka_queue_depth", "Queued.", &[], 7.0);
+        let mut m = Metrics::default();
+        Labeled::render(
+            &[("outputs[0].kafka".into(), &a), ("outputs[1].kafka".into(), &b)],
+            &mut m,
+        );
+        let text = m.finish();
+        assert_eq!(
+            text.matches("# TYPE weir_kafka_messages_total counter").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_kafka_messages_total{component=\"outputs[0].kafka\",topic=\"x\"} 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_kafka_messages_total{component=\"outputs[1].kafka\",topic=\"y\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_kafka_queue_depth{component=\"outputs[1].kafka\"} 7"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn exposition_escapes_labels() {

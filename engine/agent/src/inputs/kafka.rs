@@ -23,7 +23,10 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::frame::{Framed, Record, Stream};
-use weir_core::model::{Buf, Span};
+use weir_core::model::{Buf, KeyTable, Span};
+use weir_core::parse::OnFailure;
+use weir_core::parse::json::ParseJsonConfig;
+use weir_core::pipeline::Processor;
 use weir_core::units::Dur;
 
 use super::{ChunkPayload, Input, Reading, Run, RunContext, SourceChunk, SourceFields};
@@ -47,6 +50,18 @@ pub enum OffsetReset {
     Earliest,
     /// Only messages written from now on.
     Latest,
+}
+
+/// `decoding:`: what a message is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decoding {
+    /// Bytes: the event's `message`.
+    #[default]
+    Raw,
+    /// A JSON object whose members become the event's fields (a message that is not one is
+    /// kept as `message`, with `_error`, and counted as a format error).
+    Json,
 }
 
 /// `metadata:`: the names of fields that get each message's topic and partition.
@@ -74,6 +89,9 @@ pub struct KafkaInputConfig {
     /// `earliest` (default) or `latest`.
     #[serde(default)]
     pub auto_offset_reset: OffsetReset,
+    /// `raw` (default) or `json`.
+    #[serde(default)]
+    pub decoding: Decoding,
     /// Fields for each message's topic and partition (default: none).
     #[serde(default)]
     pub metadata: KafkaMetadata,
@@ -115,7 +133,9 @@ impl KafkaInputConfig {
                 .set("auto.offset.reset", reset)
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
-                .set("partition.assignment.strategy", "cooperative-sticky");
+                .set("partition.assignment.strategy", "cooperative-sticky")
+                // Consumer lag for /metrics, once a second.
+                .set("statistics.interval.ms", "1000");
         })
     }
 
@@ -142,6 +162,26 @@ impl KafkaInputConfig {
 impl Input for KafkaInputConfig {
     fn validate(&self, _at: Pos, file: &Path) -> Result<(), ConfigError> {
         self.check().map_err(|(pos, msg)| ConfigError::at(file, pos, msg))
+    }
+
+    fn decoder(&self, keys: &Arc<KeyTable>) -> Option<Box<dyn Processor>> {
+        if self.decoding == Decoding::Raw {
+            return None;
+        }
+        let json = ParseJsonConfig {
+            field: "message".into(),
+            flatten: None,
+            keep_source: false,
+            on_failure: OnFailure::Keep,
+            error_field: Some("_error".into()),
+        };
+        match json.build(keys) {
+            Ok(p) => Some(Box::new(p)),
+            Err(e) => {
+                tracing::error!("kafka input: decoding: json: {e}");
+                None
+            }
+        }
     }
 
     fn reading(&self, file: &Path) -> Result<Reading, ConfigError> {
@@ -301,12 +341,34 @@ fn commit(consumer: &BaseConsumer<Group>, offsets: &[(Tp, i64)], mode: CommitMod
 /// partitions `drain` to be delivered, commits it, and forgets the partitions.
 struct Group {
     offsets: Arc<Offsets>,
+    stats: Arc<super::InputStats>,
     drain: Duration,
     /// Partitions revoked since the reading loop last looked: their held messages go.
     revoked: Mutex<HashSet<Tp>>,
 }
 
-impl ClientContext for Group {}
+impl ClientContext for Group {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::net::kafka::log(level, fac, message);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                let partition = partition.to_string();
+                self.stats.labeled.set(
+                    "weir_kafka_consumer_lag",
+                    "Messages of the partition not read yet (high watermark - position).",
+                    &[("topic", topic), ("partition", &partition)],
+                    p.consumer_lag as f64,
+                );
+            }
+        }
+    }
+}
 
 impl ConsumerContext for Group {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -374,6 +436,7 @@ impl Run for KafkaSource {
         let offsets = Arc::new(Offsets::default());
         let group = Group {
             offsets: offsets.clone(),
+            stats: ctx.stats.clone(),
             drain: self.drain_timeout,
             revoked: Mutex::default(),
         };
@@ -522,6 +585,20 @@ impl Reader<'_, '_> {
             p.framed.data.clear();
             return true;
         };
+        let labels = [("topic", tp.0.as_str())];
+        let stats = &self.ctx.stats.labeled;
+        stats.add(
+            "weir_kafka_consumed_messages_total",
+            "Messages read from Kafka, by topic.",
+            &labels,
+            p.framed.records.len() as f64,
+        );
+        stats.add(
+            "weir_kafka_consumed_bytes_total",
+            "Bytes of messages read from Kafka, by topic.",
+            &labels,
+            p.framed.data.len() as f64,
+        );
         let chunk = SourceChunk {
             payload: ChunkPayload::Framed(std::mem::take(&mut p.framed)),
             source: p.source,

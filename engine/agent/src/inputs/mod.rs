@@ -21,7 +21,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::frame::{Format, FrameStats, Framed};
 use weir_core::line::{Chunk, DEFAULT_MAX_LINE_BYTES, LineChunker, LineOptions};
+use weir_core::model::KeyTable;
 use weir_core::multiline::{MultilineConfig, Rules};
+use weir_core::pipeline::Processor;
 use weir_core::pool::BufferPool;
 use weir_core::units::ByteSize;
 
@@ -36,6 +38,14 @@ pub trait Input {
 
     /// How the runtime reads it. Called once, when the run starts.
     fn reading(&self, file: &Path) -> Result<Reading, ConfigError>;
+
+    /// What turns its events' raw bytes into fields before the pipeline, if anything (a
+    /// Kafka input's `decoding: json`); each worker builds its own. Its failures are
+    /// counted as the input's format errors.
+    fn decoder(&self, keys: &Arc<KeyTable>) -> Option<Box<dyn Processor>> {
+        let _ = keys;
+        None
+    }
 }
 
 /// How an input is read.
@@ -72,7 +82,7 @@ pub struct RunContext<'a> {
     /// Buffers for chunks.
     pub pool: &'a Arc<BufferPool>,
     /// The input's counters.
-    pub stats: &'a InputStats,
+    pub stats: Arc<InputStats>,
     /// How long a stopping run waits for what it handed over to be delivered.
     pub drain_timeout: Duration,
     /// Hands over a chunk; false when the run is over.
@@ -134,6 +144,8 @@ pub struct InputStats {
     pub bad_times: AtomicU64,
     /// Container messages that ended before their last piece (kept, with `_error`).
     pub unfinished_messages: AtomicU64,
+    /// The input's own metrics by label (per Kafka partition...).
+    pub labeled: crate::admin::Labeled,
 }
 
 impl InputStats {

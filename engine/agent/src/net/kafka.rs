@@ -126,3 +126,15 @@ impl Client<'_> {
         self.options.as_ref().map_or(Pos::of(self.bootstrap_servers), Pos::of)
     }
 }
+
+/// librdkafka's own log lines, into Weir's log: errors and warnings as warnings, the rest
+/// at debug level.
+pub fn log(level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error | L::Warning => {
+            tracing::warn!(facility, "librdkafka: {message}")
+        }
+        _ => tracing::debug!(facility, "librdkafka: {message}"),
+    }
+}

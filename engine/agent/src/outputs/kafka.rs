@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -231,7 +231,12 @@ impl KafkaOutputConfig {
                 .set("batch.size", batch_bytes.to_string())
                 .set("linger.ms", linger.as_millis().to_string())
                 // Nothing expires in librdkafka's queue: an outage slows reading instead.
-                .set("message.timeout.ms", "0");
+                .set("message.timeout.ms", "0")
+                // Reports of failures only: a flush waits for librdkafka's queue to empty
+                // (a message leaves it once delivered, or once its failure is reported).
+                .set("delivery.report.only.error", "true")
+                // Queue depth for /metrics, once a second.
+                .set("statistics.interval.ms", "1000");
             match self.acks {
                 KafkaAcks::All => c.set("acks", "all").set("enable.idempotence", "true"),
                 KafkaAcks::Leader => c.set("acks", "1"),
@@ -325,8 +330,6 @@ struct Reports(Arc<ReportState>);
 
 #[derive(Debug)]
 struct ReportState {
-    /// Messages handed to librdkafka without a report yet.
-    outstanding: AtomicU64,
     resend: Mutex<Vec<Resend>>,
     stats: Arc<OutputStats>,
     /// When a refusal or a retry was last logged (one line per 10 s at most).
@@ -336,7 +339,6 @@ struct ReportState {
 impl Reports {
     fn new(stats: Arc<OutputStats>) -> Reports {
         Reports(Arc::new(ReportState {
-            outstanding: AtomicU64::new(0),
             resend: Mutex::new(Vec::new()),
             stats,
             logged: Mutex::new(None),
@@ -353,7 +355,27 @@ impl Reports {
     }
 }
 
-impl ClientContext for Reports {}
+impl ClientContext for Reports {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::net::kafka::log(level, fac, message);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let labeled = &self.0.stats.labeled;
+        labeled.set(
+            "weir_kafka_queue_messages",
+            "Messages in the producer's queue, not yet delivered.",
+            &[],
+            statistics.msg_cnt as f64,
+        );
+        labeled.set(
+            "weir_kafka_queue_bytes",
+            "Bytes of messages in the producer's queue, not yet delivered.",
+            &[],
+            statistics.msg_size as f64,
+        );
+    }
+}
 
 impl ProducerContext for Reports {
     type DeliveryOpaque = ();
@@ -361,8 +383,10 @@ impl ProducerContext for Reports {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         let state = &self.0;
         if let Err((e, msg)) = result {
+            let topic = [("topic", msg.topic())];
             if refused_for_good(e) {
                 state.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                state.stats.labeled.add(ERRORS, ERRORS_HELP, &topic, 1.0);
                 if self.log_due() {
                     tracing::error!(
                         topic = msg.topic(),
@@ -371,6 +395,7 @@ impl ProducerContext for Reports {
                 }
             } else {
                 state.stats.retries.fetch_add(1, Ordering::Relaxed);
+                state.stats.labeled.add(RETRIES, RETRIES_HELP, &topic, 1.0);
                 if self.log_due() {
                     tracing::warn!(topic = msg.topic(), "kafka delivery failed, sending again: {e}");
                 }
@@ -381,9 +406,17 @@ impl ProducerContext for Reports {
                 });
             }
         }
-        state.outstanding.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+const MESSAGES: &str = "weir_kafka_messages_total";
+const MESSAGES_HELP: &str = "Messages handed to Kafka, by topic.";
+const BYTES: &str = "weir_kafka_bytes_total";
+const BYTES_HELP: &str = "Bytes of messages handed to Kafka, by topic.";
+const RETRIES: &str = "weir_kafka_retries_total";
+const RETRIES_HELP: &str = "Messages sent again after a retryable delivery error, by topic.";
+const ERRORS: &str = "weir_kafka_errors_total";
+const ERRORS_HELP: &str = "Messages Kafka refused for good (counted as rejected), by topic.";
 
 /// Errors a retry cannot fix.
 fn refused_for_good(e: &KafkaError) -> bool {
@@ -432,13 +465,11 @@ impl KafkaSink {
         if let Some(k) = key {
             record = record.key(k);
         }
-        self.reports.0.outstanding.fetch_add(1, Ordering::AcqRel);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     if self.abort.load(Ordering::Relaxed) {
-                        self.reports.0.outstanding.fetch_sub(1, Ordering::AcqRel);
                         return Err(io::Error::other(
                             "kafka: the shutdown deadline passed with the queue full",
                         ));
@@ -447,7 +478,6 @@ impl KafkaSink {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err((e, _)) => {
-                    self.reports.0.outstanding.fetch_sub(1, Ordering::AcqRel);
                     // A topic name librdkafka refuses and the like: counted, not retried.
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(topic, "kafka refused a message, counted as rejected: {e}");
@@ -482,9 +512,11 @@ impl Sink for KafkaSink {
     fn write(&mut self, bytes: &[u8], _events: u64) -> io::Result<()> {
         self.written += bytes.len();
         let fixed = self.key_field.is_none().then(|| self.topic.fixed()).flatten();
+        let mut counts: Vec<(String, u64, u64)> = Vec::new();
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             if let Some(topic) = fixed {
                 self.send(topic, None, line)?;
+                count(&mut counts, topic, line.len());
                 continue;
             }
             let Some((topic, key)) = (match self.encoding {
@@ -500,28 +532,36 @@ impl Sink for KafkaSink {
                 continue;
             };
             self.send(&topic, key.as_deref(), line)?;
+            count(&mut counts, &topic, line.len());
+        }
+        for (topic, messages, bytes) in counts {
+            let labels = [("topic", topic.as_str())];
+            self.stats
+                .labeled
+                .add(MESSAGES, MESSAGES_HELP, &labels, messages as f64);
+            self.stats.labeled.add(BYTES, BYTES_HELP, &labels, bytes as f64);
         }
         self.resend()
     }
 
-    /// Waits until every message written has a delivery report, sending again those that
-    /// failed and can be retried.
+    /// Waits until every message written is delivered, sending again those that failed
+    /// and can be retried.
     fn flush(&mut self) -> io::Result<()> {
         self.written = 0;
         loop {
             self.resend()?;
             let state = &self.reports.0;
-            // In this order: a report queues its message for resending before it stops
-            // counting as outstanding, so none outstanding means the queue is complete.
-            let outstanding = state.outstanding.load(Ordering::Acquire);
+            // In this order: librdkafka's queue counts a failed message until its report is
+            // served, and serving it queues the message for resending; so an empty queue
+            // means every failure is in `resend`.
+            let queued = self.producer.in_flight_count();
             let resend_empty = state.resend.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
-            if outstanding == 0 && resend_empty {
+            if queued == 0 && resend_empty {
                 return Ok(());
             }
             if self.abort.load(Ordering::Relaxed) {
                 return Err(io::Error::other(format!(
-                    "kafka: {} message(s) not delivered before the shutdown deadline",
-                    state.outstanding.load(Ordering::Acquire)
+                    "kafka: {queued} message(s) not delivered before the shutdown deadline"
                 )));
             }
             self.producer.poll(Duration::from_millis(5));
@@ -534,6 +574,17 @@ impl Sink for KafkaSink {
 
     fn flush_interval(&self) -> Duration {
         Duration::from_millis(200)
+    }
+}
+
+/// One more message of `len` bytes to `topic` in a batch's counts (few topics per batch).
+fn count(counts: &mut Vec<(String, u64, u64)>, topic: &str, len: usize) {
+    match counts.iter_mut().find(|(t, _, _)| t == topic) {
+        Some((_, m, b)) => {
+            *m += 1;
+            *b += len as u64;
+        }
+        None => counts.push((topic.to_string(), 1, len as u64)),
     }
 }
 

@@ -71,6 +71,8 @@ pub struct OutputStats {
     pub rejected: AtomicU64,
     /// Batches written but never acknowledged (the run stopped first): read again on restart.
     pub unacked_batches: AtomicU64,
+    /// The output's own metrics by label (per Kafka topic...).
+    pub labeled: crate::admin::Labeled,
 }
 
 /// A destination for encoded bytes, driven by one output thread.

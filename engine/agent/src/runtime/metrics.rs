@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use weir_core::pipeline::StatsSnapshot;
 
 use super::plan::Plan;
-use crate::admin::Metrics;
+use crate::admin::{Labeled, Metrics};
 use crate::delivery::acks::Acks;
 use crate::delivery::guard::GuardStats;
 use crate::inputs::InputStats;
@@ -68,6 +68,14 @@ impl Plan<'_> {
         if let Some(guard) = &self.guard {
             guard_metrics(&guard.stats, &mut m);
         }
+        let mut labeled: Vec<(String, &Labeled)> = Vec::new();
+        for (i, st) in self.input_stats.iter().enumerate() {
+            labeled.push((self.input_name(i), &st.labeled));
+        }
+        for (i, st) in self.output_stats.iter().enumerate() {
+            labeled.push((self.output_name(i), &st.labeled));
+        }
+        Labeled::render(&labeled, &mut m);
         m.finish()
     }
 

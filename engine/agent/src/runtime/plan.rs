@@ -126,6 +126,12 @@ impl<'a> Plan<'a> {
             keys: self.keys.clone(),
             guard: self.guard.as_ref().map(|g| (g.clone(), g.slot(n))),
             single: Batch::default(),
+            decoders: self
+                .cfg
+                .inputs
+                .iter()
+                .map(|i| i.value.get().decoder(&self.keys))
+                .collect(),
         })
     }
 

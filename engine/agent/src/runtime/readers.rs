@@ -136,7 +136,7 @@ pub(super) fn start(
                     stop: &stop,
                     next_source: &next_source,
                     pool: &pool,
-                    stats: &stats,
+                    stats,
                     drain_timeout,
                     send: &mut |c| tx.send(work(c, input, LineOptions::default())).is_ok(),
                 };

@@ -11,7 +11,7 @@ use weir_core::encode::{Encoder, Route};
 use weir_core::frame::{FrameKeys, fill_batch};
 use weir_core::line::{LineOptions, split_lines_into};
 use weir_core::model::{Batch, Key, KeyTable, Origin, Value};
-use weir_core::pipeline::Pipeline;
+use weir_core::pipeline::{Pipeline, Processor};
 use weir_core::pool::BufferPool;
 
 use crate::delivery::Ack;
@@ -83,6 +83,9 @@ pub(super) struct Worker {
     pub(super) guard: Option<(Arc<Guard>, Slot)>,
     /// A batch of one event, for guarded batches.
     pub(super) single: Batch,
+    /// Per input, what turns its raw events into fields first (a Kafka input's
+    /// `decoding: json`), if anything.
+    pub(super) decoders: Vec<Option<Box<dyn Processor>>>,
 }
 
 /// The encoded bytes and event counts of a batch, per output.
@@ -296,6 +299,13 @@ impl Worker {
                     event.set(*key, *value);
                 }
             }
+        }
+        if let Some(decoder) = &mut self.decoders[work.input] {
+            decoder.process(&mut self.batch);
+            let failed = decoder.take_failures();
+            self.input_stats[work.input]
+                .format_errors
+                .fetch_add(failed, Ordering::Relaxed);
         }
         (work.source, work.seq, work.ack)
     }
