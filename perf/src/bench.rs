@@ -19,12 +19,13 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::corpus;
-use crate::workload::{self, Workload};
+use crate::kafka::{self, Broker};
+use crate::workload::{self, KafkaRole, Workload};
 
 /// Version of the JSON report's shape; bumped when a field changes meaning or goes away.
 pub const SCHEMA: u32 = 1;
@@ -63,6 +64,10 @@ pub struct Options {
     pub peers: bool,
     /// Draw the chart here.
     pub svg: Option<PathBuf>,
+    /// A running Kafka-protocol broker for the Kafka workloads (`host:port`).
+    pub kafka: Option<String>,
+    /// Else a Tansu binary to start as their broker.
+    pub tansu: Option<PathBuf>,
 }
 
 impl Options {
@@ -85,6 +90,8 @@ impl Options {
             threshold: 10.0,
             peers: false,
             svg: None,
+            kafka: None,
+            tansu: None,
         }
     }
 }
@@ -378,6 +385,8 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             })
             .collect::<Result<_, _>>()?
     };
+    let mut chosen = chosen;
+    let broker = kafka_broker(opts, &mut chosen)?;
     let baseline = match &opts.baseline {
         Some(path) => Some((path, read_baseline(path)?)),
         None => None,
@@ -417,36 +426,15 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             .map_err(|e| format!("{}: counting the expected events: {e}", w.name))?;
         warm(&corpus_path).map_err(|e| format!("reading {}: {e}", corpus_path.display()))?;
 
-        let output = work_dir.join(format!("{}.out", w.name));
-        let pipeline = work_dir.join(format!("{}.yaml", w.name));
-        std::fs::write(&pipeline, w.pipeline(&corpus_path, &output))
-            .map_err(|e| format!("writing {}: {e}", pipeline.display()))?;
-        let mut runs = Vec::new();
-        for i in 0..opts.runs {
-            progress.step(&format!("{}: weir run {}/{}", w.name, i + 1, opts.runs));
-            let mut cmd = Command::new(&opts.weir);
-            cmd.args(["--log-level", "warn", "run", "-c"]).arg(&pipeline);
-            let run = measure(
-                cmd,
-                None,
-                &output,
-                &work_dir.join(format!("{}.stderr", w.name)),
-                &w.forbid,
-            )
-            .map_err(|e| format!("{}: weir run {}: {e}", w.name, i + 1))?;
-            if run.events != expected {
-                return Err(format!(
-                    "{}: weir run {} wrote {} events, expected {expected} (pipeline {}, output kept at {})",
-                    w.name,
-                    i + 1,
-                    run.events,
-                    pipeline.display(),
-                    output.display()
-                ));
-            }
-            runs.push(run);
-        }
-        let _ = std::fs::remove_file(&output);
+        let runs = weir_runs(
+            w,
+            opts,
+            broker.as_ref(),
+            &corpus_path,
+            &work_dir,
+            expected,
+            &mut progress,
+        )?;
         let weir = Figures::of(runs, input_bytes);
 
         let mut peer_results = Vec::new();
@@ -525,6 +513,110 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     Ok(outcome)
 }
 
+/// The broker the chosen Kafka workloads need: `--kafka`, else Tansu started from
+/// `--tansu`. Without either, Kafka workloads are left out of a run of all workloads (with
+/// a note) and are an error when named.
+fn kafka_broker(opts: &Options, chosen: &mut Vec<&Workload>) -> Result<Option<Broker>, String> {
+    let kafka: Vec<&str> = chosen
+        .iter()
+        .filter(|w| w.kafka.is_some())
+        .map(|w| w.name.as_str())
+        .collect();
+    if kafka.is_empty() {
+        return Ok(None);
+    }
+    if let Some(bootstrap) = &opts.kafka {
+        return Ok(Some(Broker::running(bootstrap)));
+    }
+    if let Some(bin) = &opts.tansu {
+        return Broker::start_tansu(bin).map(Some);
+    }
+    let why = format!(
+        "{} need(s) a Kafka-protocol broker: --kafka HOST:PORT (one running) or --tansu PATH \
+         (Tansu, started for the bench; scripts/install-tansu.sh installs it)",
+        kafka.join(", ")
+    );
+    if !opts.workloads.is_empty() {
+        return Err(why);
+    }
+    eprintln!("note: skipping {why}");
+    chosen.retain(|w| w.kafka.is_none());
+    Ok(None)
+}
+
+/// Partitions of the topics the bench creates.
+const KAFKA_PARTITIONS: u32 = 3;
+
+/// How long the read-back of a produced topic waits for more before it ends.
+const READ_BACK_IDLE: Duration = Duration::from_secs(5);
+
+/// Runs `w` `opts.runs` times as `weir run` and checks each run's event count. A Kafka
+/// workload gets its topic (filled first, for `consume`) and, for `produce`, its topic is
+/// read back to count what arrived; neither step is measured.
+fn weir_runs(
+    w: &Workload,
+    opts: &Options,
+    broker: Option<&Broker>,
+    corpus_path: &Path,
+    work_dir: &Path,
+    expected: u64,
+    progress: &mut Progress,
+) -> Result<Vec<Run>, String> {
+    let output = work_dir.join(format!("{}.out", w.name));
+    let pipeline = work_dir.join(format!("{}.yaml", w.name));
+    let stderr = work_dir.join(format!("{}.stderr", w.name));
+    let base = format!("weir-bench-{}-{}", std::process::id(), w.name);
+    let bootstrap = broker.map_or("", Broker::bootstrap);
+    let fail = |e: String| format!("{}: {e}", w.name);
+    if w.kafka == Some(KafkaRole::Consume) {
+        let broker = broker.ok_or_else(|| fail("no broker".into()))?;
+        broker.create_topic(&base, KAFKA_PARTITIONS).map_err(fail)?;
+        progress.note(&format!("{}: filling topic {base}", w.name));
+        kafka::fill(&opts.weir, work_dir, bootstrap, &base, corpus_path).map_err(fail)?;
+    }
+    let produce = w.kafka == Some(KafkaRole::Produce);
+    let mut runs = Vec::new();
+    for i in 0..opts.runs {
+        progress.step(&format!("{}: weir run {}/{}", w.name, i + 1, opts.runs));
+        let (topic, group) = match w.kafka {
+            Some(KafkaRole::Produce) => (format!("{base}-{i}"), String::new()),
+            _ => (base.clone(), format!("{base}-{i}")),
+        };
+        if let (true, Some(broker)) = (produce, broker) {
+            broker.create_topic(&topic, KAFKA_PARTITIONS).map_err(fail)?;
+        }
+        let kafka = [
+            ("bootstrap", bootstrap),
+            ("topic", topic.as_str()),
+            ("group", group.as_str()),
+        ];
+        std::fs::write(&pipeline, w.pipeline(corpus_path, &output, &kafka))
+            .map_err(|e| format!("writing {}: {e}", pipeline.display()))?;
+        let mut cmd = Command::new(&opts.weir);
+        cmd.args(["--log-level", "warn", "run", "-c"]).arg(&pipeline);
+        let to_check = (!produce).then_some(output.as_path());
+        let mut run = measure(cmd, None, to_check, &stderr, &w.forbid)
+            .map_err(|e| format!("{}: weir run {}: {e}", w.name, i + 1))?;
+        if produce {
+            kafka::read_back(&opts.weir, work_dir, bootstrap, &topic, &output, READ_BACK_IDLE).map_err(fail)?;
+            run.events = check(&output, &w.forbid).map_err(|e| format!("{}: weir run {}: {e}", w.name, i + 1))?;
+        }
+        if run.events != expected {
+            return Err(format!(
+                "{}: weir run {} wrote {} events, expected {expected} (pipeline {}, output kept at {})",
+                w.name,
+                i + 1,
+                run.events,
+                pipeline.display(),
+                output.display()
+            ));
+        }
+        runs.push(run);
+    }
+    let _ = std::fs::remove_file(&output);
+    Ok(runs)
+}
+
 /// The corpus of `kind` at `size`/`seed` in `dir`, generated unless already there:
 /// (path, records, bytes).
 fn ensure_corpus(dir: &Path, kind: &str, size: u64, seed: u64) -> Result<(PathBuf, u64, u64), String> {
@@ -569,20 +661,23 @@ fn warm(path: &Path) -> io::Result<()> {
 }
 
 /// Spawns `cmd` (stdin from `stdin` or nothing, stdout discarded, stderr to
-/// `stderr_file`), waits for it with `wait4` and checks `output`: the child must exit 0
-/// and the output must not contain any of `forbid`. The output is removed first.
+/// `stderr_file`), waits for it with `wait4` and checks `output` (when the run writes one):
+/// the child must exit 0 and the output must not contain any of `forbid`. The output is
+/// removed first.
 #[allow(clippy::zombie_processes)] // reaped by wait4, which also gives the rusage
 fn measure(
     mut cmd: Command,
     stdin: Option<&Path>,
-    output: &Path,
+    output: Option<&Path>,
     stderr_file: &Path,
     forbid: &[String],
 ) -> Result<Run, String> {
-    match std::fs::remove_file(output) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("removing {}: {e}", output.display())),
+    if let Some(output) = output {
+        match std::fs::remove_file(output) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("removing {}: {e}", output.display())),
+        }
     }
     let stderr = File::create(stderr_file).map_err(|e| format!("{}: {e}", stderr_file.display()))?;
     cmd.stdout(Stdio::null()).stderr(stderr);
@@ -620,6 +715,23 @@ fn measure(
         };
         return Err(format!("failed ({how}): {}", tail(stderr_file)));
     }
+    let events = match output {
+        Some(output) => check(output, forbid)?,
+        None => 0,
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(Run {
+        wall_s,
+        user_s: secs(usage.ru_utime),
+        sys_s: secs(usage.ru_stime),
+        // Linux reports kibibytes.
+        max_rss_bytes: (usage.ru_maxrss.max(0) as u64) * 1024,
+        events,
+    })
+}
+
+/// The events (lines) of a run's `output`; an error when it contains any of `forbid`.
+fn check(output: &Path, forbid: &[String]) -> Result<u64, String> {
     let check = workload::check_output(output, forbid).map_err(|e| format!("reading {}: {e}", output.display()))?;
     if !check.found.is_empty() {
         return Err(format!(
@@ -628,15 +740,7 @@ fn measure(
             output.display()
         ));
     }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok(Run {
-        wall_s,
-        user_s: secs(usage.ru_utime),
-        sys_s: secs(usage.ru_stime),
-        // Linux reports kibibytes.
-        max_rss_bytes: (usage.ru_maxrss.max(0) as u64) * 1024,
-        events: check.events,
-    })
+    Ok(check.events)
 }
 
 /// The last lines of a child's stderr, for an error message.
@@ -730,7 +834,7 @@ fn run_peer(
             }
         }
         let stdin = peer.stdin_corpus.then_some(corpus_path);
-        match measure(cmd, stdin, &output, &run_dir.join("stderr.txt"), &[]) {
+        match measure(cmd, stdin, Some(&output), &run_dir.join("stderr.txt"), &[]) {
             Ok(run) if run.events == expected => runs.push(run),
             Ok(run) => {
                 result.error = Some(format!(
@@ -1377,7 +1481,8 @@ mod tests {
                 }
                 covered.push(stem);
             }
-            for w in &workloads {
+            // Peers get no broker from the harness: the Kafka workloads are Weir's alone.
+            for w in workloads.iter().filter(|w| w.kafka.is_none()) {
                 assert!(covered.contains(&w.name), "{} has no config for {}", peer.name, w.name);
             }
         }

@@ -9,4 +9,5 @@
 
 pub mod bench;
 pub mod corpus;
+pub mod kafka;
 pub mod workload;

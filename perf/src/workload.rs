@@ -19,6 +19,10 @@
 //!
 //! The first comment line is the workload's description. `expect: records` means the
 //! number of records the generator made ([`crate::corpus::Corpus::lines`]).
+//!
+//! A workload with Kafka says so with `kafka: produce` or `kafka: consume` in its block
+//! ([`KafkaRole`]) and uses `{bootstrap}` and `{topic}` (and `{group}` to consume); the
+//! harness needs a broker for it ([`crate::kafka`]).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -37,6 +41,29 @@ pub enum Expect {
     LinesContaining(Vec<String>),
 }
 
+/// What a workload does with Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaRole {
+    /// The pipeline reads `{corpus}` and writes to `{topic}`; the harness reads the topic
+    /// back (not measured) to count the events.
+    Produce,
+    /// The harness fills `{topic}` with the corpus first (not measured); the pipeline
+    /// reads it as consumer group `{group}` into `{output}`.
+    Consume,
+}
+
+impl KafkaRole {
+    /// The placeholders a pipeline with this role must use.
+    fn placeholders(role: Option<KafkaRole>) -> &'static [&'static str] {
+        match role {
+            None => &["{corpus}", "{output}"],
+            Some(KafkaRole::Produce) => &["{corpus}", "{bootstrap}", "{topic}"],
+            Some(KafkaRole::Consume) => &["{bootstrap}", "{topic}", "{group}", "{output}"],
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Meta {
@@ -44,6 +71,8 @@ struct Meta {
     expect: Expect,
     #[serde(default)]
     forbid: Vec<String>,
+    #[serde(default)]
+    kafka: Option<KafkaRole>,
 }
 
 /// A named workload.
@@ -61,6 +90,8 @@ pub struct Workload {
     pub expect: Expect,
     /// Text the output must not contain (e.g. `"_error"` of lines not in the format).
     pub forbid: Vec<String>,
+    /// What it does with Kafka, if anything.
+    pub kafka: Option<KafkaRole>,
     /// The pipeline text, placeholders included.
     pub template: String,
 }
@@ -105,7 +136,7 @@ impl Workload {
         {
             return Err(fail("`lines_containing` needs non-empty strings".into()));
         }
-        for placeholder in ["{corpus}", "{output}"] {
+        for placeholder in KafkaRole::placeholders(meta.kafka) {
             if !text.contains(placeholder) {
                 return Err(fail(format!("the pipeline does not use `{placeholder}`")));
             }
@@ -117,13 +148,17 @@ impl Workload {
             corpus: meta.corpus,
             expect: meta.expect,
             forbid: meta.forbid,
+            kafka: meta.kafka,
             template: text.to_string(),
         })
     }
 
-    /// The pipeline reading `corpus` and writing `output`.
-    pub fn pipeline(&self, corpus: &Path, output: &Path) -> String {
-        substitute(&self.template, &[("corpus", corpus), ("output", output)])
+    /// The pipeline reading `corpus` and writing `output` (and for a Kafka workload, with
+    /// `kafka`'s `{bootstrap}`, `{topic}` and `{group}`).
+    pub fn pipeline(&self, corpus: &Path, output: &Path, kafka: &[(&str, &str)]) -> String {
+        let mut values = vec![("corpus", corpus), ("output", output)];
+        values.extend(kafka.iter().map(|(k, v)| (*k, Path::new(v))));
+        substitute(&self.template, &values)
     }
 }
 
@@ -284,7 +319,7 @@ mod tests {
         );
         assert_eq!(w.expect, Expect::LinesContaining(vec!["x".into()]));
         assert_eq!(w.forbid, vec!["\"_error\"".to_string()]);
-        let p = w.pipeline(Path::new("/c/it's.log"), Path::new("/o/out"));
+        let p = w.pipeline(Path::new("/c/it's.log"), Path::new("/o/out"), &[]);
         assert!(
             p.contains("paths: ['/c/it''s.log']") && p.contains("path: '/o/out'"),
             "{p}"
@@ -295,6 +330,22 @@ mod tests {
         assert!(bad("# bench:\n#   corpus: nope\n#   expect: records\n{corpus}{output}").contains("unknown corpus"));
         assert!(bad("# bench:\n#   corpus: json\n#   expect: records\n{corpus}").contains("{output}"));
         assert!(bad("# bench:\n#   corpus: json\n#   expect: all\n{corpus}{output}").contains("bench:"));
+
+        let kafka = "# k\n# bench:\n#   corpus: nginx\n#   expect: records\n#   kafka: consume\n\
+                     inputs: [{type: kafka, bootstrap_servers: '{bootstrap}', topics: ['{topic}'], group_id: '{group}'}]\n\
+                     outputs: [{type: file, path: '{output}'}]\n";
+        let w = Workload::parse(Path::new("k.yaml"), kafka).unwrap();
+        assert_eq!(w.kafka, Some(KafkaRole::Consume));
+        let p = w.pipeline(
+            Path::new("/c"),
+            Path::new("/o"),
+            &[("bootstrap", "h:1"), ("topic", "t"), ("group", "g")],
+        );
+        assert!(
+            p.contains("'h:1'") && p.contains("['t']") && p.contains("'g'") && p.contains("'/o'"),
+            "{p}"
+        );
+        assert!(bad(&kafka.replace("'{group}'", "g")).contains("{group}"));
     }
 
     #[test]

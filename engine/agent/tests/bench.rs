@@ -1,6 +1,9 @@
 //! `weir gen` and `weir bench` end to end: generators are deterministic, the JSON report
 //! has its documented shape, a regression against a baseline and a wrong event count
-//! fail the run, and peers on `PATH` run beside Weir.
+//! fail the run, peers on `PATH` run beside Weir, and the Kafka workloads run against a
+//! broker the bench starts.
+
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -267,4 +270,34 @@ fn peers_on_path_run_beside_weir() {
     } else {
         assert_eq!(r["peers_missing"], serde_json::json!(["fluent-bit"]));
     }
+}
+
+#[test]
+fn kafka_workloads_run_against_a_broker_the_bench_starts() {
+    let Some(tansu) = support::kafka::tansu_for("kafka_workloads_run_against_a_broker_the_bench_starts") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let (out, stdout, stderr) = run(bench(dir.path())
+        .args(["-w", "kafka-out", "-w", "kafka-in", "--size", "2MiB", "--tansu"])
+        .arg(&tansu)
+        .arg("--json")
+        .arg(&json));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let workloads = r["workloads"].as_array().unwrap();
+    for (w, name) in workloads.iter().zip(["kafka-out", "kafka-in"]) {
+        assert_eq!(w["name"], name);
+        // The harness counted every event in the topic (kafka-out) or the file (kafka-in).
+        check_figures(&w["weir"], w["expected_events"].as_u64().unwrap());
+    }
+
+    // Without a broker, naming them is an error that says what to pass.
+    let (out, _, stderr) = run(bench(dir.path()).args(["-w", "kafka-out", "--size", "1MiB"]));
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("kafka-out need(s) a Kafka-protocol broker: --kafka"),
+        "{stderr}"
+    );
 }

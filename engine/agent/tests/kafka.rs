@@ -1,16 +1,24 @@
-//! The `kafka` output against a real Kafka-protocol broker (Tansu; `support/kafka.rs`):
-//! every line of a file arrives exactly once across partitions, topics come from event
-//! fields with a default, keys from a field, and a frozen broker (SIGSTOP, then SIGCONT)
-//! loses nothing. The acknowledgement and backpressure checks every output shares are in
-//! `tests/outputs.rs`.
+//! Kafka against a real Kafka-protocol broker (Tansu; `support/kafka.rs`): every line of a
+//! file arrives exactly once across partitions, topics come from event fields with a
+//! default, keys from a field, a frozen broker (SIGSTOP, then SIGCONT) or a cut connection
+//! loses nothing with bounded memory, refused messages go to `dead_letter`; aggregators in
+//! a consumer group share partitions, survive kills, and commit only what was delivered (a
+//! failed batch is read again after a restart). The acknowledgement and backpressure checks every output
+//! shares are in `tests/outputs.rs`.
+//!
+//! `WEIR_KAFKA_LINES` and `WEIR_KAFKA_OUTAGE_S` scale the group, kill and outage tests up
+//! (the issue's acceptance runs: 1,000,000 lines, 30 s outages).
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::agent::{append_to, weir_run};
+use support::http_server::{Action, Server};
 use support::kafka::Broker;
 
 fn numbered(path: &Path, n: u64) {
@@ -108,15 +116,53 @@ fn topics_come_from_a_field_with_a_default() {
     assert_eq!(broker.read_topic("other").len(), 0, "filtered events go nowhere");
 }
 
+/// How many lines a test sends: `default`, or `$WEIR_KAFKA_LINES` (the acceptance runs use
+/// 1,000,000).
+fn lines(default: u64) -> u64 {
+    std::env::var("WEIR_KAFKA_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// How long an outage lasts: `default`, or `$WEIR_KAFKA_OUTAGE_S` seconds (the acceptance
+/// runs use 30).
+fn outage(default: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var("WEIR_KAFKA_OUTAGE_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+/// The peak resident set of process `pid` so far (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
 #[test]
 fn a_frozen_broker_loses_nothing() {
-    let Some(broker) = Broker::start("a_frozen_broker_loses_nothing") else {
+    broker_outage("a_frozen_broker_loses_nothing", |broker, down| broker.freeze(down));
+}
+
+#[test]
+fn a_cut_connection_loses_nothing() {
+    broker_outage("a_cut_connection_loses_nothing", |broker, down| broker.proxy.cut(down));
+}
+
+/// An agent follows a file into Kafka while the broker is out (`down(broker, true)`, then
+/// `false`) for [`outage`]: every line arrives, and the agent's memory stays bounded.
+fn broker_outage(test: &str, down: impl Fn(&Broker, bool)) {
+    let Some(broker) = Broker::start(test) else {
         return;
     };
     broker.create_topic("logs", 3);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    let n = 200_000;
+    let n = lines(200_000);
     numbered(&log, n);
     let config = dir.path().join("pipeline.yaml");
     let admin = std::net::TcpListener::bind("127.0.0.1:0")
@@ -138,12 +184,14 @@ fn a_frozen_broker_loses_nothing() {
     let stderr = dir.path().join("stderr.log");
     let mut agent = weir_run(&config).stderr(append_to(&stderr)).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    broker.freeze(true);
-    std::thread::sleep(Duration::from_secs(10));
-    broker.freeze(false);
+    let lasts = outage(10);
+    down(&broker, true);
+    std::thread::sleep(lasts);
+    let rss_in_outage = peak_rss(agent.id());
+    down(&broker, false);
     let start = Instant::now();
     let mut got = BTreeMap::new();
-    while start.elapsed() < Duration::from_secs(90) {
+    while start.elapsed() < Duration::from_secs(120) {
         got = counts(&broker.read_topic("logs"));
         if got.len() as u64 == n {
             break;
@@ -151,13 +199,12 @@ fn a_frozen_broker_loses_nothing() {
     }
     std::thread::sleep(Duration::from_millis(1500)); // a statistics report
     let metrics = support::agent::metrics(&admin);
-    // SAFETY: kill(2) on the pid of a child we own.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
-    agent.wait().unwrap();
+    let rss = peak_rss(agent.id());
+    sigterm(&mut agent);
     assert_eq!(
         got.len() as u64,
         n,
-        "lines missing after the broker was frozen for 10 s\n{}",
+        "lines missing after an outage of {lasts:?}\n{}",
         std::fs::read_to_string(&stderr).unwrap_or_default()
     );
     let sent = metrics.get("weir_kafka_messages_total{component=\"outputs[0].kafka\",topic=\"logs\"}");
@@ -171,7 +218,18 @@ fn a_frozen_broker_loses_nothing() {
         "the producer's queue is empty once everything is delivered"
     );
     let dups = got.values().filter(|&&c| c > 1).count();
-    eprintln!("{dups} line(s) delivered twice (at-least-once across the freeze)");
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "{n} lines, outage {lasts:?}: peak RSS {:.1} MiB by its end, {:.1} MiB in all; \
+         {dups} line(s) delivered twice",
+        mib(rss_in_outage),
+        mib(rss)
+    );
+    assert!(
+        rss < 256 << 20,
+        "the agent's memory grew with the outage: peak RSS {:.1} MiB",
+        mib(rss)
+    );
 }
 
 /// An aggregator: `kafka` input (group `group`) into a file, with its admin endpoint.
@@ -254,8 +312,13 @@ fn agent_to_kafka_to_aggregator_every_line_once() {
         std::thread::sleep(Duration::from_millis(200));
         got = delivered(dir.path(), &["agg"]);
     }
-    std::thread::sleep(Duration::from_millis(1500)); // a statistics report
-    let metrics = support::agent::metrics(&admin);
+    // Statistics come once a second; the lag is there once the group has positions.
+    let mut metrics = support::agent::metrics(&admin);
+    let lag = |m: &std::collections::HashMap<String, f64>| m.keys().any(|k| k.starts_with("weir_kafka_consumer_lag{"));
+    while !lag(&metrics) && start.elapsed() < Duration::from_secs(70) {
+        std::thread::sleep(Duration::from_millis(250));
+        metrics = support::agent::metrics(&admin);
+    }
     sigterm(&mut agg);
     let consumed = metrics
         .get("weir_kafka_consumed_messages_total{component=\"inputs[0].kafka\",topic=\"logs\"}")
@@ -302,12 +365,14 @@ fn agent_config(dir: &Path, log: &Path, broker: &Broker) -> std::path::PathBuf {
     config
 }
 
-/// Waits until every line in `0..n` is in the aggregators' outputs (or 120 s passed).
+/// Waits until every line in `0..n` is in the aggregators' outputs (or 120 s passed, and
+/// a second more per 5,000 lines).
 fn wait_delivered(dir: &Path, names: &[&str], n: u64) -> BTreeMap<u64, u32> {
     let start = Instant::now();
+    let limit = Duration::from_secs(120 + n / 5_000);
     loop {
         let got = delivered(dir, names);
-        if got.len() as u64 >= n || start.elapsed() > Duration::from_secs(120) {
+        if got.len() as u64 >= n || start.elapsed() > limit {
             return got;
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -322,7 +387,7 @@ fn two_aggregators_in_a_group_share_the_partitions() {
     broker.create_topic("logs", 3);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    let n = 200_000;
+    let n = lines(200_000);
     numbered(&log, n);
     let stderr = dir.path().join("stderr.log");
     let mut agent = weir_run(&agent_config(dir.path(), &log, &broker))
@@ -363,7 +428,7 @@ fn killed_aggregator_and_agent_lose_nothing() {
     broker.create_topic("logs", 3);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    let n: u64 = 200_000;
+    let n: u64 = lines(200_000);
     std::fs::write(&log, "").unwrap();
     // The application writes for about 12 s, so the kills land mid-stream.
     let writer = {
@@ -486,4 +551,188 @@ fn json_messages_become_fields() {
     assert_eq!(events[2]["level"], "info");
     let errors = metrics.get("weir_input_format_errors_total{component=\"inputs[0].kafka\"}");
     assert_eq!(errors, Some(&1.0), "the message that is not JSON is counted");
+}
+
+/// The line number in an aggregator's JSON line (the agent's event, as the message).
+fn line_number(line: &str) -> u64 {
+    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    let outer: serde_json::Value = serde_json::from_str(event["message"].as_str().unwrap()).unwrap();
+    outer["message"].as_str().unwrap()[5..13].parse().unwrap()
+}
+
+#[test]
+fn a_failed_batch_is_not_committed_and_comes_again_after_a_restart() {
+    let test = "a_failed_batch_is_not_committed_and_comes_again_after_a_restart";
+    let Some(broker) = Broker::start(test) else {
+        return;
+    };
+    broker.create_topic("logs", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let n = 20_000;
+    numbered(&log, n);
+    run_once(
+        dir.path(),
+        &format!(
+            "inputs:\n  - type: file\n    paths: [\"{}\"]\n    mode: once\n\
+             outputs:\n  - type: kafka\n    bootstrap_servers: {}\n    topic: logs\n",
+            log.display(),
+            broker.bootstrap()
+        ),
+    );
+    // The request holding line 15000 fails (503), and so does every retry of it, until
+    // `healthy`. (Requests end at the output's flushes, so at batch boundaries.)
+    let healthy = Arc::new(AtomicBool::new(false));
+    let server = {
+        let healthy = healthy.clone();
+        Server::start_with_body(move |_, body| {
+            let bad = body.windows(13).any(|w| w == b"line-00015000");
+            if bad && !healthy.load(Ordering::SeqCst) {
+                Action::Status(503, None)
+            } else {
+                Action::Ok
+            }
+        })
+    };
+    let config = dir.path().join("agg.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "shutdown_timeout: 2s\ninputs:\n  - type: kafka\n    bootstrap_servers: {}\n    topics: [logs]\n\
+             \x20   group_id: failed-batch\n\
+             \x20   librdkafka_options: {{ session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\" }}\n\
+             outputs:\n  - type: http\n    uri: {}\n    batch: {{ max_bytes: 16MiB, timeout: 1ms }}\n\
+             \x20   retry: {{ initial_backoff: 100ms, max_backoff: 200ms }}\n",
+            broker.bootstrap(),
+            server.uri("/ingest")
+        ),
+    )
+    .unwrap();
+    let stderr = dir.path().join("agg.stderr");
+    let mut agg = weir_run(&config).stderr(append_to(&stderr)).spawn().unwrap();
+    let start = Instant::now();
+    let failed_at = || server.seen().iter().find(|s| s.action != Action::Ok).map(|s| s.at);
+    // Retried for over a second: the delivered prefix has been committed meanwhile.
+    while failed_at().is_none_or(|t| t.elapsed() < Duration::from_millis(1500)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no request failed in 60 s\n{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sigterm(&mut agg);
+    let seen = server.seen();
+    let failed = seen.iter().find(|s| s.action != Action::Ok).unwrap();
+    let failed: Vec<u64> = String::from_utf8_lossy(&failed.body).lines().map(line_number).collect();
+    let accepted: Vec<u64> = server.accepted_lines().iter().map(|l| line_number(l)).collect();
+    assert_eq!(
+        accepted,
+        (0..failed[0]).collect::<Vec<_>>(),
+        "the requests before the failed one hold the lines before it, in order"
+    );
+    eprintln!(
+        "{} request(s) delivered lines 0..{} before the failed one",
+        seen.iter().take_while(|s| s.action == Action::Ok).count(),
+        failed[0]
+    );
+    // One partition written in order: line k is at offset k.
+    assert_eq!(
+        broker.committed("failed-batch", "logs", 0).unwrap_or(0),
+        failed[0] as i64,
+        "the group committed exactly the delivered prefix: up to the failed batch, not past it\n{}",
+        std::fs::read_to_string(&stderr).unwrap_or_default()
+    );
+
+    healthy.store(true, Ordering::SeqCst);
+    let before = server.seen().len();
+    let mut agg = weir_run(&config).stderr(append_to(&stderr)).spawn().unwrap();
+    let start = Instant::now();
+    let mut got: BTreeMap<u64, u32> = BTreeMap::new();
+    while (got.len() as u64) < n && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+        got = BTreeMap::new();
+        for l in server.accepted_lines() {
+            *got.entry(line_number(&l)).or_insert(0) += 1;
+        }
+    }
+    sigterm(&mut agg);
+    assert_eq!(
+        got.len() as u64,
+        n,
+        "every line delivered after the restart\n{}",
+        std::fs::read_to_string(&stderr).unwrap_or_default()
+    );
+    let after: Vec<u64> = server.seen()[before..]
+        .iter()
+        .flat_map(|s| {
+            String::from_utf8_lossy(&s.body)
+                .lines()
+                .map(line_number)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        after.first(),
+        Some(&failed[0]),
+        "the restarted aggregator starts at the failed batch"
+    );
+    assert!(
+        got.values().all(|&c| c == 1),
+        "no line twice: the delivered prefix was committed"
+    );
+}
+
+#[test]
+fn refused_messages_go_to_the_dead_letter_output() {
+    let Some(broker) = Broker::start("refused_messages_go_to_the_dead_letter_output") else {
+        return;
+    };
+    broker.create_topic("logs", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    // Every hundredth line is too large for the producer's `message.max.bytes`.
+    let mut text = String::new();
+    for i in 0..1000u64 {
+        let pad = if i % 100 == 0 { "x".repeat(5000) } else { String::new() };
+        text.push_str(&format!("line-{i:08} ns=shop {pad}\n"));
+    }
+    std::fs::write(&log, text).unwrap();
+    let dead = dir.path().join("dead.out");
+    run_once(
+        dir.path(),
+        &format!(
+            "dead_letter: refused\ninputs:\n  - type: file\n    paths: [\"{}\"]\n    mode: once\n\
+             outputs:\n  - type: kafka\n    bootstrap_servers: {}\n    topic: logs\n\
+             \x20   batch: {{ max_bytes: 2000 }}\n    librdkafka_options: {{ message.max.bytes: \"4000\" }}\n\
+             \x20 - type: file\n    name: refused\n    path: {}\n",
+            log.display(),
+            broker.bootstrap(),
+            dead.display()
+        ),
+    );
+    let got = counts(&broker.read_topic("logs"));
+    assert_eq!(got.len(), 990, "every line that fits is in the topic");
+    assert!(got.keys().all(|n| n % 100 != 0), "no large line is in the topic");
+    let dead_letters: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let numbers: Vec<u64> = dead_letters
+        .iter()
+        .map(|e| e["message"].as_str().unwrap()[5..13].parse().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        (0..10).map(|k| k * 100).collect::<Vec<_>>(),
+        "the refused events, in order"
+    );
+    for e in &dead_letters {
+        let why = e["_error"].as_str().unwrap();
+        assert!(
+            why.starts_with("kafka refused it") && why.contains("too large"),
+            "{why}"
+        );
+    }
 }

@@ -42,6 +42,8 @@ pub fn main(args: BenchArgs) -> ExitCode {
     opts.peers = args.peers;
     opts.svg = args.svg;
     opts.work_dir = args.work_dir;
+    opts.kafka = args.kafka;
+    opts.tansu = args.tansu;
     if let Some(d) = args.workloads_dir {
         opts.workloads_dir = d;
     }

@@ -111,6 +111,13 @@ pub struct BenchArgs {
     /// Where the runs' pipelines and outputs go (default: next to the cache).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// The Kafka-protocol broker of the kafka-* workloads: one running at HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "tansu")]
+    pub kafka: Option<String>,
+    /// Or Tansu, started for the bench from this binary (scripts/install-tansu.sh installs
+    /// it at target/test-tools/tansu).
+    #[arg(long, value_name = "PATH")]
+    pub tansu: Option<PathBuf>,
 }
 
 /// Runs the command.
@@ -161,7 +168,10 @@ fn run(file: &std::path::Path, workers: Option<usize>) -> ExitCode {
             if summary.errors.is_empty() {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("error: {} source(s) could not be read", summary.errors.len());
+                eprintln!(
+                    "error: the run ended with {} problem(s), logged above (unreadable sources, undelivered batches)",
+                    summary.errors.len()
+                );
                 ExitCode::FAILURE
             }
         }

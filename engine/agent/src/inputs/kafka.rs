@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -262,17 +262,25 @@ impl Offsets {
         Some(token)
     }
 
-    /// Offsets to commit (delivered further than committed), marked committed.
+    /// Offsets to commit: delivered further than committed (of `only`, when given).
     pub fn to_commit(&self, only: Option<&HashSet<Tp>>) -> Vec<(Tp, i64)> {
+        let state = self.lock();
+        state
+            .tracks
+            .iter()
+            .filter(|(tp, t)| only.is_none_or(|o| o.contains(*tp)) && t.acked_to > t.committed)
+            .map(|(tp, t)| (tp.clone(), t.acked_to))
+            .collect()
+    }
+
+    /// The broker has these offsets.
+    pub fn committed(&self, offsets: &[(Tp, i64)]) {
         let mut state = self.lock();
-        let mut out = Vec::new();
-        for (tp, t) in &mut state.tracks {
-            if only.is_none_or(|o| o.contains(tp)) && t.acked_to > t.committed {
-                t.committed = t.acked_to;
-                out.push((tp.clone(), t.acked_to));
+        for (tp, offset) in offsets {
+            if let Some(t) = state.tracks.get_mut(tp) {
+                t.committed = t.committed.max(*offset);
             }
         }
-        out
     }
 
     /// Waits until no chunk of `tps` is in flight, or `timeout` passed; the chunks still in
@@ -296,6 +304,19 @@ impl Offsets {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// The chunk of `token` was not taken (the run stopped): it is not in flight, and since
+    /// it is never delivered, nothing from its start on is committed.
+    pub fn not_taken(&self, token: u64) {
+        let mut state = self.lock();
+        if let Some((tp, _, _)) = state.chunks.remove(&token)
+            && let Some(t) = state.tracks.get_mut(&tp)
+        {
+            t.in_flight -= 1;
+        }
+        drop(state);
+        self.changed.notify_all();
     }
 
     /// The partitions are no longer ours.
@@ -323,17 +344,21 @@ impl SourceAcks for Offsets {
     }
 }
 
-/// Commits `offsets` (the next offset to read, per partition).
-fn commit(consumer: &BaseConsumer<Group>, offsets: &[(Tp, i64)], mode: CommitMode) {
-    if offsets.is_empty() {
+/// Commits what is delivered of `only` (all partitions when `None`), synchronously:
+/// an offset counts as committed only once the broker has it, so a failed commit is
+/// tried again the next time.
+fn commit(consumer: &BaseConsumer<Group>, offsets: &Offsets, only: Option<&HashSet<Tp>>) {
+    let due = offsets.to_commit(only);
+    if due.is_empty() {
         return;
     }
     let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in offsets {
+    for ((topic, partition), offset) in &due {
         let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
     }
-    if let Err(e) = consumer.commit(&list, mode) {
-        tracing::warn!("kafka input: committing offsets failed (they are committed again later): {e}");
+    match consumer.commit(&list, CommitMode::Sync) {
+        Ok(()) => offsets.committed(&due),
+        Err(e) => tracing::warn!("kafka input: committing offsets failed (they are committed again later): {e}"),
     }
 }
 
@@ -386,7 +411,7 @@ impl ConsumerContext for Group {
                      the next owner reads it again"
                 );
             }
-            commit(consumer, &self.offsets.to_commit(Some(&tps)), CommitMode::Sync);
+            commit(consumer, &self.offsets, Some(&tps));
             self.offsets.revoked(&tps);
             self.revoked.lock().unwrap_or_else(|e| e.into_inner()).extend(tps);
         }
@@ -460,7 +485,23 @@ impl Run for KafkaSource {
             offsets: &offsets,
             pending: HashMap::new(),
         };
-        reader.read(&consumer);
+        let reading = AtomicBool::new(true);
+        std::thread::scope(|s| {
+            // Commits what was delivered, whatever the reader is doing (it may be waiting
+            // for room in a pipeline whose output is stuck).
+            s.spawn(|| {
+                let mut last = Instant::now();
+                while reading.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if last.elapsed() >= COMMIT_INTERVAL {
+                        commit(&consumer, &offsets, None);
+                        last = Instant::now();
+                    }
+                }
+            });
+            reader.read(&consumer);
+            reading.store(false, Ordering::Relaxed);
+        });
         // Stopping: what was handed over gets its time to be delivered, then is committed.
         let tps: HashSet<Tp> = offsets.lock().tracks.keys().cloned().collect();
         let left = offsets.settle(&tps, reader.ctx.drain_timeout);
@@ -470,7 +511,7 @@ impl Run for KafkaSource {
                 "kafka input: stopping before everything read was delivered; it is read again"
             );
         }
-        commit(&consumer, &offsets.to_commit(None), CommitMode::Sync);
+        commit(&consumer, &offsets, None);
     }
 }
 
@@ -485,7 +526,6 @@ struct Reader<'a, 'c> {
 impl Reader<'_, '_> {
     /// Reads until the run stops (or the runtime takes no more).
     fn read(&mut self, consumer: &BaseConsumer<Group>) {
-        let mut last_commit = Instant::now();
         let mut errors_logged = Instant::now() - Duration::from_secs(60);
         while !self.ctx.stop.load(Ordering::Relaxed) {
             let mut wait = Duration::from_millis(100);
@@ -526,10 +566,6 @@ impl Reader<'_, '_> {
                 if !self.send(&tp) {
                     return;
                 }
-            }
-            if last_commit.elapsed() >= COMMIT_INTERVAL {
-                commit(consumer, &self.offsets.to_commit(None), CommitMode::Async);
-                last_commit = Instant::now();
             }
         }
     }
@@ -607,7 +643,11 @@ impl Reader<'_, '_> {
             ack: Some(Ack::Source(self.offsets.clone(), token)),
         };
         p.seq += 1;
-        (self.ctx.send)(chunk)
+        let taken = (self.ctx.send)(chunk);
+        if !taken {
+            self.offsets.not_taken(token);
+        }
+        taken
     }
 
     /// Forgets the messages held for partitions revoked by a rebalance.
@@ -640,6 +680,12 @@ mod tests {
         );
         offsets.ack(a);
         assert_eq!(offsets.to_commit(None), vec![(tp.clone(), 130)]);
+        assert_eq!(
+            offsets.to_commit(None),
+            vec![(tp.clone(), 130)],
+            "until the broker has it"
+        );
+        offsets.committed(&[(tp.clone(), 130)]);
         assert!(offsets.to_commit(None).is_empty(), "committed once");
         let d = offsets.sent(&tp, 140).unwrap();
         let all: HashSet<Tp> = [tp.clone()].into();
@@ -652,5 +698,21 @@ mod tests {
         assert_eq!(offsets.settle(&all, Duration::from_millis(20)), 0);
         offsets.revoked(&all);
         assert_eq!(offsets.sent(&tp, 150), None, "a revoked partition takes no chunks");
+    }
+
+    #[test]
+    fn a_chunk_not_taken_holds_the_commit_without_holding_the_shutdown() {
+        let offsets = Offsets::default();
+        let tp: Tp = ("logs".into(), 0);
+        offsets.assigned(tp.clone(), 0);
+        let a = offsets.sent(&tp, 10).unwrap();
+        let b = offsets.sent(&tp, 20).unwrap();
+        let c = offsets.sent(&tp, 30).unwrap();
+        offsets.ack(a);
+        offsets.not_taken(b);
+        offsets.ack(c);
+        let all: HashSet<Tp> = [tp.clone()].into();
+        assert_eq!(offsets.settle(&all, Duration::ZERO), 0, "nothing left in flight");
+        assert_eq!(offsets.to_commit(None), vec![(tp, 10)], "not past the chunk not taken");
     }
 }

@@ -85,7 +85,8 @@ pub struct RunContext<'a> {
     pub stats: Arc<InputStats>,
     /// How long a stopping run waits for what it handed over to be delivered.
     pub drain_timeout: Duration,
-    /// Hands over a chunk; false when the run is over.
+    /// Hands over a chunk, waiting for room; false when the run is over or stopping (the
+    /// chunk was not taken).
     pub send: &'a mut dyn FnMut(SourceChunk) -> bool,
 }
 

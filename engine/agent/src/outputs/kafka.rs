@@ -11,9 +11,9 @@
 //! message again. A broker that is down therefore slows reading: librdkafka's queue fills
 //! (`queue.buffering.max.messages`, `queue.buffering.max.kbytes`), `write` waits for room,
 //! the output thread stops taking batches and the bounded channels behind it fill.
-//! A message the broker refuses for good (too large, not authorized, invalid) is counted
-//! in `rejected` and logged; it does not reach `dead_letter` yet (the sink sees encoded
-//! lines, as the http output does).
+//! A message refused for good (too large, not authorized, invalid; or an event with no
+//! topic) is counted in `rejected`, logged, and, when the pipeline names a `dead_letter`
+//! output, delivered there with `_error` saying why before the batch is acknowledged.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::units::{ByteSize, Dur};
 
-use super::{Format, Output, OutputStats, Sink};
+use super::{DeadLetter, DeadLetters, Format, Output, OutputStats, Sink};
 use crate::config::error::{ConfigError, Pos};
 use crate::net::kafka::{Client, KafkaSaslConfig, KafkaTlsConfig};
 
@@ -291,6 +291,7 @@ impl KafkaOutputConfig {
             encoding: self.encoding,
             abort: abort.clone(),
             stats: stats.clone(),
+            dead_letters: None,
             written: 0,
         })
     }
@@ -331,6 +332,9 @@ struct Reports(Arc<ReportState>);
 #[derive(Debug)]
 struct ReportState {
     resend: Mutex<Vec<Resend>>,
+    /// Messages refused for good, kept for the dead-letter output when there is one.
+    refused: Mutex<Vec<DeadLetter>>,
+    keep_refused: AtomicBool,
     stats: Arc<OutputStats>,
     /// When a refusal or a retry was last logged (one line per 10 s at most).
     logged: Mutex<Option<Instant>>,
@@ -340,6 +344,8 @@ impl Reports {
     fn new(stats: Arc<OutputStats>) -> Reports {
         Reports(Arc::new(ReportState {
             resend: Mutex::new(Vec::new()),
+            refused: Mutex::new(Vec::new()),
+            keep_refused: AtomicBool::new(false),
             stats,
             logged: Mutex::new(None),
         }))
@@ -352,6 +358,22 @@ impl Reports {
             *last = Some(Instant::now());
         }
         due
+    }
+
+    /// Counts a message refused for good (and keeps it for the dead-letter output).
+    fn refused(&self, line: &[u8], reason: impl FnOnce() -> String) {
+        let state = &self.0;
+        state.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        if state.keep_refused.load(Ordering::Relaxed) {
+            state
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(DeadLetter {
+                    line: line.to_vec(),
+                    reason: reason(),
+                });
+        }
     }
 }
 
@@ -385,7 +407,7 @@ impl ProducerContext for Reports {
         if let Err((e, msg)) = result {
             let topic = [("topic", msg.topic())];
             if refused_for_good(e) {
-                state.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                self.refused(msg.payload().unwrap_or_default(), || format!("kafka refused it: {e}"));
                 state.stats.labeled.add(ERRORS, ERRORS_HELP, &topic, 1.0);
                 if self.log_due() {
                     tracing::error!(
@@ -446,6 +468,8 @@ pub struct KafkaSink {
     encoding: Format,
     abort: Arc<AtomicBool>,
     stats: Arc<OutputStats>,
+    /// Where refused messages go (the pipeline's `dead_letter` output).
+    dead_letters: Option<DeadLetters>,
     /// Bytes written since the last flush.
     written: usize,
 }
@@ -478,9 +502,12 @@ impl KafkaSink {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err((e, _)) => {
-                    // A topic name librdkafka refuses and the like: counted, not retried.
-                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(topic, "kafka refused a message, counted as rejected: {e}");
+                    // Too large, a topic name librdkafka refuses and the like: not retried.
+                    self.reports
+                        .refused(payload, || format!("kafka refused it (topic {topic}): {e}"));
+                    if self.reports.log_due() {
+                        tracing::error!(topic, "kafka refused a message, counted as rejected: {e}");
+                    }
                     return Ok(());
                 }
             }
@@ -497,6 +524,15 @@ impl KafkaSink {
             other => Some(other.to_string().into_bytes()),
         });
         Some((topic, key))
+    }
+
+    /// Delivers the refused messages to the dead-letter output, if there is one.
+    fn dead_letters(&self) -> io::Result<()> {
+        let refused = std::mem::take(&mut *self.reports.0.refused.lock().unwrap_or_else(|e| e.into_inner()));
+        match &self.dead_letters {
+            Some(to) if !refused.is_empty() => to.deliver(self.encoding, refused),
+            _ => Ok(()),
+        }
     }
 
     fn resend(&self) -> io::Result<()> {
@@ -523,7 +559,9 @@ impl Sink for KafkaSink {
                 Format::Json => self.route(line),
                 Format::Raw => self.topic.fixed().map(|t| (t.to_string(), None)),
             }) else {
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                self.reports.refused(line, || {
+                    "kafka output: the event has no field for the topic and there is no default_topic".into()
+                });
                 if self.reports.log_due() {
                     tracing::error!(
                         "kafka output: an event has no field for the topic and there is no default_topic; counted as rejected"
@@ -557,7 +595,7 @@ impl Sink for KafkaSink {
             let queued = self.producer.in_flight_count();
             let resend_empty = state.resend.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
             if queued == 0 && resend_empty {
-                return Ok(());
+                return self.dead_letters();
             }
             if self.abort.load(Ordering::Relaxed) {
                 return Err(io::Error::other(format!(
@@ -574,6 +612,11 @@ impl Sink for KafkaSink {
 
     fn flush_interval(&self) -> Duration {
         Duration::from_millis(200)
+    }
+
+    fn set_dead_letters(&mut self, to: DeadLetters) {
+        self.reports.0.keep_refused.store(true, Ordering::Relaxed);
+        self.dead_letters = Some(to);
     }
 }
 

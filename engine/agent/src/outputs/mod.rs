@@ -75,6 +75,78 @@ pub struct OutputStats {
     pub labeled: crate::admin::Labeled,
 }
 
+/// An event an output could not deliver for good (the destination refused it), on its
+/// way to the pipeline's `dead_letter` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The event as the refusing output encoded it (one line, without its newline).
+    pub line: Vec<u8>,
+    /// Why it was refused, for the `_error` field.
+    pub reason: String,
+}
+
+impl DeadLetter {
+    /// Appends the event as the dead-letter output writes it (`to`), from its encoding
+    /// in the refusing output (`from`): JSON gets the `_error` field, raw is the message.
+    pub fn encode(&self, from: Format, to: Format, out: &mut Vec<u8>) {
+        let fields = match from {
+            Format::Json => serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&self.line).ok(),
+            Format::Raw => None,
+        };
+        let message = || String::from_utf8_lossy(&self.line).into_owned();
+        match to {
+            Format::Json => {
+                let mut event = fields.unwrap_or_else(|| {
+                    let mut m = serde_json::Map::new();
+                    m.insert("message".into(), message().into());
+                    m
+                });
+                event.insert("_error".into(), self.reason.clone().into());
+                serde_json::to_writer(&mut *out, &event).expect("a JSON map always serializes");
+            }
+            Format::Raw => match fields.as_ref().and_then(|f| f.get("message")) {
+                Some(serde_json::Value::String(m)) => out.extend_from_slice(m.as_bytes()),
+                _ => out.extend_from_slice(&self.line),
+            },
+        }
+        out.push(b'\n');
+    }
+}
+
+/// Refused events handed to the dead-letter output's thread, and where its answer goes.
+#[derive(Debug)]
+pub struct DeadLetterBatch {
+    /// The events.
+    pub events: Vec<DeadLetter>,
+    /// How the refusing output encoded them.
+    pub format: Format,
+    /// `Ok` once the dead-letter output delivered them.
+    pub reply: crossbeam_channel::Sender<std::io::Result<()>>,
+}
+
+/// A sink's way to the pipeline's `dead_letter` output (see [`Sink::set_dead_letters`]).
+#[derive(Debug, Clone)]
+pub struct DeadLetters(crossbeam_channel::Sender<DeadLetterBatch>);
+
+impl DeadLetters {
+    /// A handle sending to the dead-letter output's thread.
+    pub fn new(tx: crossbeam_channel::Sender<DeadLetterBatch>) -> DeadLetters {
+        DeadLetters(tx)
+    }
+
+    /// Hands `events` (encoded as `format`) to the dead-letter output and waits until it
+    /// has delivered them. A sink calls this before its flush returns `Ok`, so a refused
+    /// event is in the dead-letter output before its batch is acknowledged.
+    pub fn deliver(&self, format: Format, events: Vec<DeadLetter>) -> std::io::Result<()> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let gone = || std::io::Error::other("the dead_letter output stopped before taking refused events");
+        self.0
+            .send(DeadLetterBatch { events, format, reply })
+            .map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+}
+
 /// A destination for encoded bytes, driven by one output thread.
 ///
 /// The thread calls [`Sink::write`] once per batch, in order, then [`Sink::flush`] when
@@ -97,5 +169,41 @@ pub trait Sink: Send {
     /// How long written data may wait for more before it is flushed.
     fn flush_interval(&self) -> Duration {
         Duration::ZERO
+    }
+    /// Given the pipeline's `dead_letter` output (when it has one and this is another):
+    /// a sink that can tell which events its destination refused for good sends them
+    /// there with [`DeadLetters::deliver`]. By default refused events are only counted.
+    fn set_dead_letters(&mut self, _to: DeadLetters) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_is_written_in_the_dead_letter_outputs_format() {
+        let json = DeadLetter {
+            line: br#"{"message":"hello","level":"info"}"#.to_vec(),
+            reason: "kafka refused it: too large".into(),
+        };
+        let raw = DeadLetter {
+            line: b"plain \"line\"".to_vec(),
+            reason: "why".into(),
+        };
+        let enc = |d: &DeadLetter, from, to| {
+            let mut out = Vec::new();
+            d.encode(from, to, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            enc(&json, Format::Json, Format::Json),
+            "{\"_error\":\"kafka refused it: too large\",\"level\":\"info\",\"message\":\"hello\"}\n"
+        );
+        assert_eq!(enc(&json, Format::Json, Format::Raw), "hello\n");
+        assert_eq!(
+            enc(&raw, Format::Raw, Format::Json),
+            "{\"_error\":\"why\",\"message\":\"plain \\\"line\\\"\"}\n"
+        );
+        assert_eq!(enc(&raw, Format::Raw, Format::Raw), "plain \"line\"\n");
     }
 }

@@ -142,7 +142,7 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
             worker_handles.push(s.spawn(move || worker.run(&rx, &close, &tx)));
         }
         drop((done_tx, work_rx, close_rx));
-        let (output_txs, output_handles) = output::start(s, sinks, &plan.output_stats);
+        let (output_txs, output_handles) = output::start(s, sinks, &plan);
         output::dispatch(done_rx, output_txs);
         let failure = output::join(output_handles, &plan, &control.abort, &errors);
         for h in worker_handles {

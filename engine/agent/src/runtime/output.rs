@@ -5,32 +5,46 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
+
+use weir_core::encode::Route;
 
 use super::plan::Plan;
 use super::worker::Encoded;
-use crate::outputs::{OutputStats, Sink};
+use crate::outputs::{DeadLetterBatch, DeadLetters, Format, OutputStats, Sink};
 
 /// An output thread: what its sink returned at the end.
 pub(super) type OutputThread<'scope> = ScopedJoinHandle<'scope, std::io::Result<()>>;
 
-/// Starts one thread per sink (`stats` are the outputs' counters, in the same order); returns
-/// the channel into each and the threads.
+/// Starts one thread per sink (in the order of `plan.outputs`); returns the channel into
+/// each and the threads. With a `dead_letter` output, every other sink gets a way to it
+/// ([`Sink::set_dead_letters`]) for the events its destination refuses.
 pub(super) fn start<'scope>(
     s: &'scope Scope<'scope, '_>,
     sinks: Vec<Box<dyn Sink>>,
-    stats: &[Arc<OutputStats>],
+    plan: &Plan<'_>,
 ) -> (Vec<Sender<Arc<Encoded>>>, Vec<OutputThread<'scope>>) {
+    let dead = plan.outputs.iter().position(|(_, route)| *route == Route::DeadLetter);
+    let (refused_tx, refused_rx) = crossbeam_channel::bounded::<DeadLetterBatch>(4);
     let mut txs = Vec::new();
     let mut handles = Vec::new();
-    for (i, sink) in sinks.into_iter().enumerate() {
+    for (i, mut sink) in sinks.into_iter().enumerate() {
         let (tx, rx) = crossbeam_channel::bounded::<Arc<Encoded>>(1);
         txs.push(tx);
-        let stats = stats[i].clone();
-        handles.push(s.spawn(move || run_output(i, sink, &rx, &stats)));
+        let refused = if Some(i) == dead {
+            Some(refused_rx.clone())
+        } else {
+            if dead.is_some() {
+                sink.set_dead_letters(DeadLetters::new(refused_tx.clone()));
+            }
+            None
+        };
+        let stats = plan.output_stats[i].clone();
+        let format = plan.outputs[i].0;
+        handles.push(s.spawn(move || OutputLoop::new(i, sink, &stats).run(&rx, refused.as_ref(), format)));
     }
     (txs, handles)
 }
@@ -67,10 +81,12 @@ pub(super) fn join(
             Ok(Ok(())) => {}
             Ok(Err(e)) if abort.load(Ordering::Relaxed) => {
                 let n = plan.output_stats[i].unacked_batches.load(Ordering::Relaxed);
-                errors.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+                let msg = format!(
                     "{name}: {n} batch(es) not delivered before the shutdown deadline ({e}); \
-                     they are read again from the last checkpoint on restart"
-                ));
+                     they are read again on restart (from the last checkpoint or committed offset)"
+                );
+                tracing::error!("{msg}");
+                errors.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
             }
             Ok(Err(e)) => failure = failure.or(Some(anyhow!("{name}: write failed: {e}"))),
             Err(_) => failure = failure.or(Some(anyhow!("{name} panicked"))),
@@ -79,72 +95,158 @@ pub(super) fn join(
     failure.map_or(Ok(()), Err)
 }
 
+/// What an output thread got.
+enum Next {
+    Batch(Arc<Encoded>),
+    Closed,
+    /// Refused events for the dead-letter output (`None`: no other output is left).
+    Refused(Option<DeadLetterBatch>),
+    /// The oldest written batch is due.
+    Timeout,
+}
+
 /// One output's thread: writes batches in order, flushes when the sink wants to (see
 /// [`Sink`]), and acknowledges what each flush delivered.
-pub(super) fn run_output(
+struct OutputLoop<'a> {
+    /// The output's index (its part of each batch).
     i: usize,
-    mut sink: Box<dyn Sink>,
-    rx: &Receiver<Arc<Encoded>>,
-    stats: &OutputStats,
-) -> std::io::Result<()> {
-    let mut pending: Vec<Arc<Encoded>> = Vec::new();
-    let mut pending_bytes = 0usize;
-    let mut oldest: Option<Instant> = None;
-    let interval = sink.flush_interval();
-    let flush_bytes = sink.flush_bytes();
-    let flush = |sink: &mut Box<dyn Sink>, pending: &mut Vec<Arc<Encoded>>| -> std::io::Result<()> {
+    sink: Box<dyn Sink>,
+    stats: &'a OutputStats,
+    /// Batches written since the last flush.
+    pending: Vec<Arc<Encoded>>,
+    pending_bytes: usize,
+    /// When the oldest of them was written.
+    oldest: Option<Instant>,
+}
+
+impl<'a> OutputLoop<'a> {
+    fn new(i: usize, sink: Box<dyn Sink>, stats: &'a OutputStats) -> OutputLoop<'a> {
+        OutputLoop {
+            i,
+            sink,
+            stats,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            oldest: None,
+        }
+    }
+
+    /// Runs until `rx` closes; for the dead-letter output (`refused` given, the events
+    /// other outputs' destinations refused, in `format`), until every other output is done.
+    fn run(
+        mut self,
+        rx: &Receiver<Arc<Encoded>>,
+        refused: Option<&Receiver<DeadLetterBatch>>,
+        format: Format,
+    ) -> std::io::Result<()> {
+        let never = crossbeam_channel::never();
+        let mut side = refused.unwrap_or(&never);
+        let interval = self.sink.flush_interval();
+        let flush_bytes = self.sink.flush_bytes();
+        loop {
+            let wait = self
+                .oldest
+                .map_or(Duration::from_secs(3600), |t| interval.saturating_sub(t.elapsed()));
+            let next = crossbeam_channel::select! {
+                recv(rx) -> batch => batch.map_or(Next::Closed, Next::Batch),
+                recv(side) -> batch => Next::Refused(batch.ok()),
+                default(wait) => Next::Timeout,
+            };
+            match next {
+                Next::Batch(batch) => {
+                    self.write(batch)?;
+                    let full = flush_bytes > 0 && self.pending_bytes >= flush_bytes;
+                    let idle = rx.is_empty() && self.oldest.is_some_and(|t| t.elapsed() >= interval);
+                    if !(full || idle) {
+                        continue;
+                    }
+                }
+                Next::Closed => break,
+                Next::Refused(Some(batch)) => {
+                    self.dead_letters(batch, format)?;
+                    continue;
+                }
+                Next::Refused(None) => {
+                    side = &never;
+                    continue;
+                }
+                Next::Timeout => {}
+            }
+            self.flush()?;
+        }
+        self.flush()?;
+        if let Some(refused) = refused {
+            while let Ok(batch) = refused.recv() {
+                self.dead_letters(batch, format)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, batch: Arc<Encoded>) -> std::io::Result<()> {
+        let bytes = &batch.per_output[self.i];
+        if let Err(e) = self.sink.write(bytes, batch.events[self.i]) {
+            self.stats
+                .unacked_batches
+                .fetch_add(self.pending.len() as u64 + 1, Ordering::Relaxed);
+            return Err(e);
+        }
+        self.pending_bytes += bytes.len();
+        self.pending.push(batch);
+        self.oldest.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Flushes the sink and acknowledges the batches written before.
+    fn flush(&mut self) -> std::io::Result<()> {
+        let (i, stats) = (self.i, self.stats);
+        self.pending_bytes = 0;
+        self.oldest = None;
         let rejected_before = stats.rejected.load(Ordering::Relaxed);
-        if let Err(e) = sink.flush() {
-            stats.unacked_batches.fetch_add(pending.len() as u64, Ordering::Relaxed);
-            pending.clear();
+        if let Err(e) = self.sink.flush() {
+            stats
+                .unacked_batches
+                .fetch_add(self.pending.len() as u64, Ordering::Relaxed);
+            self.pending.clear();
             return Err(e);
         }
         // Events the destination rejected for good are counted there, not as delivered.
-        let written: u64 = pending.iter().map(|b| b.events[i]).sum();
+        let written: u64 = self.pending.iter().map(|b| b.events[i]).sum();
         let rejected = stats.rejected.load(Ordering::Relaxed) - rejected_before;
         stats
             .events
             .fetch_add(written.saturating_sub(rejected), Ordering::Relaxed);
-        for batch in pending.drain(..) {
+        for batch in self.pending.drain(..) {
             stats
                 .bytes
                 .fetch_add(batch.per_output[i].len() as u64, Ordering::Relaxed);
             batch.delivered();
         }
         Ok(())
-    };
-    loop {
-        let next = match oldest {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(t) => rx.recv_timeout(interval.saturating_sub(t.elapsed())),
-        };
-        match next {
-            Ok(batch) => {
-                let bytes = &batch.per_output[i];
-                if let Err(e) = sink.write(bytes, batch.events[i]) {
-                    stats
-                        .unacked_batches
-                        .fetch_add(pending.len() as u64 + 1, Ordering::Relaxed);
-                    return Err(e);
-                }
-                pending_bytes += bytes.len();
-                pending.push(batch);
-                oldest.get_or_insert_with(Instant::now);
-                let full = flush_bytes > 0 && pending_bytes >= flush_bytes;
-                let idle = rx.is_empty() && oldest.is_some_and(|t| t.elapsed() >= interval);
-                if !(full || idle) {
-                    continue;
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                flush(&mut sink, &mut pending)?;
-                return Ok(());
-            }
+    }
+
+    /// Writes events another output's destination refused (encoded there as `from`) and
+    /// flushes; the refusing output's flush waits for the answer.
+    fn dead_letters(&mut self, batch: DeadLetterBatch, to: Format) -> std::io::Result<()> {
+        let mut bytes = Vec::new();
+        for event in &batch.events {
+            event.encode(batch.format, to, &mut bytes);
         }
-        flush(&mut sink, &mut pending)?;
-        pending_bytes = 0;
-        oldest = None;
+        let n = batch.events.len() as u64;
+        let result = self.sink.write(&bytes, n).and_then(|()| self.flush());
+        let answer = match &result {
+            Ok(()) => {
+                self.stats.events.fetch_add(n, Ordering::Relaxed);
+                self.stats.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("the dead_letter output failed: {e}"),
+            )),
+        };
+        let _ = batch.reply.send(answer);
+        result
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::Sender;
+use std::time::Duration;
+
+use crossbeam_channel::{SendTimeoutError, Sender};
 use weir_core::frame::{Format, Framed, Framer};
 use weir_core::line::{DEFAULT_CHUNK_BYTES, LineOptions};
 use weir_core::pool::BufferPool;
@@ -138,13 +140,26 @@ pub(super) fn start(
                     pool: &pool,
                     stats,
                     drain_timeout,
-                    send: &mut |c| tx.send(work(c, input, LineOptions::default())).is_ok(),
+                    send: &mut |c| send_until_stopped(&tx, work(c, input, LineOptions::default()), &stop),
                 };
                 run.run(ctx);
             })?;
         readers.push(Reader { handle, stdin: false });
     }
     Ok(readers)
+}
+
+/// Sends `work`, waiting for room until the run stops (a running input must get back to
+/// settling and committing when an output is stuck): false when it stopped first or the
+/// workers are gone. Work not taken is not acknowledged, so it is read again.
+fn send_until_stopped(tx: &Sender<Work>, mut work: Work, stop: &AtomicBool) -> bool {
+    loop {
+        match tx.send_timeout(work, Duration::from_millis(100)) {
+            Ok(()) => return true,
+            Err(SendTimeoutError::Timeout(w)) if !stop.load(Ordering::Relaxed) => work = w,
+            Err(_) => return false,
+        }
+    }
 }
 
 /// A chunk from a tailer or a running input, on its way to the workers.

@@ -37,7 +37,8 @@ pub struct Seen {
     pub body: Vec<u8>,
 }
 
-pub type Script = Box<dyn Fn(usize) -> Action + Send + Sync>;
+/// Answers request number `n` (from 0) with this body.
+pub type Script = Box<dyn Fn(usize, &[u8]) -> Action + Send + Sync>;
 
 pub struct Server {
     addr: SocketAddr,
@@ -49,6 +50,11 @@ pub struct Server {
 impl Server {
     /// A server that answers request number `n` (from 0) with `script(n)`.
     pub fn start(script: impl Fn(usize) -> Action + Send + Sync + 'static) -> Server {
+        Server::start_with_body(move |n, _| script(n))
+    }
+
+    /// A server that answers request number `n` with body `b` with `script(n, b)`.
+    pub fn start_with_body(script: impl Fn(usize, &[u8]) -> Action + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -176,7 +182,7 @@ fn serve(conn: TcpStream, seen: &Mutex<Vec<Seen>>, script: &Script) {
         }
         let action = {
             let mut seen = seen.lock().unwrap();
-            let action = script(seen.len());
+            let action = script(seen.len(), &body);
             seen.push(Seen {
                 at: Instant::now(),
                 action: action.clone(),

@@ -27,6 +27,23 @@ fn tansu() -> PathBuf {
     )
 }
 
+/// The broker binary for the test `test`, or `None` when it is missing (the test is then
+/// skipped, or fails under `CI=true`).
+pub fn tansu_for(test: &str) -> Option<PathBuf> {
+    let bin = tansu();
+    if bin.exists() {
+        return Some(bin);
+    }
+    skip(
+        test,
+        &format!(
+            "no Kafka-protocol broker at {} (run scripts/install-tansu.sh)",
+            bin.display()
+        ),
+    );
+    None
+}
+
 /// A test whose broker is missing: a failure under `CI=true`, else a note on stderr and in
 /// `$WEIR_SKIPPED_TESTS`.
 fn skip(test: &str, why: &str) {
@@ -57,17 +74,7 @@ pub struct Broker {
 impl Broker {
     /// Starts one, or says why the test `test` is skipped (`None`).
     pub fn start(test: &str) -> Option<Broker> {
-        let bin = tansu();
-        if !bin.exists() {
-            skip(
-                test,
-                &format!(
-                    "no Kafka-protocol broker at {} (run scripts/install-tansu.sh)",
-                    bin.display()
-                ),
-            );
-            return None;
-        }
+        let bin = tansu_for(test)?;
         let port = free_port();
         let proxy = Proxy::start(port);
         let advertised = format!("tcp://127.0.0.1:{}", proxy.port);
@@ -152,6 +159,23 @@ impl Broker {
             }
         }
         out
+    }
+
+    /// The offset `group` has committed for `topic`'s `partition` (`None`: nothing yet).
+    pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        let got = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
+        match got.find_partition(topic, partition)?.offset() {
+            Offset::Offset(n) => Some(n),
+            _ => None,
+        }
     }
 }
 
