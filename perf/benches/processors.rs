@@ -197,7 +197,7 @@ fn frame(c: &mut Criterion, name: &str, corpus: &Corpus, framer: impl Fn() -> Fr
             let mut batch = Batch::default();
             let mut events = 0u64;
             let mut take = |framed: Framed, batch: &mut Batch| {
-                let (chunk, arena, _) = fill_batch(batch, framed, frame_keys, Origin::default());
+                let (chunk, arena, _) = fill_batch(batch, framed, frame_keys, &[], Origin::default());
                 pool.give(chunk);
                 pool.give(arena);
                 events += batch.len() as u64;

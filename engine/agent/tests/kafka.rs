@@ -520,7 +520,8 @@ fn json_messages_become_fields() {
         &config,
         format!(
             "admin: {{ address: \"{admin}\" }}\ninputs:\n  - type: kafka\n    bootstrap_servers: {}\n    topics: [logs]\n\
-             \x20   group_id: json\n    decoding: json\n    metadata: {{ topic: kafka_topic }}\n\
+             \x20   group_id: json\n    decoding: json\n\
+             \x20   metadata: {{ topic: kafka_topic, offset: kafka_offset, key: kafka_key, timestamp: kafka_time }}\n\
              outputs:\n  - type: file\n    path: {}\n",
             broker.bootstrap(),
             dir.path().join("out").display()
@@ -549,6 +550,16 @@ fn json_messages_become_fields() {
     assert_eq!(events[1]["message"], "not json");
     assert!(events[1]["_error"].is_string(), "{}", events[1]);
     assert_eq!(events[2]["level"], "info");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["kafka_offset"], i as i64, "each message's offset: {e}");
+        assert!(e["kafka_key"].is_null(), "a message without a key: {e}");
+        let ms = e["kafka_time"].as_i64().unwrap_or_else(|| panic!("a timestamp: {e}"));
+        assert!((now_ms - 120_000..=now_ms).contains(&ms), "its Kafka time, in ms: {e}");
+    }
     let errors = metrics.get("weir_input_format_errors_total{component=\"inputs[0].kafka\"}");
     assert_eq!(errors, Some(&1.0), "the message that is not JSON is counted");
 }

@@ -98,6 +98,10 @@ pub struct Record {
     /// time is missing or bad, or its container message ended before its last piece. The
     /// first problem found when several apply.
     pub error: Option<&'static str>,
+    /// Where its own fields start in [`Framed::fields`] (one value per name of
+    /// [`Framed::field_names`]), for sources that give each record some (a Kafka message's
+    /// offset and key); `None` for most.
+    pub fields: Option<u32>,
 }
 
 /// A framed chunk: its bytes, the bytes framing had to write, and its records.
@@ -111,6 +115,10 @@ pub struct Framed {
     pub arena: Vec<u8>,
     /// The records, in the order they closed.
     pub records: Vec<Record>,
+    /// Names of the records' own fields ([`Record::fields`]).
+    pub field_names: Vec<&'static str>,
+    /// Their values (strings in the arena).
+    pub fields: Vec<Value>,
 }
 
 /// What framing saw.
@@ -272,6 +280,7 @@ impl Sink<'_> {
             timestamp,
             cut,
             error,
+            fields: None,
         });
     }
 }
@@ -335,6 +344,7 @@ impl Framer {
         self.chunk_offset = chunk.offset;
         out.arena.clear();
         out.records.clear();
+        out.fields.clear();
         let Framed {
             data, arena, records, ..
         } = out;
@@ -369,11 +379,9 @@ impl Framer {
         out.data.clear();
         out.arena.clear();
         out.records.clear();
+        out.fields.clear();
         let Framed {
-            data,
-            arena,
-            records,
-            offset: _,
+            data, arena, records, ..
         } = out;
         let mut sink = Sink { data, arena, records };
         let why = match self.format {
@@ -839,17 +847,19 @@ pub struct FrameKeys {
 }
 
 /// Refills `batch` with the records of `framed`; returns the batch's old chunk and arena
-/// buffers, to recycle.
+/// buffers, to recycle. `field_keys` are the keys of `framed.field_names`.
 pub fn fill_batch(
     batch: &mut Batch,
     framed: Framed,
     keys: FrameKeys,
+    field_keys: &[Key],
     origin: Origin,
 ) -> (Vec<u8>, Vec<u8>, Vec<Record>) {
     let Framed {
         data,
         arena,
         mut records,
+        fields,
         ..
     } = framed;
     let old_chunk = batch.reset(data, origin);
@@ -874,6 +884,12 @@ pub fn fill_batch(
         if let Some(why) = r.error {
             let span = batch.push_arena(why.as_bytes());
             event.set(keys.error, Value::Str(span));
+        }
+        if let Some(first) = r.fields {
+            let values = fields.iter().skip(first as usize);
+            for (key, value) in field_keys.iter().zip(values) {
+                event.set(*key, *value);
+            }
         }
         batch.push(event);
     }

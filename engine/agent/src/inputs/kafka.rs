@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::frame::{Framed, Record, Stream};
-use weir_core::model::{Buf, KeyTable, Span};
+use weir_core::model::{Buf, KeyTable, Span, Value};
 use weir_core::parse::OnFailure;
 use weir_core::parse::json::ParseJsonConfig;
 use weir_core::pipeline::Processor;
@@ -64,7 +64,8 @@ pub enum Decoding {
     Json,
 }
 
-/// `metadata:`: the names of fields that get each message's topic and partition.
+/// `metadata:`: the names of fields that get each message's topic, partition, offset, key and
+/// timestamp (none by default).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaMetadata {
@@ -74,6 +75,28 @@ pub struct KafkaMetadata {
     /// Field for the partition.
     #[serde(default)]
     pub partition: Option<String>,
+    /// Field for the message's offset in its partition.
+    #[serde(default)]
+    pub offset: Option<String>,
+    /// Field for the message's key (absent key: `null`).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Field for the message's Kafka timestamp, in milliseconds since the Unix epoch (it is
+    /// also the event's time).
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+impl KafkaMetadata {
+    /// Names of the fields each message gets on its own, in the order
+    /// [`Reader::add`] gives their values: offset, key, timestamp.
+    fn per_message(&self) -> Vec<&'static str> {
+        [&self.offset, &self.key, &self.timestamp]
+            .into_iter()
+            .flatten()
+            .map(|name| leak(name))
+            .collect()
+    }
 }
 
 /// `type: kafka` (input).
@@ -92,7 +115,7 @@ pub struct KafkaInputConfig {
     /// `raw` (default) or `json`.
     #[serde(default)]
     pub decoding: Decoding,
-    /// Fields for each message's topic and partition (default: none).
+    /// Fields for each message's topic, partition, offset, key and timestamp (default: none).
     #[serde(default)]
     pub metadata: KafkaMetadata,
     /// On a rebalance or at shutdown, how long what was read may take to be delivered
@@ -191,6 +214,12 @@ impl Input for KafkaInputConfig {
             topics: self.topics.value.iter().map(|t| t.value.clone()).collect(),
             topic_field: self.metadata.topic.clone(),
             partition_field: self.metadata.partition.clone(),
+            message_fields: self.metadata.per_message(),
+            message_values: MessageValues {
+                offset: self.metadata.offset.is_some(),
+                key: self.metadata.key.is_some(),
+                timestamp: self.metadata.timestamp.is_some(),
+            },
             drain_timeout: self.drain_timeout.as_ref().map_or(DEFAULT_DRAIN_TIMEOUT, |d| d.value.0),
         })))
     }
@@ -428,6 +457,14 @@ struct Pending {
     fields: Option<SourceFields>,
 }
 
+/// Which per-message metadata fields a `kafka` input sets.
+#[derive(Debug, Clone, Copy)]
+struct MessageValues {
+    offset: bool,
+    key: bool,
+    timestamp: bool,
+}
+
 /// The running `kafka` input.
 #[derive(Debug)]
 struct KafkaSource {
@@ -435,6 +472,10 @@ struct KafkaSource {
     topics: Vec<String>,
     topic_field: Option<String>,
     partition_field: Option<String>,
+    /// Names of the fields each message gets ([`KafkaMetadata::per_message`]).
+    message_fields: Vec<&'static str>,
+    /// Which of them.
+    message_values: MessageValues,
     drain_timeout: Duration,
 }
 
@@ -534,12 +575,7 @@ impl Reader<'_, '_> {
                 match consumer.poll(wait) {
                     Some(Ok(m)) => {
                         let tp = (m.topic().to_string(), m.partition());
-                        self.add(
-                            &tp,
-                            m.offset(),
-                            m.payload().unwrap_or_default(),
-                            m.timestamp().to_millis(),
-                        );
+                        self.add(&tp, &m);
                         if self
                             .pending
                             .get(&tp)
@@ -571,7 +607,8 @@ impl Reader<'_, '_> {
     }
 
     /// Adds a message to its partition's chunk.
-    fn add(&mut self, tp: &Tp, offset: i64, payload: &[u8], millis: Option<i64>) {
+    fn add(&mut self, tp: &Tp, m: &BorrowedMessage<'_>) {
+        let (offset, payload, millis) = (m.offset(), m.payload().unwrap_or_default(), m.timestamp().to_millis());
         let source = self.source;
         let ctx = &self.ctx;
         let offsets = self.offsets;
@@ -595,12 +632,38 @@ impl Reader<'_, '_> {
         }
         let start = p.framed.data.len();
         p.framed.data.extend_from_slice(payload);
+        let fields = (!source.message_fields.is_empty()).then(|| {
+            let framed = &mut p.framed;
+            if framed.field_names.is_empty() {
+                framed.field_names = source.message_fields.clone();
+            }
+            let first = framed.fields.len() as u32;
+            let want = source.message_values;
+            if want.offset {
+                framed.fields.push(Value::Int(offset));
+            }
+            if want.key {
+                framed.fields.push(match m.key() {
+                    Some(key) => {
+                        let span = Span::new(Buf::Arena, framed.arena.len(), key.len());
+                        framed.arena.extend_from_slice(key);
+                        Value::Str(span)
+                    }
+                    None => Value::Null,
+                });
+            }
+            if want.timestamp {
+                framed.fields.push(millis.map_or(Value::Null, Value::Int));
+            }
+            first
+        });
         p.framed.records.push(Record {
             message: Span::new(Buf::Chunk, start, payload.len()),
             stream: Stream::None,
             timestamp: millis.map(|ms| ms.saturating_mul(1_000_000)),
             cut: false,
             error: None,
+            fields,
         });
         p.end = offset + 1;
         ctx.stats.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
@@ -619,6 +682,8 @@ impl Reader<'_, '_> {
             // Revoked meanwhile: the next owner reads these again.
             p.framed.records.clear();
             p.framed.data.clear();
+            p.framed.arena.clear();
+            p.framed.fields.clear();
             return true;
         };
         let labels = [("topic", tp.0.as_str())];

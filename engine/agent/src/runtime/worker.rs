@@ -281,7 +281,8 @@ impl Worker {
                     seq: work.seq,
                     offset: framed.offset,
                 };
-                let (old_chunk, old_arena, _) = fill_batch(batch, framed, self.frame_keys, origin);
+                let field_keys: Vec<Key> = framed.field_names.iter().map(|n| self.keys.intern(n)).collect();
+                let (old_chunk, old_arena, _) = fill_batch(batch, framed, self.frame_keys, &field_keys, origin);
                 self.chunk_pool.give(old_chunk);
                 self.chunk_pool.give(old_arena);
             }
