@@ -217,6 +217,11 @@ fn broker_outage(test: &str, down: impl Fn(&Broker, bool)) {
         Some(&0.0),
         "the producer's queue is empty once everything is delivered"
     );
+    assert_eq!(
+        metrics.get("weir_kafka_topic_queue_messages{component=\"outputs[0].kafka\",topic=\"logs\"}"),
+        Some(&0.0),
+        "queue depth per topic"
+    );
     let dups = got.values().filter(|&&c| c > 1).count();
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     eprintln!(

@@ -396,6 +396,16 @@ impl ClientContext for Reports {
             &[],
             statistics.msg_size as f64,
         );
+        for (topic, t) in &statistics.topics {
+            // Partition -1 is librdkafka's queue of messages not yet given a partition.
+            let queued: i64 = t.partitions.values().map(|p| p.msgq_cnt + p.xmit_msgq_cnt).sum();
+            labeled.set(
+                "weir_kafka_topic_queue_messages",
+                "Messages of the topic waiting in the producer's queues (not sent yet).",
+                &[("topic", topic)],
+                queued.max(0) as f64,
+            );
+        }
     }
 }
 
