@@ -68,6 +68,8 @@ pub struct Options {
     pub kafka: Option<String>,
     /// Else a Tansu binary to start as their broker.
     pub tansu: Option<PathBuf>,
+    /// Also run each workload at these worker counts (`--scale 1,2,4`).
+    pub scale: Vec<usize>,
 }
 
 impl Options {
@@ -92,6 +94,7 @@ impl Options {
             svg: None,
             kafka: None,
             tansu: None,
+            scale: Vec::new(),
         }
     }
 }
@@ -246,6 +249,21 @@ pub struct WorkloadResult {
     pub weir: Figures,
     /// The peers that ran or were tried.
     pub peers: Vec<PeerResult>,
+    /// With `--scale`: Weir's figures at each worker count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scale: Vec<ScalePoint>,
+}
+
+/// Weir's figures at one worker count (`--scale`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalePoint {
+    /// `weir run --workers N`.
+    pub workers: usize,
+    /// The runs' figures.
+    pub figures: Figures,
+    /// Median wall MB/s over that of the first worker count asked (one worker with
+    /// `--scale 1,...`).
+    pub speedup: f64,
 }
 
 /// The machine the figures come from.
@@ -365,6 +383,9 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     if opts.runs == 0 {
         return Err("--runs must be at least 1".into());
     }
+    if opts.scale.contains(&0) {
+        return Err("--scale: worker counts start at 1 (e.g. --scale 1,2,4,8,16)".into());
+    }
     if !opts.threshold.is_finite() || opts.threshold < 0.0 {
         return Err(format!(
             "--threshold must be a positive percentage, not {}",
@@ -414,7 +435,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         }
     }
 
-    let steps = chosen.len() * opts.runs * (1 + peers.len());
+    let steps = chosen.len() * opts.runs * (1 + peers.len() + opts.scale.len());
     let mut progress = Progress::new(steps);
     let mut results = Vec::new();
     for w in &chosen {
@@ -426,16 +447,16 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             .map_err(|e| format!("{}: counting the expected events: {e}", w.name))?;
         warm(&corpus_path).map_err(|e| format!("reading {}: {e}", corpus_path.display()))?;
 
-        let runs = weir_runs(
+        let target = Target::new(
             w,
             opts,
             broker.as_ref(),
-            &corpus_path,
-            &work_dir,
+            (&corpus_path, &work_dir),
             expected,
             &mut progress,
         )?;
-        let weir = Figures::of(runs, input_bytes);
+        let weir = Figures::of(target.runs(None, &mut progress)?, input_bytes);
+        let scale = scale(&target, input_bytes, &mut progress)?;
 
         let mut peer_results = Vec::new();
         for (peer, bin) in &peers {
@@ -465,6 +486,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             expected_events: expected,
             weir,
             peers: peer_results,
+            scale,
         });
     }
     progress.clear();
@@ -487,8 +509,9 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         baseline: None,
     };
     print!(
-        "{}",
-        table(&report, &peers.iter().map(|(p, _)| p.name).collect::<Vec<_>>())
+        "{}{}",
+        table(&report, &peers.iter().map(|(p, _)| p.name).collect::<Vec<_>>()),
+        scale_table(&report)
     );
     let mut outcome = Outcome::Ok;
     if let Some((path, base)) = &baseline {
@@ -550,71 +573,140 @@ const KAFKA_PARTITIONS: u32 = 3;
 /// How long the read-back of a produced topic waits for more before it ends.
 const READ_BACK_IDLE: Duration = Duration::from_secs(5);
 
-/// Runs `w` `opts.runs` times as `weir run` and checks each run's event count. A Kafka
-/// workload gets its topic (filled first, for `consume`) and, for `produce`, its topic is
-/// read back to count what arrived; neither step is measured.
-fn weir_runs(
-    w: &Workload,
-    opts: &Options,
-    broker: Option<&Broker>,
-    corpus_path: &Path,
-    work_dir: &Path,
+/// What every `weir run` of one workload needs. A Kafka workload gets its topic (filled
+/// first, for `consume`) and, for `produce`, each run's topic is read back to count what
+/// arrived; neither step is measured.
+struct Target<'a> {
+    w: &'a Workload,
+    opts: &'a Options,
+    broker: Option<&'a Broker>,
+    corpus: &'a Path,
+    work_dir: &'a Path,
     expected: u64,
-    progress: &mut Progress,
-) -> Result<Vec<Run>, String> {
-    let output = work_dir.join(format!("{}.out", w.name));
-    let pipeline = work_dir.join(format!("{}.yaml", w.name));
-    let stderr = work_dir.join(format!("{}.stderr", w.name));
-    let base = format!("weir-bench-{}-{}", std::process::id(), w.name);
-    let bootstrap = broker.map_or("", Broker::bootstrap);
-    let fail = |e: String| format!("{}: {e}", w.name);
-    if w.kafka == Some(KafkaRole::Consume) {
-        let broker = broker.ok_or_else(|| fail("no broker".into()))?;
-        broker.create_topic(&base, KAFKA_PARTITIONS).map_err(fail)?;
-        progress.note(&format!("{}: filling topic {base}", w.name));
-        kafka::fill(&opts.weir, work_dir, bootstrap, &base, corpus_path).map_err(fail)?;
+    /// Topic and group names start with this.
+    base: String,
+    /// Runs so far (each produce run gets a fresh topic, each consume run a fresh group).
+    count: std::cell::Cell<usize>,
+}
+
+impl<'a> Target<'a> {
+    fn new(
+        w: &'a Workload,
+        opts: &'a Options,
+        broker: Option<&'a Broker>,
+        (corpus, work_dir): (&'a Path, &'a Path),
+        expected: u64,
+        progress: &mut Progress,
+    ) -> Result<Target<'a>, String> {
+        let base = format!("weir-bench-{}-{}", std::process::id(), w.name);
+        if w.kafka == Some(KafkaRole::Consume) {
+            let broker = broker.ok_or_else(|| format!("{}: no broker", w.name))?;
+            let fail = |e: String| format!("{}: {e}", w.name);
+            broker.create_topic(&base, KAFKA_PARTITIONS).map_err(fail)?;
+            progress.note(&format!("{}: filling topic {base}", w.name));
+            kafka::fill(&opts.weir, work_dir, broker.bootstrap(), &base, corpus).map_err(fail)?;
+        }
+        Ok(Target {
+            w,
+            opts,
+            broker,
+            corpus,
+            work_dir,
+            expected,
+            base,
+            count: std::cell::Cell::new(0),
+        })
     }
-    let produce = w.kafka == Some(KafkaRole::Produce);
-    let mut runs = Vec::new();
-    for i in 0..opts.runs {
-        progress.step(&format!("{}: weir run {}/{}", w.name, i + 1, opts.runs));
-        let (topic, group) = match w.kafka {
-            Some(KafkaRole::Produce) => (format!("{base}-{i}"), String::new()),
-            _ => (base.clone(), format!("{base}-{i}")),
+
+    /// Runs the workload `opts.runs` times (with `--workers N` when given) and checks each
+    /// run's event count.
+    fn runs(&self, workers: Option<usize>, progress: &mut Progress) -> Result<Vec<Run>, String> {
+        let w = self.w;
+        let output = self.work_dir.join(format!("{}.out", w.name));
+        let with = workers.map_or(String::new(), |n| format!(", {n} worker(s)"));
+        let mut runs = Vec::new();
+        for i in 0..self.opts.runs {
+            progress.step(&format!("{}: weir run {}/{}{with}", w.name, i + 1, self.opts.runs));
+            let fail = |e: String| format!("{}: weir run {}{with}: {e}", w.name, i + 1);
+            let run = self.run(workers, &output).map_err(fail)?;
+            if run.events != self.expected {
+                return Err(format!(
+                    "{}: weir run {}{with} wrote {} events, expected {} (pipeline {}.yaml, output kept at {})",
+                    w.name,
+                    i + 1,
+                    run.events,
+                    self.expected,
+                    self.work_dir.join(&w.name).display(),
+                    output.display()
+                ));
+            }
+            runs.push(run);
+        }
+        let _ = std::fs::remove_file(&output);
+        Ok(runs)
+    }
+
+    /// One measured run into `output` (for `produce`, the topic read back into it).
+    fn run(&self, workers: Option<usize>, output: &Path) -> Result<Run, String> {
+        let (w, n) = (self.w, self.count.get());
+        self.count.set(n + 1);
+        let bootstrap = self.broker.map_or("", Broker::bootstrap);
+        let produce = w.kafka == Some(KafkaRole::Produce);
+        let (topic, group) = if produce {
+            (format!("{}-{n}", self.base), String::new())
+        } else {
+            (self.base.clone(), format!("{}-{n}", self.base))
         };
-        if let (true, Some(broker)) = (produce, broker) {
-            broker.create_topic(&topic, KAFKA_PARTITIONS).map_err(fail)?;
+        if let (true, Some(broker)) = (produce, self.broker) {
+            broker.create_topic(&topic, KAFKA_PARTITIONS)?;
         }
         let kafka = [
             ("bootstrap", bootstrap),
             ("topic", topic.as_str()),
             ("group", group.as_str()),
         ];
-        std::fs::write(&pipeline, w.pipeline(corpus_path, &output, &kafka))
+        let pipeline = self.work_dir.join(format!("{}.yaml", w.name));
+        std::fs::write(&pipeline, w.pipeline(self.corpus, output, &kafka))
             .map_err(|e| format!("writing {}: {e}", pipeline.display()))?;
-        let mut cmd = Command::new(&opts.weir);
+        let mut cmd = Command::new(&self.opts.weir);
         cmd.args(["--log-level", "warn", "run", "-c"]).arg(&pipeline);
-        let to_check = (!produce).then_some(output.as_path());
-        let mut run = measure(cmd, None, to_check, &stderr, &w.forbid)
-            .map_err(|e| format!("{}: weir run {}: {e}", w.name, i + 1))?;
+        if let Some(n) = workers {
+            cmd.arg("--workers").arg(n.to_string());
+        }
+        let stderr = self.work_dir.join(format!("{}.stderr", w.name));
+        let to_check = (!produce).then_some(output);
+        let mut run = measure(cmd, None, to_check, &stderr, &w.forbid)?;
         if produce {
-            kafka::read_back(&opts.weir, work_dir, bootstrap, &topic, &output, READ_BACK_IDLE).map_err(fail)?;
-            run.events = check(&output, &w.forbid).map_err(|e| format!("{}: weir run {}: {e}", w.name, i + 1))?;
+            kafka::read_back(
+                &self.opts.weir,
+                self.work_dir,
+                bootstrap,
+                &topic,
+                output,
+                READ_BACK_IDLE,
+            )?;
+            run.events = check(output, &w.forbid)?;
         }
-        if run.events != expected {
-            return Err(format!(
-                "{}: weir run {} wrote {} events, expected {expected} (pipeline {}, output kept at {})",
-                w.name,
-                i + 1,
-                run.events,
-                pipeline.display(),
-                output.display()
-            ));
-        }
-        runs.push(run);
+        Ok(run)
     }
-    let _ = std::fs::remove_file(&output);
-    Ok(runs)
+}
+
+/// With `--scale`: the workload's figures at each worker count, and the speed-up of each
+/// over the first.
+fn scale(target: &Target<'_>, input_bytes: u64, progress: &mut Progress) -> Result<Vec<ScalePoint>, String> {
+    let mut points: Vec<ScalePoint> = Vec::new();
+    for &workers in &target.opts.scale {
+        let figures = Figures::of(target.runs(Some(workers), progress)?, input_bytes);
+        let first = points
+            .first()
+            .map_or(figures.wall_mb_per_s.median, |p| p.figures.wall_mb_per_s.median);
+        points.push(ScalePoint {
+            workers,
+            speedup: figures.wall_mb_per_s.median / first.max(1e-9),
+            figures,
+        });
+    }
+    Ok(points)
 }
 
 /// The corpus of `kind` at `size`/`seed` in `dir`, generated unless already there:
@@ -1118,6 +1210,63 @@ fn table(report: &Report, peers: &[&str]) -> String {
     out
 }
 
+/// The `--scale` table: per workload and worker count, wall MB/s, MB/s per CPU-second and
+/// the speed-up over the first worker count (empty without `--scale`).
+fn scale_table(report: &Report) -> String {
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    for w in report.workloads.iter().filter(|w| !w.scale.is_empty()) {
+        for (i, p) in w.scale.iter().enumerate() {
+            rows.push([
+                if i == 0 { w.name.clone() } else { String::new() },
+                p.workers.to_string(),
+                num(p.figures.wall_mb_per_s.median),
+                num(p.figures.mb_per_cpu_s.median),
+                format!("{:.2}x", p.speedup),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let head = ["workload", "workers", "wall MB/s", "MB/s per CPU-s", "speed-up"].map(String::from);
+    let widths: Vec<usize> = (0..5)
+        .map(|c| {
+            rows.iter()
+                .chain([&head])
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |r: &[String; 5]| {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| match c {
+                0 => format!("{cell:<width$}", width = widths[c]),
+                _ => format!("{cell:>width$}", width = widths[c]),
+            })
+            .collect();
+        cells.join("  ").trim_end().to_string()
+    };
+    let mut out = String::from("\nscaling: weir run --workers N (medians)\n");
+    let _ = writeln!(out, "{}", line(&head));
+    let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 8));
+    for r in &rows {
+        let _ = writeln!(out, "{}", line(r));
+    }
+    let first = report
+        .workloads
+        .iter()
+        .find_map(|w| w.scale.first())
+        .map_or(1, |p| p.workers);
+    let _ = writeln!(
+        out,
+        "speed-up: wall MB/s over that with {first} worker(s); MB/s per CPU-s falls where workers add CPU without adding speed."
+    );
+    out
+}
+
 /// XML text escape.
 fn xml(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -1387,6 +1536,7 @@ mod tests {
                             error: None,
                         }],
                         weir,
+                        scale: Vec::new(),
                     }
                 })
                 .collect(),

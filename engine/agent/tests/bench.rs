@@ -301,3 +301,33 @@ fn kafka_workloads_run_against_a_broker_the_bench_starts() {
         "{stderr}"
     );
 }
+
+#[test]
+fn scale_runs_each_worker_count_and_reports_the_speedup() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let (out, stdout, stderr) = run(bench(dir.path())
+        .args(["-w", "nginx-regex", "--size", "2MiB", "--scale", "1,2", "--json"])
+        .arg(&json));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("scaling: weir run --workers N"), "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let w = &r["workloads"][0];
+    let points = w["scale"].as_array().expect("a scale array");
+    assert_eq!(points.len(), 2);
+    let events = w["expected_events"].as_u64().unwrap();
+    for (p, workers) in points.iter().zip([1, 2]) {
+        assert_eq!(p["workers"], workers);
+        check_figures(&p["figures"], events);
+        assert!(p["speedup"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(
+        points[0]["speedup"].as_f64(),
+        Some(1.0),
+        "the first count is the reference"
+    );
+    // A count of zero workers is refused before anything runs.
+    let (out, _, stderr) = run(bench(dir.path()).args(["-w", "passthrough", "--size", "1MiB", "--scale", "0,2"]));
+    assert!(!out.status.success());
+    assert!(stderr.contains("--scale: worker counts start at 1"), "{stderr}");
+}

@@ -44,6 +44,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
     opts.work_dir = args.work_dir;
     opts.kafka = args.kafka;
     opts.tansu = args.tansu;
+    opts.scale = args.scale;
     if let Some(d) = args.workloads_dir {
         opts.workloads_dir = d;
     }

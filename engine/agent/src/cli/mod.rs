@@ -111,6 +111,10 @@ pub struct BenchArgs {
     /// Where the runs' pipelines and outputs go (default: next to the cache).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Also run each workload with `weir run --workers N` for each of these counts, and
+    /// report the speed-up over the first (e.g. 1,2,4,8,16).
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',')]
+    pub scale: Vec<usize>,
     /// The Kafka-protocol broker of the kafka-* workloads: one running at HOST:PORT.
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "tansu")]
     pub kafka: Option<String>,

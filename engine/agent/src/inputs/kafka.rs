@@ -175,8 +175,9 @@ impl KafkaInputConfig {
         {
             return Err((Pos::of(d), "kafka input: `drain_timeout` must be more than 0".into()));
         }
+        // Each setting's name and value (conflicts show when the consumer is made).
         self.client_config()
-            .create::<BaseConsumer>()
+            .create_native_config()
             .map(|_| ())
             .map_err(|e| (self.client().options_pos(), format!("kafka input: {e}")))
     }

@@ -266,10 +266,12 @@ impl KafkaOutputConfig {
                 return Err((Pos::of(d), "kafka output: `default_topic` is a plain name".into()));
             }
         }
-        // librdkafka checks every setting (names, values) when a client is made.
+        // librdkafka checks every setting's name and value; settings that conflict are
+        // found when the producer is made (at start, and by `weir doctor`). Making a
+        // client here would start its threads for a check.
         let at = self.client().options_pos();
         self.client_config()
-            .create::<rdkafka::producer::BaseProducer>()
+            .create_native_config()
             .map_err(|e| (at, format!("kafka output: {e}")))?;
         Ok(topic)
     }
