@@ -1354,7 +1354,8 @@ pub fn svg(report: &Report) -> String {
         }
         y += gap;
     }
-    let height = y + 40.0;
+    let (scaling, below) = scale_chart(report, left, plot_w, y + 20.0);
+    let height = below + 40.0;
     let width = left + plot_w + 90.0;
     let mut out = String::new();
     let _ = writeln!(
@@ -1390,6 +1391,7 @@ pub fn svg(report: &Report) -> String {
         );
     }
     out.push_str(&body);
+    out.push_str(&scaling);
     let mut lx = left;
     for e in &engines {
         let _ = writeln!(
@@ -1405,6 +1407,53 @@ pub fn svg(report: &Report) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// With `--scale`, the chart's second part from `top` down: per workload, a bar per worker
+/// count, as long as its speed-up of wall MB/s; the SVG elements and where they end.
+fn scale_chart(report: &Report, left: f64, plot_w: f64, top: f64) -> (String, f64) {
+    let rows: Vec<&WorkloadResult> = report.workloads.iter().filter(|w| !w.scale.is_empty()).collect();
+    if rows.is_empty() {
+        return (String::new(), top - 20.0);
+    }
+    let most = rows
+        .iter()
+        .flat_map(|w| &w.scale)
+        .map(|p| p.speedup)
+        .fold(1.0f64, f64::max);
+    let (bar_h, gap) = (16.0, 14.0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<text x="{left}" y="{top:.1}" font-size="14" font-weight="bold">Speed-up of wall MB/s by worker count (weir run --workers N)</text>"#
+    );
+    let mut y = top + 16.0;
+    for w in rows {
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" dominant-baseline="middle">{}</text>"#,
+            left - 10.0,
+            y + w.scale.len() as f64 * bar_h / 2.0,
+            xml(&w.name)
+        );
+        for p in &w.scale {
+            let width = p.speedup / most * plot_w;
+            let mid = y + (bar_h - 2.0) / 2.0;
+            let _ = writeln!(
+                out,
+                r##"<rect x="{left}" y="{y:.1}" width="{width:.1}" height="{:.1}" fill="#38a169"/><text x="{:.1}" y="{mid:.1}" dominant-baseline="middle" font-size="11">{} worker(s): {:.2}x ({} MB/s, {} MB/s per CPU-s)</text>"##,
+                bar_h - 2.0,
+                left + width + 6.0,
+                p.workers,
+                p.speedup,
+                num(p.figures.wall_mb_per_s.median),
+                num(p.figures.mb_per_cpu_s.median)
+            );
+            y += bar_h;
+        }
+        y += gap;
+    }
+    (out, y)
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
@@ -1577,6 +1626,29 @@ mod tests {
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert_eq!(s.matches("<rect x=").count(), 4 + 2, "four bars and two legend keys");
         assert!(s.contains("nginx-regex") && s.contains(">vector<"));
+        assert!(
+            !s.contains("Speed-up") && scale_table(&r).is_empty(),
+            "no scaling without --scale"
+        );
+
+        let mut r = r;
+        let run = r.workloads[0].weir.runs[0];
+        r.workloads[0].scale = [(1, 1.0), (2, 1.9)]
+            .iter()
+            .map(|&(workers, speedup)| ScalePoint {
+                workers,
+                figures: Figures::of(vec![run], 1_000_000),
+                speedup,
+            })
+            .collect();
+        let s = svg(&r);
+        assert!(
+            s.contains("Speed-up of wall MB/s") && s.contains("2 worker(s): 1.90x"),
+            "{s}"
+        );
+        assert_eq!(s.matches("<rect x=").count(), 4 + 2 + 2, "and a bar per worker count");
+        let t = scale_table(&r);
+        assert!(t.contains("passthrough") && t.contains("1.90x"), "{t}");
     }
 
     /// Every config in `perf/peers/<peer>/` parses (after substitution), belongs to a
