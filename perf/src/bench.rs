@@ -836,7 +836,7 @@ fn check(output: &Path, forbid: &[String]) -> Result<u64, String> {
 }
 
 /// The last lines of a child's stderr, for an error message.
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     let text = String::from_utf8_lossy(&text[text.len().saturating_sub(2000)..]).into_owned();
     let lines: Vec<&str> = text.lines().collect();

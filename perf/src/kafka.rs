@@ -151,12 +151,10 @@ fn run_helper(weir: &Path, dir: &Path, name: &str, yaml: &str) -> Result<(), Str
     if status.success() {
         Ok(())
     } else {
-        let text = std::fs::read_to_string(&stderr).unwrap_or_default();
-        let last: Vec<&str> = text.lines().rev().take(5).collect();
         Err(format!(
             "weir run {} failed ({status}): {}",
             config.display(),
-            last.into_iter().rev().collect::<Vec<_>>().join("\n")
+            crate::bench::tail(&stderr)
         ))
     }
 }

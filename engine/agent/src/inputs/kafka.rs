@@ -88,15 +88,25 @@ pub struct KafkaMetadata {
 }
 
 impl KafkaMetadata {
-    /// Names of the fields each message gets on its own, in the order
-    /// [`Reader::add`] gives their values: offset, key, timestamp.
-    fn per_message(&self) -> Vec<&'static str> {
-        [&self.offset, &self.key, &self.timestamp]
-            .into_iter()
-            .flatten()
-            .map(|name| leak(name))
-            .collect()
+    /// The fields each message gets on its own: (name, what).
+    fn per_message(&self) -> Vec<(&'static str, MessageField)> {
+        [
+            (&self.offset, MessageField::Offset),
+            (&self.key, MessageField::Key),
+            (&self.timestamp, MessageField::Timestamp),
+        ]
+        .into_iter()
+        .filter_map(|(name, what)| Some((leak(name.as_ref()?), what)))
+        .collect()
     }
+}
+
+/// What a per-message metadata field holds.
+#[derive(Debug, Clone, Copy)]
+enum MessageField {
+    Offset,
+    Key,
+    Timestamp,
 }
 
 /// `type: kafka` (input).
@@ -216,11 +226,6 @@ impl Input for KafkaInputConfig {
             topic_field: self.metadata.topic.clone(),
             partition_field: self.metadata.partition.clone(),
             message_fields: self.metadata.per_message(),
-            message_values: MessageValues {
-                offset: self.metadata.offset.is_some(),
-                key: self.metadata.key.is_some(),
-                timestamp: self.metadata.timestamp.is_some(),
-            },
             drain_timeout: self.drain_timeout.as_ref().map_or(DEFAULT_DRAIN_TIMEOUT, |d| d.value.0),
         })))
     }
@@ -458,14 +463,6 @@ struct Pending {
     fields: Option<SourceFields>,
 }
 
-/// Which per-message metadata fields a `kafka` input sets.
-#[derive(Debug, Clone, Copy)]
-struct MessageValues {
-    offset: bool,
-    key: bool,
-    timestamp: bool,
-}
-
 /// The running `kafka` input.
 #[derive(Debug)]
 struct KafkaSource {
@@ -473,10 +470,8 @@ struct KafkaSource {
     topics: Vec<String>,
     topic_field: Option<String>,
     partition_field: Option<String>,
-    /// Names of the fields each message gets ([`KafkaMetadata::per_message`]).
-    message_fields: Vec<&'static str>,
-    /// Which of them.
-    message_values: MessageValues,
+    /// The fields each message gets ([`KafkaMetadata::per_message`]).
+    message_fields: Vec<(&'static str, MessageField)>,
     drain_timeout: Duration,
 }
 
@@ -636,25 +631,20 @@ impl Reader<'_, '_> {
         let fields = (!source.message_fields.is_empty()).then(|| {
             let framed = &mut p.framed;
             if framed.field_names.is_empty() {
-                framed.field_names = source.message_fields.clone();
+                framed.field_names = source.message_fields.iter().map(|(name, _)| *name).collect();
             }
             let first = framed.fields.len() as u32;
-            let want = source.message_values;
-            if want.offset {
-                framed.fields.push(Value::Int(offset));
-            }
-            if want.key {
-                framed.fields.push(match m.key() {
-                    Some(key) => {
+            for (_, what) in &source.message_fields {
+                let value = match what {
+                    MessageField::Offset => Value::Int(offset),
+                    MessageField::Key => m.key().map_or(Value::Null, |key| {
                         let span = Span::new(Buf::Arena, framed.arena.len(), key.len());
                         framed.arena.extend_from_slice(key);
                         Value::Str(span)
-                    }
-                    None => Value::Null,
-                });
-            }
-            if want.timestamp {
-                framed.fields.push(millis.map_or(Value::Null, Value::Int));
+                    }),
+                    MessageField::Timestamp => millis.map_or(Value::Null, Value::Int),
+                };
+                framed.fields.push(value);
             }
             first
         });
