@@ -15,6 +15,7 @@
 //! - [`delivery`]: file identity, checkpoints, acknowledgements, the crash-loop guard;
 //! - [`net`]: what network components share (Kafka client settings);
 //! - [`admin`]: the `/health` and `/metrics` endpoint;
+//! - [`secrets`]: `${NAME}` from the environment, and redaction of secrets in all output;
 //! - [`cli`]: the commands beyond `run` (`doctor`, `plugin`, `bench`/`gen` wiring).
 
 pub mod admin;
@@ -25,3 +26,4 @@ pub mod inputs;
 pub mod net;
 pub mod outputs;
 pub mod runtime;
+pub mod secrets;

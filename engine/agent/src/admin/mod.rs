@@ -52,7 +52,7 @@ impl Admin {
                 (405, "text/plain", "only GET\n".to_string())
             };
             let header = tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
-            let response = tiny_http::Response::from_string(body)
+            let response = tiny_http::Response::from_string(crate::secrets::redact(&body))
                 .with_status_code(status)
                 .with_header(header);
             if let Err(e) = request.respond(response) {

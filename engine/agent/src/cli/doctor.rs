@@ -81,11 +81,12 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds a finding, secrets redacted ([`crate::secrets`]).
     fn add(&mut self, status: Status, subject: impl Into<String>, detail: impl Into<String>) {
         self.findings.push(Finding {
             status,
-            subject: subject.into(),
-            detail: detail.into(),
+            subject: crate::secrets::redact(&subject.into()).into_owned(),
+            detail: crate::secrets::redact(&detail.into()).into_owned(),
         });
     }
 

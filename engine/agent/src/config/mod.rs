@@ -148,7 +148,8 @@ pub fn data_dir(cfg: &PipelineConfig) -> PathBuf {
     }
 }
 
-/// Reads and parses `file`.
+/// Reads `file`, expands `${NAME}` from the environment (see [`crate::secrets`]) and parses
+/// it.
 pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
         file: file.to_path_buf(),
@@ -156,12 +157,30 @@ pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
         column: 0,
         message: format!("cannot read the pipeline file: {e}"),
     })?;
-    let config = parse(&text).map_err(|(pos, message)| ConfigError {
+    let expanded =
+        crate::secrets::expand(&text, |name| std::env::var(name).ok()).map_err(|(line, column, message)| {
+            ConfigError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        })?;
+    for (name, value) in &expanded.vars {
+        crate::secrets::register(value, &format!("${{{name}}}"));
+    }
+    let config = parse(&expanded.text).map_err(|(pos, message)| ConfigError {
         file: file.to_path_buf(),
         line: pos.line,
         column: pos.column,
         message,
     })?;
+    for secret in config.inputs.iter().flat_map(|i| i.value.get().secrets()) {
+        crate::secrets::register(secret, "***");
+    }
+    for secret in config.outputs.iter().flat_map(|o| o.value.get().secrets()) {
+        crate::secrets::register(secret, "***");
+    }
     Ok(Loaded {
         file: file.to_path_buf(),
         config,

@@ -32,7 +32,8 @@ use weir_core::units::Dur;
 use super::{ChunkPayload, Input, Reading, Run, RunContext, SourceChunk, SourceFields};
 use crate::config::error::{ConfigError, Pos};
 use crate::delivery::{Ack, SourceAcks};
-use crate::net::kafka::{Client, KafkaSaslConfig, KafkaTlsConfig};
+use crate::net::kafka::{Client, KafkaSaslConfig};
+use crate::net::tls::TlsConfig;
 
 /// Bytes of messages in one chunk of a partition.
 const CHUNK_BYTES: usize = 256 << 10;
@@ -138,7 +139,7 @@ pub struct KafkaInputConfig {
     pub sasl: Option<KafkaSaslConfig>,
     /// TLS to the brokers.
     #[serde(default)]
-    pub tls: Option<KafkaTlsConfig>,
+    pub tls: Option<TlsConfig>,
     /// librdkafka settings passed as they are (they win over the ones above).
     #[serde(default)]
     pub librdkafka_options: Option<Spanned<BTreeMap<String, String>>>,
@@ -194,6 +195,10 @@ impl KafkaInputConfig {
 }
 
 impl Input for KafkaInputConfig {
+    fn secrets(&self) -> Vec<&str> {
+        self.sasl.iter().map(|s| s.password.as_str()).collect()
+    }
+
     fn validate(&self, _at: Pos, file: &Path) -> Result<(), ConfigError> {
         self.check().map_err(|(pos, msg)| ConfigError::at(file, pos, msg))
     }

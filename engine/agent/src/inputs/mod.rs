@@ -46,6 +46,12 @@ pub trait Input {
         let _ = keys;
         None
     }
+
+    /// Credentials in its config (passwords, tokens), kept out of everything Weir prints
+    /// ([`crate::secrets`]).
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
 }
 
 /// How an input is read.

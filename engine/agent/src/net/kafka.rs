@@ -7,6 +7,7 @@ use rdkafka::config::ClientConfig;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::tls::{TlsConfig, TlsVersion};
 use crate::config::error::Pos;
 
 /// `sasl:`.
@@ -21,28 +22,6 @@ pub struct KafkaSaslConfig {
     pub password: String,
 }
 
-/// `tls:`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaTlsConfig {
-    /// CA certificates (PEM) to verify the brokers with (default: the system's).
-    #[serde(default)]
-    pub ca_file: Option<String>,
-    /// Client certificate (PEM), for brokers that authenticate clients.
-    #[serde(default)]
-    pub cert_file: Option<String>,
-    /// The client certificate's key (PEM).
-    #[serde(default)]
-    pub key_file: Option<String>,
-    /// Verify the brokers' certificates and host names (default true).
-    #[serde(default = "yes")]
-    pub verify: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// The settings every Kafka client of a pipeline has, borrowed from its config.
 #[derive(Debug, Clone, Copy)]
 pub struct Client<'a> {
@@ -51,7 +30,7 @@ pub struct Client<'a> {
     /// `sasl`.
     pub sasl: &'a Option<KafkaSaslConfig>,
     /// `tls`.
-    pub tls: &'a Option<KafkaTlsConfig>,
+    pub tls: &'a Option<TlsConfig>,
     /// `librdkafka_options`.
     pub options: &'a Option<Spanned<BTreeMap<String, String>>>,
 }
@@ -77,16 +56,18 @@ impl Client<'_> {
         if let Some(t) = self.tls {
             for (key, value) in [
                 ("ssl.ca.location", &t.ca_file),
-                ("ssl.certificate.location", &t.cert_file),
+                ("ssl.certificate.location", &t.crt_file),
                 ("ssl.key.location", &t.key_file),
             ] {
                 if let Some(v) = value {
-                    c.set(key, v);
+                    c.set(key, v.value.to_string_lossy());
                 }
             }
-            if !t.verify {
-                c.set("enable.ssl.certificate.verification", "false")
-                    .set("ssl.endpoint.identification.algorithm", "none");
+            if !t.verify_certificate {
+                c.set("enable.ssl.certificate.verification", "false");
+            }
+            if !t.verify_hostname || !t.verify_certificate {
+                c.set("ssl.endpoint.identification.algorithm", "none");
             }
         }
         more(&mut c);
@@ -117,7 +98,34 @@ impl Client<'_> {
                 ),
             ));
         }
+        if let Some(tls) = self.tls {
+            Self::check_tls(tls, what)?;
+        }
         Ok(())
+    }
+
+    /// The `tls:` keys librdkafka (OpenSSL) can honour, and readable files.
+    fn check_tls(tls: &TlsConfig, what: &str) -> Result<(), (Pos, String)> {
+        if let Some(name) = &tls.server_name {
+            return Err((
+                Pos::of(name),
+                format!(
+                    "{what}: tls.server_name is not supported: librdkafka verifies each broker's advertised host name"
+                ),
+            ));
+        }
+        if let Some(v) = &tls.min_version
+            && v.value != TlsVersion::V1_2
+        {
+            return Err((
+                Pos::of(v),
+                format!(
+                    "{what}: tls.min_version cannot be raised for Kafka (librdkafka takes OpenSSL's minimum, TLS 1.2)"
+                ),
+            ));
+        }
+        // The same file checks as every other TLS client, so a bad file is named here.
+        tls.client(what).map(|_| ())
     }
 
     /// Where an error librdkafka finds in the settings is reported: `librdkafka_options`

@@ -11,7 +11,9 @@
 //!
 //! Rejected events are counted, not routed to `dead_letter`: the sink sees encoded lines.
 //!
-//! Only `http://` is supported: this build has no TLS.
+//! `https://` URIs speak TLS with the `tls:` block ([`crate::net::tls`]); `auth:` (basic or
+//! bearer) or Elasticsearch's `api_key` set the `Authorization` header. Credentials are
+//! secrets: they never appear in logs, errors or `weir doctor` ([`crate::secrets`]).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -26,6 +28,7 @@ use weir_core::units::{ByteSize, Dur};
 
 use super::{Format, Output, OutputStats, Sink};
 use crate::config::error::{ConfigError, Pos};
+use crate::net::tls::{TlsClient, TlsConfig};
 
 /// Default `batch.max_bytes`: event bytes per request.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 20;
@@ -98,6 +101,53 @@ pub struct HttpRetryConfig {
     pub max_backoff: Option<Spanned<Dur>>,
 }
 
+/// How requests authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthStrategy {
+    /// `Authorization: Basic base64(user:password)`.
+    Basic,
+    /// `Authorization: Bearer TOKEN`.
+    Bearer,
+}
+
+/// `auth:` of an http output.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpAuthConfig {
+    /// `basic` (with `user` and `password`) or `bearer` (with `token`).
+    pub strategy: Spanned<AuthStrategy>,
+    /// The user, for `basic`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The password, for `basic`; a secret.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The token, for `bearer`; a secret.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl HttpAuthConfig {
+    /// The `Authorization` header value, or what is missing.
+    fn header(&self) -> Result<String, String> {
+        use base64::Engine as _;
+        match (self.strategy.value, &self.user, &self.password, &self.token) {
+            (AuthStrategy::Basic, Some(user), Some(password), None) => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                Ok(format!("Basic {encoded}"))
+            }
+            (AuthStrategy::Basic, _, _, _) => {
+                Err("http output: `auth.strategy: basic` takes `user` and `password` (and no `token`)".into())
+            }
+            (AuthStrategy::Bearer, None, None, Some(token)) => Ok(format!("Bearer {token}")),
+            (AuthStrategy::Bearer, _, _, _) => {
+                Err("http output: `auth.strategy: bearer` takes `token` (and no `user` or `password`)".into())
+            }
+        }
+    }
+}
+
 /// `type: http`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,8 +155,17 @@ pub struct HttpOutputConfig {
     /// A name, for the pipeline's `dead_letter`, metrics and logs.
     #[serde(default)]
     pub name: Option<String>,
-    /// Where requests are POSTed: `http://host:port/path`.
+    /// Where requests are POSTed: `http://host:port/path` or `https://...`.
     pub uri: Spanned<String>,
+    /// TLS settings for an `https://` uri (default: the system's CAs, names verified).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Basic or bearer authentication.
+    #[serde(default)]
+    pub auth: Option<HttpAuthConfig>,
+    /// An Elasticsearch API key (the base64 `encoded` form): `Authorization: ApiKey KEY`.
+    #[serde(default)]
+    pub api_key: Option<Spanned<String>>,
     /// `json_lines` (default) or `es_bulk`.
     #[serde(default)]
     pub encoding: HttpEncoding,
@@ -168,7 +227,72 @@ impl HttpOutputConfig {
         self.check_uri()?;
         self.check_encoding()?;
         self.check_headers()?;
+        self.authorization()?;
+        self.tls_client()?;
         self.check_limits()
+    }
+
+    /// The `Authorization` header from `auth` or `api_key`, if any.
+    fn authorization(&self) -> Result<Option<String>, (Pos, String)> {
+        let configured = self
+            .headers
+            .as_ref()
+            .filter(|h| h.value.keys().any(|k| k.eq_ignore_ascii_case("authorization")));
+        match (&self.auth, &self.api_key, configured) {
+            (Some(auth), Some(_), _) | (Some(auth), None, Some(_)) => Err((
+                Pos::of(&auth.strategy),
+                "http output: `auth` and `api_key` (or an `Authorization` header) both set the                  Authorization header: keep one"
+                    .into(),
+            )),
+            (None, Some(key), Some(_)) => Err((
+                Pos::of(key),
+                "http output: `api_key` and an `Authorization` header cannot both be set".into(),
+            )),
+            (Some(auth), None, None) => auth.header().map(Some).map_err(|m| (Pos::of(&auth.strategy), m)),
+            (None, Some(key), None) if key.value.trim().is_empty() => {
+                Err((Pos::of(key), "http output: `api_key` is empty".into()))
+            }
+            (None, Some(key), None) => Ok(Some(format!("ApiKey {}", key.value.trim()))),
+            (None, None, _) => Ok(None),
+        }
+    }
+
+    /// The TLS client for an `https://` uri (`tls:` or the defaults); none for `http://`.
+    fn tls_client(&self) -> Result<Option<TlsClient>, (Pos, String)> {
+        let https = self.uri.value.starts_with("https://");
+        match (&self.tls, https) {
+            (Some(tls), true) => tls.client("http output").map(Some),
+            (None, true) => TlsConfig::default().client("http output").map(Some),
+            (Some(_), false) => Err((
+                Pos::of(&self.uri),
+                "http output: `tls` is set but `uri` is http://; use https://".into(),
+            )),
+            (None, false) => Ok(None),
+        }
+    }
+
+    /// The credentials this output holds, for [`crate::secrets`] to keep out of output.
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut found = Vec::new();
+        if let Some(auth) = &self.auth {
+            found.extend(auth.password.as_deref());
+            found.extend(auth.token.as_deref());
+        }
+        found.extend(self.api_key.as_ref().map(|k| k.value.as_str()));
+        for (name, value) in self.headers.iter().flat_map(|h| h.value.iter()) {
+            if name.eq_ignore_ascii_case("authorization") {
+                found.push(value);
+            }
+        }
+        // The password of `https://user:password@host/...`.
+        let authority = self.uri.value.split_once("://").map_or("", |(_, rest)| rest);
+        let authority = authority.split('/').next().unwrap_or_default();
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            found.push(password);
+        }
+        found
     }
 
     /// `uri` is an http:// URI with a host.
@@ -180,22 +304,14 @@ impl HttpOutputConfig {
                 format!("http output: `uri` {:?} is not a URI: {e}", self.uri.value),
             )
         })?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err((
-                    uri_pos,
-                    "http output: https is not supported (this build has no TLS); use an http:// uri, \
-                     e.g. through a local TLS-terminating proxy"
-                        .to_string(),
-                ));
-            }
-            _ => {
-                return Err((
-                    uri_pos,
-                    format!("http output: `uri` must start with http:// (got {:?})", self.uri.value),
-                ));
-            }
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err((
+                uri_pos,
+                format!(
+                    "http output: `uri` must start with http:// or https:// (got {:?})",
+                    self.uri.value
+                ),
+            ));
         }
         if uri.host().is_none_or(str::is_empty) {
             return Err((uri_pos, format!("http output: `uri` {:?} has no host", self.uri.value)));
@@ -291,6 +407,8 @@ impl HttpOutputConfig {
     /// Builds the sink. Nothing is connected yet: the first request connects.
     pub fn open(&self, stats: &Arc<OutputStats>, stop: &Arc<AtomicBool>) -> anyhow::Result<HttpSink> {
         self.check().map_err(|(_, msg)| anyhow::anyhow!(msg))?;
+        let tls = self.tls_client().map_err(|(_, msg)| anyhow::anyhow!(msg))?;
+        let authorization = self.authorization().map_err(|(_, msg)| anyhow::anyhow!(msg))?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -314,6 +432,7 @@ impl HttpOutputConfig {
                 headers.push((name.clone(), value.clone()));
             }
         }
+        headers.extend(authorization.map(|a| ("authorization".to_string(), a)));
         let content_type = content_type.unwrap_or_else(|| "application/x-ndjson".into());
         let (initial_backoff, max_backoff) = self.backoff();
         let label = match &self.name {
@@ -322,7 +441,7 @@ impl HttpOutputConfig {
         };
         Ok(HttpSink {
             client: Client {
-                agent: config.into(),
+                agent: crate::net::https::agent(config, tls),
                 uri: self.uri.value.clone(),
                 headers,
                 content_type,
@@ -361,6 +480,10 @@ impl Output for HttpOutputConfig {
 
     fn open(&self, stats: &Arc<OutputStats>, abort: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn Sink>> {
         Ok(Box::new(HttpOutputConfig::open(self, stats, abort)?))
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        HttpOutputConfig::secrets(self)
     }
 }
 
@@ -424,7 +547,10 @@ impl Client {
             Ok(resp) => resp,
             Err(e) => {
                 return Outcome::Retry {
-                    reason: e.to_string(),
+                    reason: match e {
+                        ureq::Error::Io(e) => e.to_string(), // not "io: ..."
+                        e => e.to_string(),
+                    },
                     retry_after: None,
                 };
             }
@@ -951,15 +1077,37 @@ mod tests {
     }
 
     #[test]
+    fn auth_sets_the_authorization_header() {
+        let header = |yaml: &str| {
+            let cfg: HttpOutputConfig = serde_saphyr::from_str(yaml).unwrap();
+            cfg.authorization().unwrap()
+        };
+        let basic = header("uri: https://x/\nauth: { strategy: basic, user: weir, password: s3cr3t }\n");
+        assert_eq!(basic.as_deref(), Some("Basic d2VpcjpzM2NyM3Q="));
+        let bearer = header("uri: https://x/\nauth: { strategy: bearer, token: t0k3n }\n");
+        assert_eq!(bearer.as_deref(), Some("Bearer t0k3n"));
+        assert_eq!(header("uri: https://x/\napi_key: abc=\n").as_deref(), Some("ApiKey abc="));
+        assert_eq!(header("uri: https://x/\n"), None);
+    }
+
+    #[test]
     fn config_errors_name_the_key() {
         let check = |yaml: &str| {
             let cfg: HttpOutputConfig = serde_saphyr::from_str(yaml).unwrap();
             cfg.check().map_err(|(pos, msg)| (pos.line, msg))
         };
         assert!(check("uri: http://localhost:9200/_bulk\nencoding: es_bulk\nindex: logs\n").is_ok());
-        let (line, msg) = check("uri: https://example.invalid/\n").unwrap_err();
+        assert!(check("uri: https://example.invalid/\n").is_ok(), "https with the system's CAs");
+        let (line, msg) = check("uri: http://x/\ntls: { verify_hostname: false }\n").unwrap_err();
         assert_eq!(line, 1);
-        assert!(msg.contains("https is not supported"), "{msg}");
+        assert!(msg.contains("use https://"), "{msg}");
+        let (line, msg) = check("uri: https://x/\nauth: { strategy: basic, user: a }\n").unwrap_err();
+        assert_eq!(line, 2);
+        assert!(msg.contains("takes `user` and `password`"), "{msg}");
+        let both = "uri: https://x/\napi_key: abcd\nheaders: { Authorization: x }\n";
+        assert!(check(both).unwrap_err().1.contains("cannot both be set"));
+        let (_, msg) = check("uri: https://x/\nauth: { strategy: bearer, token: t0k3n }\napi_key: k\n").unwrap_err();
+        assert!(msg.contains("keep one"), "{msg}");
         assert!(check("uri: ftp://x/\n").unwrap_err().1.contains("http://"));
         assert!(
             check("uri: http://x/\nencoding: es_bulk\n")

@@ -33,7 +33,8 @@ use weir_core::units::{ByteSize, Dur};
 
 use super::{DeadLetter, DeadLetters, Format, Output, OutputStats, Sink};
 use crate::config::error::{ConfigError, Pos};
-use crate::net::kafka::{Client, KafkaSaslConfig, KafkaTlsConfig};
+use crate::net::kafka::{Client, KafkaSaslConfig};
+use crate::net::tls::TlsConfig;
 
 /// Default `batch.max_bytes` (librdkafka's `batch.size`).
 pub const DEFAULT_BATCH_BYTES: u64 = 1 << 20;
@@ -130,7 +131,7 @@ pub struct KafkaOutputConfig {
     pub sasl: Option<KafkaSaslConfig>,
     /// TLS to the brokers.
     #[serde(default)]
-    pub tls: Option<KafkaTlsConfig>,
+    pub tls: Option<TlsConfig>,
     /// librdkafka settings passed as they are (they win over the ones above).
     #[serde(default)]
     pub librdkafka_options: Option<Spanned<BTreeMap<String, String>>>,
@@ -300,6 +301,10 @@ impl KafkaOutputConfig {
 }
 
 impl Output for KafkaOutputConfig {
+    fn secrets(&self) -> Vec<&str> {
+        self.sasl.iter().map(|s| s.password.as_str()).collect()
+    }
+
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }

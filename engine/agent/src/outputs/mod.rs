@@ -35,6 +35,12 @@ pub trait Output {
     /// Opens its sink. `stats` are the output's counters; `abort` is set when the shutdown
     /// deadline passes, so a sink that is retrying gives up.
     fn open(&self, stats: &Arc<OutputStats>, abort: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn Sink>>;
+
+    /// Credentials in its config (passwords, tokens), kept out of everything Weir prints
+    /// ([`crate::secrets`]).
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
 }
 
 /// How events are written.
