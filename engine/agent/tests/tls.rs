@@ -5,9 +5,9 @@
 //! client certificates (mutual TLS) gets one when `crt_file`/`key_file` are set, and the
 //! failure without them says so. The API key never shows in the output.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,42 +15,31 @@ mod support;
 
 use support::agent::{WEIR, weir_run};
 use support::certs::{Pki, generate};
+use support::python::PyServer;
 
 const API_KEY: &str = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==";
 const PASSWORD: &str = "pw-Zq81-never-printed";
 const LINES: usize = 2_000;
 
 /// The Python HTTPS server of `support/https_server.py`.
-struct PyServer {
-    child: Child,
+struct HttpsServer {
+    /// Killed when dropped.
+    _server: PyServer,
     port: u16,
     record: PathBuf,
 }
 
-impl PyServer {
-    fn start(dir: &Path, (crt, key): &(PathBuf, PathBuf), client_ca: Option<&Path>) -> PyServer {
+impl HttpsServer {
+    fn start(dir: &Path, (crt, key): &(PathBuf, PathBuf), client_ca: Option<&Path>) -> HttpsServer {
         let record = dir.join(format!("record-{}.jsonl", rand_suffix()));
-        let mut cmd = Command::new("python3");
-        cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/https_server.py"))
-            .args([crt, key, &record])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(ca) = client_ca {
-            cmd.arg(ca);
+        let mut args = vec![crt.as_os_str(), key.as_os_str(), record.as_os_str()];
+        args.extend(client_ca.map(Path::as_os_str));
+        let server = PyServer::start("https_server.py", &args, None);
+        HttpsServer {
+            port: server.port,
+            _server: server,
+            record,
         }
-        let mut child = cmd
-            .spawn()
-            .expect("python3 runs the test's HTTPS server (scripts/test needs python3)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the HTTPS server did not start: {line:?}"));
-        PyServer { child, port, record }
     }
 
     /// (Authorization header, body) of each request it accepted.
@@ -65,13 +54,6 @@ impl PyServer {
                 )
             })
             .collect()
-    }
-}
-
-impl Drop for PyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -152,7 +134,7 @@ fn run(pipeline: &Path, dir: &Path, stop_when: Option<&str>) -> (bool, String) {
 }
 
 /// Every line, once, in `_bulk` bodies that carried the API key.
-fn assert_delivered(server: &PyServer) {
+fn assert_delivered(server: &HttpsServer) {
     let mut numbers = Vec::new();
     for (authorization, body) in server.requests() {
         assert_eq!(authorization.as_deref(), Some(format!("ApiKey {API_KEY}").as_str()));
@@ -175,7 +157,7 @@ fn setup() -> (tempfile::TempDir, Pki) {
 #[test]
 fn https_bulk_with_the_generated_ca_delivers_every_line_and_hides_the_api_key() {
     let (dir, pki) = setup();
-    let server = PyServer::start(dir.path(), &pki.server, None);
+    let server = HttpsServer::start(dir.path(), &pki.server, None);
     let tls = format!("{{ ca_file: \"{}\" }}", pki.ca.display());
     let (ok, stderr) = run(&pipeline(dir.path(), server.port, &tls), dir.path(), None);
     assert!(ok, "{stderr}");
@@ -186,7 +168,7 @@ fn https_bulk_with_the_generated_ca_delivers_every_line_and_hides_the_api_key() 
 #[test]
 fn server_name_verifies_a_certificate_for_another_name() {
     let (dir, pki) = setup();
-    let server = PyServer::start(dir.path(), &pki.other_host, None);
+    let server = HttpsServer::start(dir.path(), &pki.other_host, None);
     let tls = format!("{{ ca_file: \"{}\", server_name: other.example }}", pki.ca.display());
     let (ok, stderr) = run(&pipeline(dir.path(), server.port, &tls), dir.path(), None);
     assert!(ok, "{stderr}");
@@ -211,7 +193,7 @@ fn a_wrong_ca_an_expired_certificate_and_a_wrong_host_are_named() {
         ),
     ];
     for (identity, ca, reason) in cases {
-        let server = PyServer::start(dir.path(), identity, None);
+        let server = HttpsServer::start(dir.path(), identity, None);
         let tls = format!("{{ ca_file: \"{}\" }}", ca.display());
         let (ok, stderr) = run(&pipeline(dir.path(), server.port, &tls), dir.path(), Some("retrying"));
         assert!(!ok, "the run must fail: {reason}\n{stderr}");
@@ -232,7 +214,7 @@ fn a_wrong_ca_an_expired_certificate_and_a_wrong_host_are_named() {
 #[test]
 fn mutual_tls_required_by_the_server() {
     let (dir, pki) = setup();
-    let server = PyServer::start(dir.path(), &pki.server, Some(&pki.ca));
+    let server = HttpsServer::start(dir.path(), &pki.server, Some(&pki.ca));
     let without = format!("{{ ca_file: \"{}\" }}", pki.ca.display());
     let (ok, stderr) = run(
         &pipeline(dir.path(), server.port, &without),

@@ -642,6 +642,7 @@ fn check_outputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
             OutputConfig::Stdout(_) => report.add(Status::Pass, subject, "standard output is always there"),
             OutputConfig::File(c) => check_file_output(&c.path.value, &subject, report),
             OutputConfig::Http(c) => check_http_output(&c.uri.value, &subject, opts, report),
+            OutputConfig::Opentelemetry(c) => check_http_output(&c.endpoint.value, &subject, opts, report),
             OutputConfig::Kafka(c) => {
                 let fixed = (!c.topic.value.contains('{')).then_some(c.topic.value.as_str());
                 check_kafka(c.client(), fixed.as_slice(), &subject, opts, report);

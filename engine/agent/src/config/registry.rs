@@ -36,6 +36,7 @@ use crate::outputs::Output;
 use crate::outputs::file::FileOutputConfig;
 use crate::outputs::http::HttpOutputConfig;
 use crate::outputs::kafka::KafkaOutputConfig;
+use crate::outputs::opentelemetry::OpentelemetryOutputConfig;
 use crate::outputs::stdout::StdoutConfig;
 
 /// Defines one family's enum: a variant per `"type" => Variant(Config)` line, its
@@ -178,6 +179,8 @@ registry! {
         "http" => Http(HttpOutputConfig),
         /// `kafka`: each event a Kafka message, acknowledged by the broker.
         "kafka" => Kafka(KafkaOutputConfig),
+        /// `opentelemetry`: events as OTLP/HTTP logs (protobuf or JSON).
+        "opentelemetry" => Opentelemetry(OpentelemetryOutputConfig),
     }
 }
 

@@ -125,7 +125,9 @@ impl Client<'_> {
             ));
         }
         // The same file checks as every other TLS client, so a bad file is named here.
-        tls.client(what).map(|_| ())
+        tls.client()
+            .map(|_| ())
+            .map_err(|(pos, msg)| (pos, format!("{what}: {msg}")))
     }
 
     /// Where an error librdkafka finds in the settings is reported: `librdkafka_options`

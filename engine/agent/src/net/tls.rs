@@ -43,7 +43,7 @@ pub enum TlsVersion {
 }
 
 /// `tls:` of a client or a server.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// CA certificates (PEM) to verify the peer with; a client defaults to the system's, a
@@ -131,41 +131,34 @@ impl TlsConfig {
 
     /// The certificate chain and key, when both are given (one without the other is an
     /// error).
-    fn identity(&self, what: &str) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsError> {
+    fn identity(&self) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsError> {
         match (&self.crt_file, &self.key_file) {
             (None, None) => Ok(None),
             (Some(crt), Some(key)) => {
-                let chain = read_certs(&crt.value).map_err(|m| (Pos::of(crt), format!("{what}: tls.crt_file {m}")))?;
+                let chain = read_certs(&crt.value).map_err(|m| (Pos::of(crt), format!("tls.crt_file {m}")))?;
                 let private = PrivateKeyDer::from_pem_file(&key.value).map_err(|e| {
                     (
                         Pos::of(key),
-                        format!(
-                            "{what}: tls.key_file {}: {}",
-                            key.value.display(),
-                            pem_error(e, "PRIVATE KEY")
-                        ),
+                        format!("tls.key_file {}: {}", key.value.display(), pem_error(e, "PRIVATE KEY")),
                     )
                 })?;
                 Ok(Some((chain, private)))
             }
-            (Some(crt), None) => Err((Pos::of(crt), format!("{what}: tls.crt_file needs tls.key_file"))),
-            (None, Some(key)) => Err((Pos::of(key), format!("{what}: tls.key_file needs tls.crt_file"))),
+            (Some(crt), None) => Err((Pos::of(crt), "tls.crt_file needs tls.key_file".into())),
+            (None, Some(key)) => Err((Pos::of(key), "tls.key_file needs tls.crt_file".into())),
         }
     }
 
     /// The roots to trust: `ca_file`, or the system's CA certificates.
-    fn roots(&self, what: &str) -> Result<(RootCertStore, String), TlsError> {
+    fn roots(&self) -> Result<(RootCertStore, String), TlsError> {
         let mut store = RootCertStore::empty();
         if let Some(ca) = &self.ca_file {
-            let certs = read_certs(&ca.value).map_err(|m| (Pos::of(ca), format!("{what}: tls.ca_file {m}")))?;
+            let certs = read_certs(&ca.value).map_err(|m| (Pos::of(ca), format!("tls.ca_file {m}")))?;
             for cert in certs {
                 store.add(cert).map_err(|e| {
                     (
                         Pos::of(ca),
-                        format!(
-                            "{what}: tls.ca_file {}: not a usable CA certificate: {e}",
-                            ca.value.display()
-                        ),
+                        format!("tls.ca_file {}: not a usable CA certificate: {e}", ca.value.display()),
                     )
                 })?;
             }
@@ -176,21 +169,20 @@ impl TlsConfig {
         if added == 0 {
             return Err((
                 self.pos(),
-                format!(
-                    "{what}: the system has no CA certificates to verify servers with (install the \
-                     ca-certificates package, or set tls.ca_file)"
-                ),
+                "the system has no CA certificates to verify servers with (install the \
+                 ca-certificates package, or set tls.ca_file)"
+                    .into(),
             ));
         }
         Ok((store, "the system's CA certificates".into()))
     }
 
-    /// Builds the client side; `what` ("http output") starts every error message.
-    pub fn client(&self, what: &str) -> Result<TlsClient, TlsError> {
-        let (roots, roots_from) = self.roots(what)?;
+    /// Builds the client side. Errors name the key and file; the caller adds its own name.
+    pub fn client(&self) -> Result<TlsClient, TlsError> {
+        let (roots, roots_from) = self.roots()?;
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
-            .map_err(|e| (self.pos(), format!("{what}: tls: {e}")))?;
+            .map_err(|e| (self.pos(), format!("tls: {e}")))?;
         let verifier = Arc::new(Verifier {
             inner: webpki,
             verify_certificate: self.verify_certificate,
@@ -198,14 +190,14 @@ impl TlsConfig {
         });
         let builder = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(self.versions())
-            .map_err(|e| (self.pos(), format!("{what}: tls: {e}")))?
+            .map_err(|e| (self.pos(), format!("tls: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
-        let config = match self.identity(what)? {
+        let config = match self.identity()? {
             Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
                 (
                     pos_of(&self.key_file),
-                    format!("{what}: tls.key_file does not go with tls.crt_file: {e}"),
+                    format!("tls.key_file does not go with tls.crt_file: {e}"),
                 )
             })?,
             None => builder.with_no_client_auth(),
@@ -214,7 +206,7 @@ impl TlsConfig {
             Some(name) => Some(ServerName::try_from(name.value.clone()).map_err(|_| {
                 (
                     Pos::of(name),
-                    format!("{what}: tls.server_name {:?} is not a host name", name.value),
+                    format!("tls.server_name {:?} is not a host name", name.value),
                 )
             })?),
             None => None,
@@ -228,22 +220,19 @@ impl TlsConfig {
 
     /// Builds the server side: `crt_file` and `key_file` are required; with `ca_file`,
     /// clients must present a certificate signed by it.
-    pub fn server(&self, what: &str) -> Result<Arc<ServerConfig>, TlsError> {
-        let Some((chain, key)) = self.identity(what)? else {
-            return Err((
-                self.pos(),
-                format!("{what}: a TLS listener needs tls.crt_file and tls.key_file"),
-            ));
+    pub fn server(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let Some((chain, key)) = self.identity()? else {
+            return Err((self.pos(), "a TLS listener needs tls.crt_file and tls.key_file".into()));
         };
         let builder = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(self.versions())
-            .map_err(|e| (self.pos(), format!("{what}: tls: {e}")))?;
+            .map_err(|e| (self.pos(), format!("tls: {e}")))?;
         let builder = match &self.ca_file {
             Some(_) => {
-                let (roots, _) = self.roots(what)?;
+                let (roots, _) = self.roots()?;
                 let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                     .build()
-                    .map_err(|e| (self.pos(), format!("{what}: tls.ca_file: {e}")))?;
+                    .map_err(|e| (self.pos(), format!("tls.ca_file: {e}")))?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
@@ -251,7 +240,7 @@ impl TlsConfig {
         let config = builder.with_single_cert(chain, key).map_err(|e| {
             (
                 pos_of(&self.key_file),
-                format!("{what}: tls.key_file does not go with tls.crt_file: {e}"),
+                format!("tls.key_file does not go with tls.crt_file: {e}"),
             )
         })?;
         Ok(Arc::new(config))
@@ -415,7 +404,10 @@ mod tests {
         std::fs::write(&out[0], ca_pem).unwrap();
         for name in ["localhost", "client"] {
             let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(vec![name.to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+            let cert = CertificateParams::new(vec![name.to_string()])
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
             let (crt, key_path) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
             std::fs::write(&crt, cert.pem()).unwrap();
             std::fs::write(&key_path, key.serialize_pem()).unwrap();
@@ -460,9 +452,9 @@ mod tests {
             d(&server_crt),
             d(&server_key)
         ))
-        .server("test input")
+        .server()
         .unwrap();
-        let anonymous = config(&format!("{{ ca_file: \"{}\" }}", d(&ca))).client("test").unwrap();
+        let anonymous = config(&format!("{{ ca_file: \"{}\" }}", d(&ca))).client().unwrap();
         let err = handshake(&anonymous, server.clone()).unwrap_err();
         assert!(matches!(err, rustls::Error::NoCertificatesPresented), "{err:?}");
         let with_cert = config(&format!(
@@ -471,14 +463,14 @@ mod tests {
             d(&client_crt),
             d(&client_key)
         ))
-        .client("test")
+        .client()
         .unwrap();
         handshake(&with_cert, server).unwrap();
     }
 
     #[test]
     fn a_server_needs_its_certificate_and_key() {
-        let err = config("{ min_version: \"1.3\" }").server("syslog input").unwrap_err();
+        let err = config("{ min_version: \"1.3\" }").server().unwrap_err();
         assert!(err.1.contains("needs tls.crt_file and tls.key_file"), "{}", err.1);
     }
 

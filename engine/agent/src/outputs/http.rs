@@ -77,7 +77,7 @@ pub enum HttpCompression {
 }
 
 /// `batch:` of an http output.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpBatchConfig {
     /// Event bytes per request, before compression and without `_bulk` action lines
@@ -90,7 +90,7 @@ pub struct HttpBatchConfig {
 }
 
 /// `retry:` of an http output.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpRetryConfig {
     /// Wait before the first retry (default 250ms); doubled per failure, with jitter.
@@ -112,7 +112,7 @@ pub enum AuthStrategy {
 }
 
 /// `auth:` of an http output.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpAuthConfig {
     /// `basic` (with `user` and `password`) or `bearer` (with `token`).
@@ -138,11 +138,11 @@ impl HttpAuthConfig {
                 Ok(format!("Basic {encoded}"))
             }
             (AuthStrategy::Basic, _, _, _) => {
-                Err("http output: `auth.strategy: basic` takes `user` and `password` (and no `token`)".into())
+                Err("`auth.strategy: basic` takes `user` and `password` (and no `token`)".into())
             }
             (AuthStrategy::Bearer, None, None, Some(token)) => Ok(format!("Bearer {token}")),
             (AuthStrategy::Bearer, _, _, _) => {
-                Err("http output: `auth.strategy: bearer` takes `token` (and no `user` or `password`)".into())
+                Err("`auth.strategy: bearer` takes `token` (and no `user` or `password`)".into())
             }
         }
     }
@@ -188,6 +188,14 @@ pub struct HttpOutputConfig {
     /// Backoff between retries.
     #[serde(default)]
     pub retry: HttpRetryConfig,
+    /// What this config is, in messages: "http output", or the output built on it
+    /// ("opentelemetry output").
+    #[serde(skip, default = "http_output")]
+    pub kind: &'static str,
+}
+
+fn http_output() -> &'static str {
+    "http output"
 }
 
 fn pos_of<T>(s: &Option<Spanned<T>>) -> Pos {
@@ -241,17 +249,15 @@ impl HttpOutputConfig {
         match (&self.auth, &self.api_key, configured) {
             (Some(auth), Some(_), _) | (Some(auth), None, Some(_)) => Err((
                 Pos::of(&auth.strategy),
-                "http output: `auth` and `api_key` (or an `Authorization` header) both set the                  Authorization header: keep one"
+                "`auth` and `api_key` (or an `Authorization` header) both set the Authorization header: keep one"
                     .into(),
             )),
             (None, Some(key), Some(_)) => Err((
                 Pos::of(key),
-                "http output: `api_key` and an `Authorization` header cannot both be set".into(),
+                "`api_key` and an `Authorization` header cannot both be set".into(),
             )),
             (Some(auth), None, None) => auth.header().map(Some).map_err(|m| (Pos::of(&auth.strategy), m)),
-            (None, Some(key), None) if key.value.trim().is_empty() => {
-                Err((Pos::of(key), "http output: `api_key` is empty".into()))
-            }
+            (None, Some(key), None) if key.value.trim().is_empty() => Err((Pos::of(key), "`api_key` is empty".into())),
             (None, Some(key), None) => Ok(Some(format!("ApiKey {}", key.value.trim()))),
             (None, None, _) => Ok(None),
         }
@@ -261,11 +267,11 @@ impl HttpOutputConfig {
     fn tls_client(&self) -> Result<Option<TlsClient>, (Pos, String)> {
         let https = self.uri.value.starts_with("https://");
         match (&self.tls, https) {
-            (Some(tls), true) => tls.client("http output").map(Some),
-            (None, true) => TlsConfig::default().client("http output").map(Some),
+            (Some(tls), true) => tls.client().map(Some),
+            (None, true) => TlsConfig::default().client().map(Some),
             (Some(_), false) => Err((
                 Pos::of(&self.uri),
-                "http output: `tls` is set but `uri` is http://; use https://".into(),
+                "`tls` is set but `uri` is http://; use https://".into(),
             )),
             (None, false) => Ok(None),
         }
@@ -298,23 +304,19 @@ impl HttpOutputConfig {
     /// `uri` is an http:// URI with a host.
     fn check_uri(&self) -> Result<(), (Pos, String)> {
         let uri_pos = Pos::of(&self.uri);
-        let uri: ureq::http::Uri = self.uri.value.parse().map_err(|e| {
-            (
-                uri_pos,
-                format!("http output: `uri` {:?} is not a URI: {e}", self.uri.value),
-            )
-        })?;
+        let uri: ureq::http::Uri = self
+            .uri
+            .value
+            .parse()
+            .map_err(|e| (uri_pos, format!("`uri` {:?} is not a URI: {e}", self.uri.value)))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err((
                 uri_pos,
-                format!(
-                    "http output: `uri` must start with http:// or https:// (got {:?})",
-                    self.uri.value
-                ),
+                format!("`uri` must start with http:// or https:// (got {:?})", self.uri.value),
             ));
         }
         if uri.host().is_none_or(str::is_empty) {
-            return Err((uri_pos, format!("http output: `uri` {:?} has no host", self.uri.value)));
+            return Err((uri_pos, format!("`uri` {:?} has no host", self.uri.value)));
         }
         Ok(())
     }
@@ -326,15 +328,12 @@ impl HttpOutputConfig {
             (HttpEncoding::EsBulk, None) => {
                 return Err((
                     uri_pos,
-                    "http output: `encoding: es_bulk` needs `index` (the Elasticsearch index to write to)".into(),
+                    "`encoding: es_bulk` needs `index` (the Elasticsearch index to write to)".into(),
                 ));
             }
             (HttpEncoding::EsBulk, Some(index)) => check_index(&index.value).map_err(|m| (Pos::of(index), m))?,
             (HttpEncoding::JsonLines, Some(index)) => {
-                return Err((
-                    Pos::of(index),
-                    "http output: `index` is only used with `encoding: es_bulk`".into(),
-                ));
+                return Err((Pos::of(index), "`index` is only used with `encoding: es_bulk`".into()));
             }
             (HttpEncoding::JsonLines, None) => {}
         }
@@ -347,18 +346,11 @@ impl HttpOutputConfig {
             for (name, value) in &headers.value {
                 let at = Pos::of(headers);
                 ureq::http::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| (at, format!("http output: {name:?} is not a valid header name")))?;
-                ureq::http::HeaderValue::from_str(value).map_err(|_| {
-                    (
-                        at,
-                        format!("http output: the value of header {name:?} is not valid in a header"),
-                    )
-                })?;
+                    .map_err(|_| (at, format!("{name:?} is not a valid header name")))?;
+                ureq::http::HeaderValue::from_str(value)
+                    .map_err(|_| (at, format!("the value of header {name:?} is not valid in a header")))?;
                 if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                    return Err((
-                        at,
-                        format!("http output: header {name:?} is set by weir and cannot be configured"),
-                    ));
+                    return Err((at, format!("header {name:?} is set by weir and cannot be configured")));
                 }
             }
         }
@@ -370,20 +362,20 @@ impl HttpOutputConfig {
         if self.max_bytes() == 0 {
             return Err((
                 pos_of(&self.batch.max_bytes),
-                "http output: `batch.max_bytes` must be more than 0".into(),
+                "`batch.max_bytes` must be more than 0".into(),
             ));
         }
         if self.request_timeout().is_zero() {
             return Err((
                 pos_of(&self.request_timeout),
-                "http output: `request_timeout` must be more than 0".into(),
+                "`request_timeout` must be more than 0".into(),
             ));
         }
         let (initial, max) = self.backoff();
         if initial.is_zero() {
             return Err((
                 pos_of(&self.retry.initial_backoff),
-                "http output: `retry.initial_backoff` must be more than 0".into(),
+                "`retry.initial_backoff` must be more than 0".into(),
             ));
         }
         if max < initial {
@@ -395,7 +387,7 @@ impl HttpOutputConfig {
             return Err((
                 at,
                 format!(
-                    "http output: `retry.max_backoff` ({}) is shorter than `retry.initial_backoff` ({})",
+                    "`retry.max_backoff` ({}) is shorter than `retry.initial_backoff` ({})",
                     Dur(max),
                     Dur(initial)
                 ),
@@ -406,9 +398,31 @@ impl HttpOutputConfig {
 
     /// Builds the sink. Nothing is connected yet: the first request connects.
     pub fn open(&self, stats: &Arc<OutputStats>, stop: &Arc<AtomicBool>) -> anyhow::Result<HttpSink> {
-        self.check().map_err(|(_, msg)| anyhow::anyhow!(msg))?;
-        let tls = self.tls_client().map_err(|(_, msg)| anyhow::anyhow!(msg))?;
-        let authorization = self.authorization().map_err(|(_, msg)| anyhow::anyhow!(msg))?;
+        let body: Box<dyn Body> = match (&self.encoding, &self.index) {
+            (HttpEncoding::EsBulk, Some(index)) => {
+                let index = serde_json::to_string(&index.value)?;
+                Box::new(EsBulk {
+                    action: format!("{{\"index\":{{\"_index\":{index}}}}}\n").into_bytes(),
+                    buf: Vec::new(),
+                })
+            }
+            _ => Box::new(JsonLines),
+        };
+        self.open_with(stats, stop, body)
+    }
+
+    /// Builds the sink with `body` making each request's body (what the outputs built on
+    /// this one, e.g. `opentelemetry`, bring).
+    pub fn open_with(
+        &self,
+        stats: &Arc<OutputStats>,
+        stop: &Arc<AtomicBool>,
+        body: Box<dyn Body>,
+    ) -> anyhow::Result<HttpSink> {
+        let failed = |(_, msg): (Pos, String)| anyhow::anyhow!("{}: {msg}", self.kind);
+        self.check().map_err(failed)?;
+        let tls = self.tls_client().map_err(failed)?;
+        let authorization = self.authorization().map_err(failed)?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -416,13 +430,6 @@ impl HttpOutputConfig {
             .timeout_global(Some(self.request_timeout()))
             .user_agent(format!("weir/{}", env!("CARGO_PKG_VERSION")))
             .build();
-        let action = match (&self.encoding, &self.index) {
-            (HttpEncoding::EsBulk, Some(index)) => {
-                let index = serde_json::to_string(&index.value)?;
-                Some(format!("{{\"index\":{{\"_index\":{index}}}}}\n").into_bytes())
-            }
-            _ => None,
-        };
         let mut headers = Vec::new();
         let mut content_type = None;
         for (name, value) in self.headers.iter().flat_map(|h| h.value.iter()) {
@@ -433,7 +440,7 @@ impl HttpOutputConfig {
             }
         }
         headers.extend(authorization.map(|a| ("authorization".to_string(), a)));
-        let content_type = content_type.unwrap_or_else(|| "application/x-ndjson".into());
+        let content_type = content_type.unwrap_or_else(|| body.content_type().into());
         let (initial_backoff, max_backoff) = self.backoff();
         let label = match &self.name {
             Some(name) => name.clone(),
@@ -449,7 +456,8 @@ impl HttpOutputConfig {
                 es_bulk: self.encoding == HttpEncoding::EsBulk,
             },
             bufs: Bufs::default(),
-            action,
+            body,
+            kind: self.kind,
             label,
             max_bytes: self.max_bytes(),
             interval: self.batch_timeout(),
@@ -475,7 +483,8 @@ impl Output for HttpOutputConfig {
     }
 
     fn validate(&self, _at: Pos, file: &Path) -> Result<(), ConfigError> {
-        self.check().map_err(|(pos, msg)| ConfigError::at(file, pos, msg))
+        self.check()
+            .map_err(|(pos, msg)| ConfigError::at(file, pos, format!("{}: {msg}", self.kind)))
     }
 
     fn open(&self, stats: &Arc<OutputStats>, abort: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn Sink>> {
@@ -490,19 +499,17 @@ impl Output for HttpOutputConfig {
 /// Elasticsearch's rules for index names, so a typo fails at `weir check`.
 fn check_index(index: &str) -> Result<(), String> {
     if index.is_empty() {
-        return Err("http output: `index` is empty".into());
+        return Err("`index` is empty".into());
     }
     if index.starts_with(['-', '_', '+']) || index == "." || index == ".." {
-        return Err(format!(
-            "http output: index {index:?} cannot start with -, _ or + (nor be . or ..)"
-        ));
+        return Err(format!("index {index:?} cannot start with -, _ or + (nor be . or ..)"));
     }
     if let Some(c) = index
         .chars()
         .find(|c| c.is_uppercase() || c.is_whitespace() || "\\/*?\"<>|,#:".contains(*c))
     {
         return Err(format!(
-            "http output: index {index:?} contains {c:?}; Elasticsearch index names are lowercase, \
+            "index {index:?} contains {c:?}; Elasticsearch index names are lowercase, \
              without spaces or any of \\ / * ? \" < > | , # :"
         ));
     }
@@ -639,28 +646,79 @@ fn excerpt(body: &[u8]) -> String {
     }
 }
 
-/// Reused request buffers.
+/// How a request's body is made from the JSON lines (one event per line) it carries.
+pub trait Body: std::fmt::Debug + Send {
+    /// The uncompressed body for `lines`. Never fails: a line it cannot read goes in as
+    /// it is.
+    fn encode<'a>(&'a mut self, lines: &'a [u8]) -> &'a [u8];
+
+    /// The body's `Content-Type`, unless `headers` set one.
+    fn content_type(&self) -> &'static str;
+
+    /// Gives back memory after an outsized request.
+    fn trim(&mut self, keep: usize) {
+        let _ = keep;
+    }
+}
+
+/// `encoding: json_lines`: the lines as they are.
+#[derive(Debug)]
+struct JsonLines;
+
+impl Body for JsonLines {
+    fn encode<'a>(&'a mut self, lines: &'a [u8]) -> &'a [u8] {
+        lines
+    }
+
+    fn content_type(&self) -> &'static str {
+        "application/x-ndjson"
+    }
+}
+
+/// `encoding: es_bulk`: an action line before each event.
+#[derive(Debug)]
+struct EsBulk {
+    /// `{"index":{"_index":...}}\n`.
+    action: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Body for EsBulk {
+    fn encode<'a>(&'a mut self, lines: &'a [u8]) -> &'a [u8] {
+        self.buf.clear();
+        for line in split_lines(lines) {
+            self.buf.extend_from_slice(&self.action);
+            self.buf.extend_from_slice(line);
+            self.buf.push(b'\n');
+        }
+        &self.buf
+    }
+
+    fn content_type(&self) -> &'static str {
+        "application/x-ndjson"
+    }
+
+    fn trim(&mut self, keep: usize) {
+        trim(&mut self.buf, keep);
+    }
+}
+
+/// Drops a buffer that grew past four times `keep`.
+pub fn trim(buf: &mut Vec<u8>, keep: usize) {
+    if buf.capacity() > keep.saturating_mul(4) {
+        *buf = Vec::new();
+    }
+}
+
+/// The reused gzip buffer.
 #[derive(Debug, Default)]
 struct Bufs {
-    bulk: Vec<u8>,
     gzip: Vec<u8>,
 }
 
 impl Bufs {
-    /// The request body for `lines`: with `_bulk` action lines and gzip as configured.
-    fn encode<'a>(&'a mut self, lines: &'a [u8], action: Option<&[u8]>, gzip: bool) -> io::Result<&'a [u8]> {
-        let plain: &[u8] = match action {
-            Some(action) => {
-                self.bulk.clear();
-                for line in split_lines(lines) {
-                    self.bulk.extend_from_slice(action);
-                    self.bulk.extend_from_slice(line);
-                    self.bulk.push(b'\n');
-                }
-                &self.bulk
-            }
-            None => lines,
-        };
+    /// `plain`, gzipped when `gzip` is set.
+    fn compress<'a>(&'a mut self, plain: &'a [u8], gzip: bool) -> io::Result<&'a [u8]> {
         if !gzip {
             return Ok(plain);
         }
@@ -669,15 +727,6 @@ impl Bufs {
         enc.write_all(plain)?;
         self.gzip = enc.finish()?;
         Ok(&self.gzip)
-    }
-
-    /// Gives back memory after an outsized request.
-    fn trim(&mut self, keep: usize) {
-        for buf in [&mut self.bulk, &mut self.gzip] {
-            if buf.capacity() > keep.saturating_mul(4) {
-                *buf = Vec::new();
-            }
-        }
     }
 }
 
@@ -749,8 +798,10 @@ impl RejectLog {
 pub struct HttpSink {
     client: Client,
     bufs: Bufs,
-    /// `{"index":{"_index":...}}\n` for `es_bulk`.
-    action: Option<Vec<u8>>,
+    /// Makes each request's body.
+    body: Box<dyn Body>,
+    /// "http output", or the output built on it.
+    kind: &'static str,
     label: String,
     max_bytes: usize,
     interval: Duration,
@@ -783,7 +834,8 @@ impl HttpSink {
             if self.pending.capacity() > self.max_bytes.saturating_mul(4) && self.pending.len() <= self.max_bytes {
                 self.pending.shrink_to(self.max_bytes.saturating_mul(2));
             }
-            self.bufs.trim(self.max_bytes);
+            self.body.trim(self.max_bytes);
+            trim(&mut self.bufs.gzip, self.max_bytes);
         }
         result
     }
@@ -797,8 +849,9 @@ impl HttpSink {
             let lines = retry_lines.as_deref().unwrap_or(lines);
             if self.stop.load(Ordering::Relaxed) {
                 return Err(io::Error::other(format!(
-                    "http output `{}`: stopped with {} events undelivered{}; they stay unacknowledged \
+                    "{} `{}`: stopped with {} events undelivered{}; they stay unacknowledged \
                      and are read again after a restart",
+                    self.kind,
                     self.label,
                     count_lines(lines),
                     if self.failing.is_some() {
@@ -808,7 +861,8 @@ impl HttpSink {
                     },
                 )));
             }
-            let body = self.bufs.encode(lines, self.action.as_deref(), self.client.gzip)?;
+            let plain = self.body.encode(lines);
+            let body = self.bufs.compress(plain, self.client.gzip)?;
             let (reason, retry_after) = match self.client.post(body) {
                 Outcome::Accepted(response) => {
                     let again = if self.client.es_bulk {
@@ -832,8 +886,9 @@ impl HttpSink {
                     self.stats.rejected.fetch_add(events, Ordering::Relaxed);
                     if let Some(events) = self.rejects.due(events) {
                         tracing::warn!(
-                            "http output `{}`: status {status}{}; {events} events rejected for good \
+                            "{} `{}`: status {status}{}; {events} events rejected for good \
                              (not retried; counted as rejected)",
+                            self.kind,
                             self.label,
                             excerpt(&response),
                         );
@@ -848,8 +903,9 @@ impl HttpSink {
                 Some(f) => f.retries += 1,
                 None => {
                     tracing::warn!(
-                        "http output `{}`: {reason}; retrying with backoff until it succeeds \
+                        "{} `{}`: {reason}; retrying with backoff until it succeeds \
                          (further failures are not logged until then)",
+                        self.kind,
                         self.label
                     );
                     self.failing = Some(Failing {
@@ -891,7 +947,8 @@ impl HttpSink {
         let events = count_lines(lines);
         if parsed.items.len() as u64 != events {
             tracing::warn!(
-                "http output `{}`: the _bulk response has {} items for {events} events; taken as accepted",
+                "{} `{}`: the _bulk response has {} items for {events} events; taken as accepted",
+                self.kind,
                 self.label,
                 parsed.items.len()
             );
@@ -923,7 +980,8 @@ impl HttpSink {
             self.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
             if let Some(events) = self.rejects.due(rejected) {
                 tracing::warn!(
-                    "http output `{}`: _bulk item {}; {events} events rejected for good (counted as rejected)",
+                    "{} `{}`: _bulk item {}; {events} events rejected for good (counted as rejected)",
+                    self.kind,
                     self.label,
                     reject_reason.unwrap_or_default()
                 );
@@ -946,7 +1004,8 @@ impl HttpSink {
     fn recovered(&mut self) {
         if let Some(f) = self.failing.take() {
             tracing::info!(
-                "http output `{}`: delivering again after {} retries over {:.1?}",
+                "{} `{}`: delivering again after {} retries over {:.1?}",
+                self.kind,
                 self.label,
                 f.retries,
                 f.since.elapsed()
@@ -1086,7 +1145,10 @@ mod tests {
         assert_eq!(basic.as_deref(), Some("Basic d2VpcjpzM2NyM3Q="));
         let bearer = header("uri: https://x/\nauth: { strategy: bearer, token: t0k3n }\n");
         assert_eq!(bearer.as_deref(), Some("Bearer t0k3n"));
-        assert_eq!(header("uri: https://x/\napi_key: abc=\n").as_deref(), Some("ApiKey abc="));
+        assert_eq!(
+            header("uri: https://x/\napi_key: abc=\n").as_deref(),
+            Some("ApiKey abc=")
+        );
         assert_eq!(header("uri: https://x/\n"), None);
     }
 
@@ -1097,7 +1159,10 @@ mod tests {
             cfg.check().map_err(|(pos, msg)| (pos.line, msg))
         };
         assert!(check("uri: http://localhost:9200/_bulk\nencoding: es_bulk\nindex: logs\n").is_ok());
-        assert!(check("uri: https://example.invalid/\n").is_ok(), "https with the system's CAs");
+        assert!(
+            check("uri: https://example.invalid/\n").is_ok(),
+            "https with the system's CAs"
+        );
         let (line, msg) = check("uri: http://x/\ntls: { verify_hostname: false }\n").unwrap_err();
         assert_eq!(line, 1);
         assert!(msg.contains("use https://"), "{msg}");

@@ -7,6 +7,7 @@
 pub mod file;
 pub mod http;
 pub mod kafka;
+pub mod opentelemetry;
 pub mod stdout;
 
 use std::path::Path;

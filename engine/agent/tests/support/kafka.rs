@@ -34,7 +34,7 @@ pub fn tansu_for(test: &str) -> Option<PathBuf> {
     if bin.exists() {
         return Some(bin);
     }
-    skip(
+    super::skip(
         test,
         &format!(
             "no Kafka-protocol broker at {} (run scripts/install-tansu.sh)",
@@ -42,21 +42,6 @@ pub fn tansu_for(test: &str) -> Option<PathBuf> {
         ),
     );
     None
-}
-
-/// A test whose broker is missing: a failure under `CI=true`, else a note on stderr and in
-/// `$WEIR_SKIPPED_TESTS`.
-fn skip(test: &str, why: &str) {
-    assert!(
-        std::env::var_os("CI").is_none_or(|v| v != "true"),
-        "{test} cannot run under CI=true: {why}"
-    );
-    eprintln!("SKIPPED {test}: {why}");
-    if let Some(path) = std::env::var_os("WEIR_SKIPPED_TESTS")
-        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
-    {
-        let _ = writeln!(f, "{test}: {why}");
-    }
 }
 
 fn free_port() -> u16 {
