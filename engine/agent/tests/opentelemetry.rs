@@ -1,10 +1,12 @@
-//! The `opentelemetry` output against an independent receiver: a Python server that decodes
-//! Weir's requests with the `opentelemetry-proto` definitions from PyPI (installed by
-//! scripts/test under target/test-tools/python). Protobuf with gzip and OTLP JSON both
-//! arrive with the right body, attributes, resource, severity and times.
+//! OTLP against independent implementations, from PyPI (installed by scripts/test under
+//! target/test-tools/python): the `opentelemetry` output to a Python receiver that decodes
+//! Weir's requests with the `opentelemetry-proto` definitions (protobuf with gzip, and OTLP
+//! JSON), and the `opentelemetry` input fed by the OpenTelemetry SDK's OTLP/HTTP exporter;
+//! both ways the body, attributes, resource, severity and times are right. A full pipeline
+//! answers 429 with `Retry-After`, an oversized body 413.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
@@ -167,5 +169,209 @@ fn otlp_json_is_parsed_strictly_by_the_opentelemetry_proto_package() {
         "otlp_json_is_parsed_strictly_by_the_opentelemetry_proto_package",
         "json",
         "none",
+    );
+}
+
+/// A free port on 127.0.0.1 (released again: the agent binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `weir run` on `pipeline`, once its receiver at `port` accepts connections.
+fn start_receiving_agent(pipeline: &Path, dir: &Path, port: u16) -> std::process::Child {
+    let child = weir_run(pipeline)
+        .env("WEIR_DATA_DIR", dir.join("data"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the opentelemetry input did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// SIGTERM, then its exit and stderr.
+fn stop(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "weir run did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn logs_from_the_opentelemetry_sdk_arrive_with_body_attributes_severity_and_time() {
+    let test = "logs_from_the_opentelemetry_sdk_arrive_with_body_attributes_severity_and_time";
+    if !python_path().join("opentelemetry/sdk").exists() {
+        support::skip(
+            test,
+            "no opentelemetry-sdk Python package (run scripts/install-otel-python.sh)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("out.jsonl");
+    let pipeline = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "inputs:\n  - type: opentelemetry\n    address: 127.0.0.1:{port}\n\
+             outputs:\n  - type: file\n    path: \"{}\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let agent = start_receiving_agent(&pipeline, dir.path(), port);
+    let before = jiff::Timestamp::now();
+    let n = 1000;
+    let sent = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/otlp_send.py"))
+        .arg(format!("http://127.0.0.1:{port}/v1/logs"))
+        .arg(n.to_string())
+        .env("PYTHONPATH", python_path())
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "the SDK could not export: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let (status, stderr) = stop(agent);
+    assert!(status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut seen = vec![false; n];
+    for line in text.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let i: usize = e["message"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("order ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(!seen[i], "order {i} twice");
+        seen[i] = true;
+        assert_eq!(e["order_id"], i);
+        assert_eq!(e["user"], format!("u{i}"));
+        assert_eq!(e["level"], ["DEBUG", "INFO", "WARN", "ERROR"][i % 4], "{line}");
+        assert_eq!((&e["namespace"], &e["pod"]), (&"shop".into(), &"web-1".into()));
+        assert_eq!(e["service.name"], "checkout");
+        let time: jiff::Timestamp = e["timestamp"].as_str().unwrap().parse().unwrap();
+        assert!(
+            time >= before.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap(),
+            "{line}"
+        );
+        assert!(time <= jiff::Timestamp::now(), "{line}");
+    }
+    assert!(
+        seen.iter().all(|s| *s),
+        "every record arrived ({} lines)",
+        text.lines().count()
+    );
+}
+
+/// An OTLP protobuf request of `n` records of `pad` bytes each.
+fn otlp_body(n: usize, pad: usize) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+    let records = (0..n)
+        .map(|i| LogRecord {
+            body: Some(AnyValue {
+                value: Some(Value::StringValue(format!("{i} {}", "x".repeat(pad)))),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn a_full_pipeline_answers_429_with_retry_after_and_a_large_body_413() {
+    let dir = tempfile::tempdir().unwrap();
+    // An HTTP endpoint that takes connections and never answers: the output waits, the
+    // pipeline fills up.
+    let stuck = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stuck_port = stuck.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in stuck.incoming() {
+            held.push(conn);
+        }
+    });
+    let port = free_port();
+    let pipeline = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "shutdown_timeout: 1s\n\
+             inputs:\n  - type: opentelemetry\n    address: 127.0.0.1:{port}\n    max_body_bytes: 256KiB\n\
+             outputs:\n  - type: http\n    uri: http://127.0.0.1:{stuck_port}/\n    request_timeout: 3s\n\
+             \x20   batch: {{ max_bytes: 64KiB, timeout: 10ms }}\n"
+        ),
+    )
+    .unwrap();
+    let agent = start_receiving_agent(&pipeline, dir.path(), port);
+    let agent_http = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = format!("http://127.0.0.1:{port}/v1/logs");
+    let post = |body: &[u8]| {
+        let resp = agent_http
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .send(body)
+            .unwrap();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        (resp.status().as_u16(), retry_after)
+    };
+    assert_eq!(post(&otlp_body(1, 300 << 10)).0, 413, "a body over max_body_bytes");
+    let body = otlp_body(100, 200);
+    let mut accepted = 0;
+    let refused = loop {
+        match post(&body) {
+            (200, _) => accepted += 1,
+            other => break other,
+        }
+        assert!(accepted < 5_000, "the pipeline never filled up");
+    };
+    assert_eq!(
+        refused,
+        (429, Some("1".to_string())),
+        "after {accepted} accepted requests"
+    );
+    assert!(accepted >= 1);
+    let (_, stderr) = stop(agent);
+    assert!(
+        stderr.contains("not delivered"),
+        "the held events are reported:\n{stderr}"
     );
 }

@@ -214,7 +214,20 @@ fn check_inputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
                 check_kafka(c.client(), &topics, &subject, opts, report);
                 check_kafka_group(c, &subject, opts, report);
             }
+            InputConfig::Opentelemetry(c) => check_listen_address(&c.address.value, &subject, report),
         }
+    }
+}
+
+/// A receiving input's address can be bound (nothing else listens there).
+fn check_listen_address(address: &str, subject: &str, report: &mut Report) {
+    match std::net::TcpListener::bind(address) {
+        Ok(_) => report.add(Status::Pass, subject, format!("{address} can be bound")),
+        Err(e) => report.add(
+            Status::Fail,
+            subject,
+            format!("cannot listen on {address}: {e} (another process there, or a port below 1024 without the right)"),
+        ),
     }
 }
 

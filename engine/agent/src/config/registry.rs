@@ -31,6 +31,7 @@ use crate::inputs::Input;
 use crate::inputs::file::FileInputConfig;
 use crate::inputs::kafka::KafkaInputConfig;
 use crate::inputs::kubernetes::KubernetesLogsConfig;
+use crate::inputs::opentelemetry::OpentelemetryInputConfig;
 use crate::inputs::stdin::StdinConfig;
 use crate::outputs::Output;
 use crate::outputs::file::FileOutputConfig;
@@ -135,6 +136,8 @@ registry! {
         "kubernetes_logs" => KubernetesLogs(KubernetesLogsConfig),
         /// `kafka`: messages of Kafka topics, read as a member of a consumer group.
         "kafka" => Kafka(KafkaInputConfig),
+        /// `opentelemetry`: an OTLP/HTTP logs receiver.
+        "opentelemetry" => Opentelemetry(OpentelemetryInputConfig),
     }
 }
 

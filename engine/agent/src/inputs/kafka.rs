@@ -24,8 +24,6 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::frame::{Framed, Record, Stream};
 use weir_core::model::{Buf, KeyTable, Span, Value};
-use weir_core::parse::OnFailure;
-use weir_core::parse::json::ParseJsonConfig;
 use weir_core::pipeline::Processor;
 use weir_core::units::Dur;
 
@@ -207,20 +205,7 @@ impl Input for KafkaInputConfig {
         if self.decoding == Decoding::Raw {
             return None;
         }
-        let json = ParseJsonConfig {
-            field: "message".into(),
-            flatten: None,
-            keep_source: false,
-            on_failure: OnFailure::Keep,
-            error_field: Some("_error".into()),
-        };
-        match json.build(keys) {
-            Ok(p) => Some(Box::new(p)),
-            Err(e) => {
-                tracing::error!("kafka input: decoding: json: {e}");
-                None
-            }
-        }
+        super::json_decoder(keys, "kafka input")
     }
 
     fn reading(&self, file: &Path) -> Result<Reading, ConfigError> {

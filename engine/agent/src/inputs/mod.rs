@@ -8,6 +8,8 @@
 pub mod file;
 pub mod kafka;
 pub mod kubernetes;
+pub mod listen;
+pub mod opentelemetry;
 pub mod stdin;
 pub mod tail;
 
@@ -15,7 +17,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -94,6 +96,20 @@ pub struct RunContext<'a> {
     /// Hands over a chunk, waiting for room; false when the run is over or stopping (the
     /// chunk was not taken).
     pub send: &'a mut dyn FnMut(SourceChunk) -> bool,
+    /// Hands over a chunk if there is room before the deadline (receivers, which must
+    /// answer their sender: "later" rather than hold it).
+    pub offer: &'a mut dyn FnMut(SourceChunk, Instant) -> Offered,
+}
+
+/// What became of a chunk handed to [`RunContext::offer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// It is in the pipeline.
+    Taken,
+    /// No room before the deadline; it was dropped (the sender is to retry).
+    Full,
+    /// The run is stopping or over; it was dropped.
+    Stopped,
 }
 
 impl std::fmt::Debug for RunContext<'_> {
@@ -166,6 +182,26 @@ impl InputStats {
         self.bad_times.fetch_add(f.bad_times, Ordering::Relaxed);
         self.unfinished_messages
             .fetch_add(f.unfinished_messages, Ordering::Relaxed);
+    }
+}
+
+/// What turns a message that is a JSON object into the event's fields (`message` parsed,
+/// its members become fields; one that is not JSON is kept with `_error`): the decoder of
+/// inputs whose messages are JSON (Kafka with `decoding: json`, OpenTelemetry).
+pub(crate) fn json_decoder(keys: &Arc<KeyTable>, what: &str) -> Option<Box<dyn Processor>> {
+    let json = weir_core::parse::json::ParseJsonConfig {
+        field: "message".into(),
+        flatten: None,
+        keep_source: false,
+        on_failure: weir_core::parse::OnFailure::Keep,
+        error_field: Some("_error".into()),
+    };
+    match json.build(keys) {
+        Ok(p) => Some(Box::new(p)),
+        Err(e) => {
+            tracing::error!("{what}: decoding: json: {e}");
+            None
+        }
     }
 }
 

@@ -1,7 +1,9 @@
-//! What network components share and nothing else needs: the `tls:` block ([`tls`]), HTTPS
-//! for the HTTP clients ([`https`]) and Kafka client settings ([`kafka`]). Components may use
+//! What network components share and nothing else needs: the agent's tokio runtime
+//! ([`runtime`]), the `tls:` block ([`tls`]), HTTPS for the HTTP clients ([`https`]) and Kafka
+//! client settings ([`kafka`]). Components may use
 //! this folder; it uses only `config::error`.
 
 pub mod https;
 pub mod kafka;
+pub mod runtime;
 pub mod tls;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender};
 use weir_core::frame::{Format, Framed, Framer};
@@ -18,7 +18,7 @@ use super::worker::{Payload, Work};
 use crate::config::{ConfigError, Loaded};
 use crate::inputs::tail::{TailSettings, Tailer};
 use crate::inputs::{
-    Framing, InputStats, Reading, Run, RunContext, SourceChunk, SourceFields, container_fields, read_chunks,
+    Framing, InputStats, Offered, Reading, Run, RunContext, SourceChunk, SourceFields, container_fields, read_chunks,
 };
 
 /// How each input of the pipeline is read, in order.
@@ -141,6 +141,7 @@ pub(super) fn start(
                     stats,
                     drain_timeout,
                     send: &mut |c| send_until_stopped(&tx, work(c, input, LineOptions::default()), &stop),
+                    offer: &mut |c, deadline| offer(&tx, work(c, input, LineOptions::default()), deadline, &stop),
                 };
                 run.run(ctx);
             })?;
@@ -158,6 +159,22 @@ fn send_until_stopped(tx: &Sender<Work>, mut work: Work, stop: &AtomicBool) -> b
             Ok(()) => return true,
             Err(SendTimeoutError::Timeout(w)) if !stop.load(Ordering::Relaxed) => work = w,
             Err(_) => return false,
+        }
+    }
+}
+
+/// Sends `work` if there is room before `deadline` and the run goes on.
+fn offer(tx: &Sender<Work>, mut work: Work, deadline: Instant, stop: &AtomicBool) -> Offered {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Offered::Stopped;
+        }
+        let slice = deadline.min(Instant::now() + Duration::from_millis(100));
+        match tx.send_deadline(work, slice) {
+            Ok(()) => return Offered::Taken,
+            Err(SendTimeoutError::Timeout(w)) if Instant::now() < deadline => work = w,
+            Err(SendTimeoutError::Timeout(_)) => return Offered::Full,
+            Err(SendTimeoutError::Disconnected(_)) => return Offered::Stopped,
         }
     }
 }
