@@ -3,7 +3,8 @@
 //! Weir's requests with the `opentelemetry-proto` definitions (protobuf with gzip, and OTLP
 //! JSON), and the `opentelemetry` input fed by the OpenTelemetry SDK's OTLP/HTTP exporter;
 //! both ways the body, attributes, resource, severity and times are right. A full pipeline
-//! answers 429 with `Retry-After`, an oversized body 413.
+//! answers 429 with `Retry-After`, an oversized body 413; over TLS the SDK delivers, and a
+//! plaintext client is closed and counted.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -212,9 +213,9 @@ fn stop(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
     (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-#[test]
-fn logs_from_the_opentelemetry_sdk_arrive_with_body_attributes_severity_and_time() {
-    let test = "logs_from_the_opentelemetry_sdk_arrive_with_body_attributes_severity_and_time";
+/// Sends `n` records with the Python SDK's exporter to an `opentelemetry` input (with TLS
+/// when `pki` is given) and checks every event of the file output.
+fn sdk_to_file(test: &str, n: usize, pki: Option<&support::certs::Pki>) {
     if !python_path().join("opentelemetry/sdk").exists() {
         support::skip(
             test,
@@ -223,31 +224,61 @@ fn logs_from_the_opentelemetry_sdk_arrive_with_body_attributes_severity_and_time
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let (port, admin) = (free_port(), free_port());
     let out = dir.path().join("out.jsonl");
+    let tls = pki.map_or(String::new(), |p| {
+        format!(
+            "    tls: {{ crt_file: \"{}\", key_file: \"{}\" }}\n",
+            p.server.0.display(),
+            p.server.1.display()
+        )
+    });
     let pipeline = dir.path().join("pipeline.yaml");
     std::fs::write(
         &pipeline,
         format!(
-            "inputs:\n  - type: opentelemetry\n    address: 127.0.0.1:{port}\n\
+            "admin: {{ address: 127.0.0.1:{admin} }}\n\
+             inputs:\n  - type: opentelemetry\n    address: 127.0.0.1:{port}\n{tls}\
              outputs:\n  - type: file\n    path: \"{}\"\n",
             out.display()
         ),
     )
     .unwrap();
     let agent = start_receiving_agent(&pipeline, dir.path(), port);
+    if pki.is_some() {
+        // A plaintext client on the TLS listener: closed, and counted.
+        let plain = ureq::get(&format!("http://127.0.0.1:{port}/v1/logs")).call();
+        assert!(plain.is_err(), "a plaintext request got an answer: {plain:?}");
+        let failures = support::agent::metrics(&format!("127.0.0.1:{admin}"))
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("weir_listener_tls_handshake_failures_total"))
+            .map(|(_, v)| v)
+            .sum::<f64>();
+        assert_eq!(failures, 1.0, "the plaintext connection is counted");
+    }
     let before = jiff::Timestamp::now();
-    let n = 1000;
-    let sent = Command::new("python3")
+    let scheme = if pki.is_some() { "https" } else { "http" };
+    let mut sender = Command::new("python3");
+    sender
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/otlp_send.py"))
-        .arg(format!("http://127.0.0.1:{port}/v1/logs"))
+        .arg(format!("{scheme}://localhost:{port}/v1/logs"))
         .arg(n.to_string())
-        .env("PYTHONPATH", python_path())
-        .output()
-        .unwrap();
+        .env("PYTHONPATH", python_path());
+    if let Some(p) = pki {
+        // The exporter's own setting, and the variables its HTTP stack (requests) reads,
+        // which this machine's environment may point at the system bundle.
+        sender
+            .arg(&p.ca)
+            .env("OTEL_EXPORTER_OTLP_CERTIFICATE", &p.ca)
+            .env("REQUESTS_CA_BUNDLE", &p.ca)
+            .env("SSL_CERT_FILE", &p.ca);
+    }
+    let sent = sender.output().unwrap();
     assert!(
         sent.status.success(),
-        "the SDK could not export: {}",
+        "the SDK could not export ({}): {}{}",
+        sent.status,
+        String::from_utf8_lossy(&sent.stdout),
         String::from_utf8_lossy(&sent.stderr)
     );
     let (status, stderr) = stop(agent);
@@ -281,6 +312,26 @@ fn logs_from_the_opentelemetry_sdk_arrive_with_body_attributes_severity_and_time
         seen.iter().all(|s| *s),
         "every record arrived ({} lines)",
         text.lines().count()
+    );
+}
+
+#[test]
+fn logs_from_the_opentelemetry_sdk_arrive_with_body_attributes_severity_and_time() {
+    sdk_to_file(
+        "logs_from_the_opentelemetry_sdk_arrive_with_body_attributes_severity_and_time",
+        1000,
+        None,
+    );
+}
+
+#[test]
+fn the_sdk_sends_over_tls_and_a_plaintext_client_is_closed_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::certs::generate(dir.path());
+    sdk_to_file(
+        "the_sdk_sends_over_tls_and_a_plaintext_client_is_closed_and_counted",
+        200,
+        Some(&pki),
     );
 }
 

@@ -1,7 +1,9 @@
 //! An HTTP/1.1 listener for the receiving inputs (`opentelemetry`; the `http` input next) on
-//! the agent's network runtime: a connection limit (a connection over it is closed at once
-//! and counted), a request body limit (413, counted, checked again after gunzip so a small
-//! compressed bomb cannot grow memory), and a handler that answers each request.
+//! the agent's network runtime: optional TLS (a client that does not complete the handshake
+//! in 10 s, e.g. one speaking plaintext, is closed and counted), a connection limit (a
+//! connection over it is closed at once and counted), a request body limit (413, counted,
+//! checked again after gunzip so a small compressed bomb cannot grow memory), and a handler
+//! that answers each request.
 
 use std::future::Future;
 use std::io::Read;
@@ -88,10 +90,12 @@ impl Drop for Listening {
 pub fn serve(
     address: &str,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     what: String,
     stats: Arc<InputStats>,
     handler: Handler,
 ) -> std::io::Result<Listening> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let std_listener = std::net::TcpListener::bind(address)?;
     std_listener.set_nonblocking(true)?;
     let local = std_listener.local_addr()?;
@@ -121,25 +125,60 @@ pub fn serve(
                 drop(stream);
                 continue;
             };
-            let (handler, stats, what) = (handler.clone(), stats.clone(), what.clone());
+            let (handler, stats, what, acceptor) = (handler.clone(), stats.clone(), what.clone(), acceptor.clone());
             tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let (handler, stats, what) = (handler.clone(), stats.clone(), what.clone());
-                    async move {
-                        let reply = answer(req, limits, &handler, &stats.labeled, &what).await;
-                        Ok::<_, std::convert::Infallible>(reply)
+                match acceptor {
+                    None => serve_connection(stream, limits, handler, stats, what).await,
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                        match handshake {
+                            Ok(Ok(tls)) => serve_connection(tls, limits, handler, stats, what).await,
+                            // Closed before saying anything: a TCP probe, not a failure.
+                            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+                            Ok(Err(e)) => handshake_failed(&stats, &what, &e.to_string()),
+                            Err(_) => handshake_failed(&stats, &what, "no handshake within 10 s"),
+                        }
                     }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                }
                 drop(slot);
             });
         }
     });
     Ok(Listening { task, address: local })
+}
+
+/// How long a TLS client has to complete its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves HTTP/1.1 requests on one connection until the peer closes it.
+async fn serve_connection<S>(stream: S, limits: Limits, handler: Handler, stats: Arc<InputStats>, what: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let (handler, stats, what) = (handler.clone(), stats.clone(), what.clone());
+        async move {
+            let reply = answer(req, limits, &handler, &stats.labeled, &what).await;
+            Ok::<_, std::convert::Infallible>(reply)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// A client that did not complete the TLS handshake (plaintext, a certificate refused):
+/// closed, counted, logged at debug level (a scanner must not flood the log).
+fn handshake_failed(stats: &InputStats, what: &str, why: &str) {
+    stats.labeled.add(
+        "weir_listener_tls_handshake_failures_total",
+        "Connections closed because the client did not complete the TLS handshake (plaintext, refused certificate).",
+        &[("input", what)],
+        1.0,
+    );
+    tracing::debug!("{what}: TLS handshake failed: {why}");
 }
 
 /// Reads the request within the limits and hands it to `handler`.

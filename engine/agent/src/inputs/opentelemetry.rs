@@ -36,6 +36,7 @@ use weir_core::units::ByteSize;
 use super::listen::{self, Limits, Reply};
 use super::{ChunkPayload, Input, Offered, Reading, Run, RunContext, SourceChunk};
 use crate::config::error::{ConfigError, Pos};
+use crate::net::tls::TlsConfig;
 
 /// Default `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
@@ -66,6 +67,9 @@ pub struct OpentelemetryInputConfig {
     /// The largest request body, compressed or not (default 8MiB); larger gets 413.
     #[serde(default)]
     pub max_body_bytes: Option<Spanned<ByteSize>>,
+    /// TLS: `crt_file` and `key_file` (and `ca_file` to require client certificates).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 impl OpentelemetryInputConfig {
@@ -103,14 +107,25 @@ impl Input for OpentelemetryInputConfig {
             let at = self.max_body_bytes.as_ref().map(Pos::of).unwrap_or_default();
             return Err(err(at, "`max_body_bytes` must be more than 0".into()));
         }
+        if let Some(tls) = &self.tls {
+            tls.server().map_err(|(pos, msg)| err(pos, msg))?;
+        }
         Ok(())
     }
 
     fn reading(&self, file: &Path) -> Result<Reading, ConfigError> {
         self.validate(Pos::default(), file)?;
+        let tls = match &self.tls {
+            Some(tls) => Some(
+                tls.server()
+                    .map_err(|(pos, msg)| ConfigError::at(file, pos, format!("opentelemetry input: {msg}")))?,
+            ),
+            None => None,
+        };
         Ok(Reading::Run(Box::new(OtlpReceiver {
             address: self.address.value.clone(),
             limits: self.limits(),
+            tls,
         })))
     }
 
@@ -128,6 +143,7 @@ type Queued = (Framed, Instant, oneshot::Sender<Offered>);
 struct OtlpReceiver {
     address: String,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Run for OtlpReceiver {
@@ -138,7 +154,14 @@ impl Run for OtlpReceiver {
             Box::pin(async move { receive(req, &tx).await })
         });
         let what = format!("opentelemetry input {}", self.address);
-        let listening = match listen::serve(&self.address, self.limits, what.clone(), ctx.stats.clone(), handler) {
+        let listening = match listen::serve(
+            &self.address,
+            self.limits,
+            self.tls.clone(),
+            what.clone(),
+            ctx.stats.clone(),
+            handler,
+        ) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!("{what}: cannot listen: {e}");
@@ -146,7 +169,11 @@ impl Run for OtlpReceiver {
                 return;
             }
         };
-        tracing::info!("{what}: receiving OTLP/HTTP logs on {}/v1/logs", listening.address);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(
+            "{what}: receiving OTLP/HTTP logs on {scheme}://{}/v1/logs",
+            listening.address
+        );
         hand_over(&rx, ctx);
         drop(listening);
         // Anything still queued did not get in: its sender hears 503 and retries.
