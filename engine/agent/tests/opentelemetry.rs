@@ -4,7 +4,8 @@
 //! JSON), and the `opentelemetry` input fed by the OpenTelemetry SDK's OTLP/HTTP exporter;
 //! both ways the body, attributes, resource, severity and times are right. A full pipeline
 //! answers 429 with `Retry-After`, an oversized body 413; over TLS the SDK delivers, and a
-//! plaintext client is closed and counted.
+//! plaintext client is closed and counted. The `http` input shares the receiver: NDJSON and
+//! JSON arrays with a token.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -182,9 +183,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `weir run` on `pipeline`, once its receiver at `port` accepts connections.
-fn start_receiving_agent(pipeline: &Path, dir: &Path, port: u16) -> std::process::Child {
+/// `weir run` on `pipeline` with `envs`, once its receiver at `port` accepts connections.
+fn start_receiving_agent(pipeline: &Path, dir: &Path, port: u16, envs: &[(&str, &str)]) -> std::process::Child {
     let child = weir_run(pipeline)
+        .envs(envs.iter().copied())
         .env("WEIR_DATA_DIR", dir.join("data"))
         .stderr(Stdio::piped())
         .spawn()
@@ -244,7 +246,7 @@ fn sdk_to_file(test: &str, n: usize, pki: Option<&support::certs::Pki>) {
         ),
     )
     .unwrap();
-    let agent = start_receiving_agent(&pipeline, dir.path(), port);
+    let agent = start_receiving_agent(&pipeline, dir.path(), port, &[]);
     if pki.is_some() {
         // A plaintext client on the TLS listener: closed, and counted.
         let plain = ureq::get(&format!("http://127.0.0.1:{port}/v1/logs")).call();
@@ -386,7 +388,7 @@ fn a_full_pipeline_answers_429_with_retry_after_and_a_large_body_413() {
         ),
     )
     .unwrap();
-    let agent = start_receiving_agent(&pipeline, dir.path(), port);
+    let agent = start_receiving_agent(&pipeline, dir.path(), port, &[]);
     let agent_http = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -425,4 +427,80 @@ fn a_full_pipeline_answers_429_with_retry_after_and_a_large_body_413() {
         stderr.contains("not delivered"),
         "the held events are reported:\n{stderr}"
     );
+}
+
+/// The `http` input, on the same receiver: NDJSON and JSON arrays with a bearer token from
+/// `${...}` become events; a request without it gets 401 and adds nothing.
+#[test]
+fn the_http_input_takes_ndjson_and_arrays_and_refuses_a_missing_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("out.jsonl");
+    let pipeline = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "inputs:\n  - type: http\n    address: 127.0.0.1:{port}\n    path: /logs\n\
+             \x20   auth: {{ strategy: bearer, token: \"${{WEIR_TEST_TOKEN}}\" }}\n\
+             outputs:\n  - type: file\n    path: \"{}\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let agent = start_receiving_agent(
+        &pipeline,
+        dir.path(),
+        port,
+        &[("WEIR_TEST_TOKEN", "t0ken-for-the-test")],
+    );
+    let client = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = format!("http://127.0.0.1:{port}/logs");
+    let post = |body: &str, token: Option<&str>| {
+        let mut req = client.post(&url).header("content-type", "application/x-ndjson");
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        req.send(body).unwrap().status().as_u16()
+    };
+    assert_eq!(post("{\"message\":\"no token\"}\n", None), 401);
+    assert_eq!(post("{\"message\":\"bad token\"}\n", Some("nope")), 401);
+    let token = Some("t0ken-for-the-test");
+    assert_eq!(
+        post("{\"message\":\"a\",\"n\":1}\n{\"message\":\"b\",\"n\":2}\n", token),
+        200
+    );
+    assert_eq!(
+        post(
+            "[{\"message\":\"c\",\"n\":3},{\"message\":\"d\",\"tags\":[\"x\"]}]",
+            token
+        ),
+        200
+    );
+    assert_eq!(
+        client
+            .post(&format!("http://127.0.0.1:{port}/other"))
+            .send("{}")
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    let (status, stderr) = stop(agent);
+    assert!(status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("t0ken-for-the-test"),
+        "the token is a secret:\n{stderr}"
+    );
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages: Vec<&str> = events.iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(messages, ["a", "b", "c", "d"]);
+    assert_eq!(events[1]["n"], 2);
+    assert_eq!(events[3]["tags"][0], "x");
 }

@@ -215,6 +215,7 @@ fn check_inputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
                 check_kafka_group(c, &subject, opts, report);
             }
             InputConfig::Opentelemetry(c) => check_listen_address(&c.address.value, &subject, report),
+            InputConfig::Http(c) => check_listen_address(&c.address.value, &subject, report),
         }
     }
 }

@@ -29,6 +29,7 @@ use weir_wasm::{OnError, WasmConfig};
 use super::tagged::{Tagged, deserialize_tagged};
 use crate::inputs::Input;
 use crate::inputs::file::FileInputConfig;
+use crate::inputs::http::HttpInputConfig;
 use crate::inputs::kafka::KafkaInputConfig;
 use crate::inputs::kubernetes::KubernetesLogsConfig;
 use crate::inputs::opentelemetry::OpentelemetryInputConfig;
@@ -138,6 +139,8 @@ registry! {
         "kafka" => Kafka(KafkaInputConfig),
         /// `opentelemetry`: an OTLP/HTTP logs receiver.
         "opentelemetry" => Opentelemetry(OpentelemetryInputConfig),
+        /// `http`: NDJSON or JSON arrays POSTed by applications.
+        "http" => Http(HttpInputConfig),
     }
 }
 

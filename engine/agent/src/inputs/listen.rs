@@ -10,16 +10,22 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use super::InputStats;
+use crossbeam_channel::{RecvTimeoutError, TrySendError};
+use tokio::sync::oneshot;
+use weir_core::frame::Framed;
+
+use super::{ChunkPayload, InputStats, Offered, RunContext, SourceChunk};
 use crate::admin::Labeled;
+use crate::config::error::Pos;
 use crate::net::runtime;
+use crate::net::tls::TlsConfig;
 
 /// A request, its body read whole and gunzipped.
 #[derive(Debug)]
@@ -276,4 +282,193 @@ fn gunzip(raw: &[u8], max: usize) -> Result<Vec<u8>, Option<std::io::Error>> {
         return Err(None);
     }
     Ok(out)
+}
+
+/// What a receiving input makes of one request: its events and the answer to give once
+/// they are in the pipeline, or an answer at once (a bad request).
+pub type Decode = Arc<dyn Fn(&Request) -> Result<(Framed, Reply), Reply> + Send + Sync>;
+
+/// Requests decoded and waiting for the pipeline; one more gets 429.
+const QUEUE: usize = 2;
+/// How long a request may wait for room in the pipeline before it gets 429.
+pub const WAIT_FOR_ROOM: Duration = Duration::from_secs(2);
+
+/// A receiving input (OTLP, HTTP): a listener and its way into the pipeline.
+///
+/// A request is answered with its success reply only once its events are handed to the
+/// workers. When the pipeline has no room for it within [`WAIT_FOR_ROOM`], or the queue of
+/// decoded requests ([`QUEUE`]) is full, it gets 429 with `Retry-After: 1` and nothing of it
+/// is kept: memory does not grow and a retried request is not a duplicate. A stopping agent
+/// answers 503.
+#[derive(Debug)]
+pub struct Receiver {
+    /// `ip:port`.
+    pub address: String,
+    /// Connection and body limits.
+    pub limits: Limits,
+    /// TLS, when configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The input, in logs and metrics.
+    pub what: String,
+    /// The log line once listening; `{scheme}` and `{address}` are filled in.
+    pub receives: &'static str,
+}
+
+/// A decoded request, when it may wait until, where to say whether it got in.
+type Queued = (Framed, Instant, oneshot::Sender<Offered>);
+
+impl Receiver {
+    /// Listens until the run stops, handing each decoded request to the pipeline in order.
+    pub fn run(self, ctx: RunContext<'_>, decode: Decode) {
+        let (tx, rx) = crossbeam_channel::bounded::<Queued>(QUEUE);
+        let handler: Handler = Arc::new(move |req| {
+            let (tx, decode) = (tx.clone(), decode.clone());
+            Box::pin(async move { queue(req, &tx, &decode).await })
+        });
+        let what = self.what;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let listening = match serve(
+            &self.address,
+            self.limits,
+            self.tls,
+            what.clone(),
+            ctx.stats.clone(),
+            handler,
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("{what}: cannot listen on {}: {e}", self.address);
+                ctx.stats.read_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+        };
+        let receives = self
+            .receives
+            .replace("{scheme}", scheme)
+            .replace("{address}", &listening.address.to_string());
+        tracing::info!("{what}: receiving {receives}");
+        hand_over(&rx, ctx);
+        drop(listening);
+        // Anything still queued did not get in: its sender hears 503 and retries.
+        while let Ok((_, _, reply)) = rx.try_recv() {
+            let _ = reply.send(Offered::Stopped);
+        }
+    }
+}
+
+/// Hands each decoded request to the pipeline in order, until the run stops.
+fn hand_over(rx: &crossbeam_channel::Receiver<Queued>, ctx: RunContext<'_>) {
+    use std::sync::atomic::Ordering;
+    let source = ctx.next_source.fetch_add(1, Ordering::Relaxed);
+    let mut seq = 0;
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let (framed, deadline, reply) = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(queued) => queued,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let bytes = framed.data.len() as u64;
+        let chunk = SourceChunk {
+            payload: ChunkPayload::Framed(framed),
+            source,
+            seq,
+            fields: None,
+            ack: None,
+        };
+        let offered = (ctx.offer)(chunk, deadline);
+        let _ = reply.send(offered);
+        match offered {
+            Offered::Taken => {
+                seq += 1;
+                ctx.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
+            Offered::Full => {}
+            Offered::Stopped => return,
+        }
+    }
+}
+
+/// Decodes a request, queues its events and answers once they are in (or not).
+async fn queue(req: Request, tx: &crossbeam_channel::Sender<Queued>, decode: &Decode) -> Reply {
+    let (framed, ok) = match decode(&req) {
+        Ok(decoded) => decoded,
+        Err(reply) => return reply,
+    };
+    if framed.records.is_empty() {
+        return ok;
+    }
+    let (reply_tx, reply_rx) = oneshot::channel();
+    match tx.try_send((framed, Instant::now() + WAIT_FOR_ROOM, reply_tx)) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => return full(),
+        Err(TrySendError::Disconnected(_)) => return stopping(),
+    }
+    match reply_rx.await {
+        Ok(Offered::Taken) => ok,
+        Ok(Offered::Full) => full(),
+        Ok(Offered::Stopped) | Err(_) => stopping(),
+    }
+}
+
+fn full() -> Reply {
+    Reply {
+        retry_after: Some(1),
+        ..Reply::text(429, "the pipeline is full; retry later\n")
+    }
+}
+
+fn stopping() -> Reply {
+    Reply {
+        retry_after: Some(5),
+        ..Reply::text(503, "the agent is stopping; retry later\n")
+    }
+}
+
+/// Default `max_connections` of a receiving input.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default `max_body_bytes` of a receiving input.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 << 20;
+
+/// A receiving input's limits and TLS, from [`check`].
+pub type Checked = (Limits, Option<Arc<rustls::ServerConfig>>);
+
+/// The listener keys every receiving input has, checked: `address` is ip:port, limits are
+/// more than 0, the TLS files load. `what` starts every message.
+pub fn check(
+    what: &str,
+    address: &serde_saphyr::Spanned<String>,
+    max_connections: &Option<serde_saphyr::Spanned<usize>>,
+    max_body_bytes: &Option<serde_saphyr::Spanned<weir_core::units::ByteSize>>,
+    tls: &Option<TlsConfig>,
+) -> Result<Checked, (Pos, String)> {
+    address.value.parse::<SocketAddr>().map_err(|_| {
+        (
+            Pos::of(address),
+            format!(
+                "{what}: `address` {:?} is not ip:port (e.g. 0.0.0.0:4318)",
+                address.value
+            ),
+        )
+    })?;
+    let limits = Limits {
+        max_connections: max_connections.as_ref().map_or(DEFAULT_MAX_CONNECTIONS, |m| m.value),
+        max_body_bytes: max_body_bytes
+            .as_ref()
+            .map_or(DEFAULT_MAX_BODY_BYTES, |m| m.value.0)
+            .try_into()
+            .unwrap_or(usize::MAX),
+    };
+    if limits.max_connections == 0 {
+        let at = max_connections.as_ref().map(Pos::of).unwrap_or_default();
+        return Err((at, format!("{what}: `max_connections` must be more than 0")));
+    }
+    if limits.max_body_bytes == 0 {
+        let at = max_body_bytes.as_ref().map(Pos::of).unwrap_or_default();
+        return Err((at, format!("{what}: `max_body_bytes` must be more than 0")));
+    }
+    let tls = match tls {
+        Some(tls) => Some(tls.server().map_err(|(pos, msg)| (pos, format!("{what}: {msg}")))?),
+        None => None,
+    };
+    Ok((limits, tls))
 }

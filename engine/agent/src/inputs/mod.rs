@@ -6,6 +6,7 @@
 //! each source's order.
 
 pub mod file;
+pub mod http;
 pub mod kafka;
 pub mod kubernetes;
 pub mod listen;

@@ -1,12 +1,8 @@
 //! `type: opentelemetry`: an OTLP/HTTP logs receiver (`POST /v1/logs`, protobuf or JSON,
 //! optionally gzip), so applications, collectors and other agents can send to Weir.
 //!
-//! A request is answered 200 only once its events are inside the pipeline (handed to the
-//! workers). When the pipeline has no room for it within [`WAIT_FOR_ROOM`], or the queue
-//! of decoded requests (two) is full, the request gets 429 with `Retry-After: 1`, which
-//! OTLP exporters retry, and nothing of it is kept: memory does not grow and a retried
-//! request is not a duplicate. A stopping agent answers 503. Bodies over `max_body_bytes`
-//! get 413.
+//! A request is answered 200 only once its events are inside the pipeline; a full pipeline
+//! answers 429 with `Retry-After`, which OTLP exporters retry (see [`listen::Receiver`]).
 //!
 //! The mapping is the `opentelemetry` output's, reversed: `body` -> `message`, attributes
 //! -> fields, the Kubernetes resource attributes -> `namespace`, `pod`, `pod_uid`,
@@ -14,38 +10,24 @@
 //! name of `severity_number`) -> `level`, `time_unix_nano` (else
 //! `observed_time_unix_nano`) -> the event time, `trace_id` / `span_id` as hex.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Any};
 use prost::Message;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 use serde_saphyr::Spanned;
-use tokio::sync::oneshot;
 use weir_core::frame::{Framed, Record, Stream};
 use weir_core::model::{Buf, KeyTable, Span};
 use weir_core::pipeline::Processor;
 use weir_core::units::ByteSize;
 
-use super::listen::{self, Limits, Reply};
-use super::{ChunkPayload, Input, Offered, Reading, Run, RunContext, SourceChunk};
+use super::listen::{self, Reply};
+use super::{Input, Reading, Run, RunContext};
 use crate::config::error::{ConfigError, Pos};
 use crate::net::tls::TlsConfig;
-
-/// Default `max_connections`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
-/// Default `max_body_bytes`.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 << 20;
-/// Requests decoded and waiting for the pipeline; one more gets 429.
-const QUEUE: usize = 2;
-/// How long a request may wait for room in the pipeline before it gets 429.
-pub const WAIT_FOR_ROOM: Duration = Duration::from_secs(2);
 
 /// OTLP resource attributes that become the Kubernetes fields Weir's inputs use.
 const RESOURCE_FIELDS: [(&str, &str); 4] = [
@@ -73,60 +55,33 @@ pub struct OpentelemetryInputConfig {
 }
 
 impl OpentelemetryInputConfig {
-    fn limits(&self) -> Limits {
-        Limits {
-            max_connections: self
-                .max_connections
-                .as_ref()
-                .map_or(DEFAULT_MAX_CONNECTIONS, |m| m.value),
-            max_body_bytes: self
-                .max_body_bytes
-                .as_ref()
-                .map_or(DEFAULT_MAX_BODY_BYTES, |m| m.value.0)
-                .try_into()
-                .unwrap_or(usize::MAX),
-        }
+    fn check(&self) -> Result<listen::Checked, (Pos, String)> {
+        listen::check(
+            "opentelemetry input",
+            &self.address,
+            &self.max_connections,
+            &self.max_body_bytes,
+            &self.tls,
+        )
     }
 }
 
 impl Input for OpentelemetryInputConfig {
     fn validate(&self, _at: Pos, file: &Path) -> Result<(), ConfigError> {
-        let err = |pos, msg: String| ConfigError::at(file, pos, format!("opentelemetry input: {msg}"));
-        self.address.value.parse::<SocketAddr>().map_err(|_| {
-            err(
-                Pos::of(&self.address),
-                format!("`address` {:?} is not ip:port (e.g. 0.0.0.0:4318)", self.address.value),
-            )
-        })?;
-        let limits = self.limits();
-        if limits.max_connections == 0 {
-            let at = self.max_connections.as_ref().map(Pos::of).unwrap_or_default();
-            return Err(err(at, "`max_connections` must be more than 0".into()));
-        }
-        if limits.max_body_bytes == 0 {
-            let at = self.max_body_bytes.as_ref().map(Pos::of).unwrap_or_default();
-            return Err(err(at, "`max_body_bytes` must be more than 0".into()));
-        }
-        if let Some(tls) = &self.tls {
-            tls.server().map_err(|(pos, msg)| err(pos, msg))?;
-        }
-        Ok(())
+        self.check()
+            .map(|_| ())
+            .map_err(|(pos, msg)| ConfigError::at(file, pos, msg))
     }
 
     fn reading(&self, file: &Path) -> Result<Reading, ConfigError> {
-        self.validate(Pos::default(), file)?;
-        let tls = match &self.tls {
-            Some(tls) => Some(
-                tls.server()
-                    .map_err(|(pos, msg)| ConfigError::at(file, pos, format!("opentelemetry input: {msg}")))?,
-            ),
-            None => None,
-        };
-        Ok(Reading::Run(Box::new(OtlpReceiver {
+        let (limits, tls) = self.check().map_err(|(pos, msg)| ConfigError::at(file, pos, msg))?;
+        Ok(Reading::Run(Box::new(OtlpReceiver(listen::Receiver {
             address: self.address.value.clone(),
-            limits: self.limits(),
+            limits,
             tls,
-        })))
+            what: format!("opentelemetry input {}", self.address.value),
+            receives: "OTLP/HTTP logs on {scheme}://{address}/v1/logs",
+        }))))
     }
 
     fn decoder(&self, keys: &Arc<KeyTable>) -> Option<Box<dyn Processor>> {
@@ -134,99 +89,29 @@ impl Input for OpentelemetryInputConfig {
     }
 }
 
-/// A decoded request on its way to the pipeline, when it may wait until, and where to say
-/// whether it got in.
-type Queued = (Framed, Instant, oneshot::Sender<Offered>);
-
 /// The running receiver.
 #[derive(Debug)]
-struct OtlpReceiver {
-    address: String,
-    limits: Limits,
-    tls: Option<Arc<rustls::ServerConfig>>,
-}
+struct OtlpReceiver(listen::Receiver);
 
 impl Run for OtlpReceiver {
     fn run(self: Box<Self>, ctx: RunContext<'_>) {
-        let (tx, rx) = crossbeam_channel::bounded::<Queued>(QUEUE);
-        let handler: listen::Handler = Arc::new(move |req| {
-            let tx = tx.clone();
-            Box::pin(async move { receive(req, &tx).await })
-        });
-        let what = format!("opentelemetry input {}", self.address);
-        let listening = match listen::serve(
-            &self.address,
-            self.limits,
-            self.tls.clone(),
-            what.clone(),
-            ctx.stats.clone(),
-            handler,
-        ) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("{what}: cannot listen: {e}");
-                ctx.stats.read_errors.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        };
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        tracing::info!(
-            "{what}: receiving OTLP/HTTP logs on {scheme}://{}/v1/logs",
-            listening.address
-        );
-        hand_over(&rx, ctx);
-        drop(listening);
-        // Anything still queued did not get in: its sender hears 503 and retries.
-        while let Ok((_, _, reply)) = rx.try_recv() {
-            let _ = reply.send(Offered::Stopped);
-        }
+        self.0.run(ctx, Arc::new(decode));
     }
 }
 
-/// Hands each decoded request to the pipeline in order, until the run stops.
-fn hand_over(rx: &Receiver<Queued>, ctx: RunContext<'_>) {
-    let source = ctx.next_source.fetch_add(1, Ordering::Relaxed);
-    let mut seq = 0;
-    while !ctx.stop.load(Ordering::Relaxed) {
-        let (framed, deadline, reply) = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(queued) => queued,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let bytes = framed.data.len() as u64;
-        let chunk = SourceChunk {
-            payload: ChunkPayload::Framed(framed),
-            source,
-            seq,
-            fields: None,
-            ack: None,
-        };
-        let offered = (ctx.offer)(chunk, deadline);
-        let _ = reply.send(offered);
-        match offered {
-            Offered::Taken => {
-                seq += 1;
-                ctx.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
-            }
-            Offered::Full => {}
-            Offered::Stopped => return,
-        }
-    }
-}
-
-/// Answers one request: decoded, queued for the pipeline, 200 once it is in.
-async fn receive(req: listen::Request, tx: &Sender<Queued>) -> Reply {
+/// A request's events, and the 200 to answer once they are in the pipeline.
+fn decode(req: &listen::Request) -> Result<(Framed, Reply), Reply> {
     if req.path != "/v1/logs" {
-        return Reply::text(404, "OTLP logs are received on /v1/logs\n");
+        return Err(Reply::text(404, "OTLP logs are received on /v1/logs\n"));
     }
     let json = match req.content_type.as_str() {
         "application/x-protobuf" | "application/protobuf" => false,
         "application/json" => true,
         other => {
-            return Reply::text(
+            return Err(Reply::text(
                 415,
                 format!("Content-Type {other:?}: send application/x-protobuf or application/json\n"),
-            );
+            ));
         }
     };
     let decoded = if json {
@@ -234,26 +119,9 @@ async fn receive(req: listen::Request, tx: &Sender<Queued>) -> Reply {
     } else {
         ExportLogsServiceRequest::decode(req.body.as_slice()).map_err(|e| e.to_string())
     };
-    let request = match decoded {
-        Ok(r) => r,
-        Err(e) => return Reply::text(400, format!("not an ExportLogsServiceRequest: {e}\n")),
-    };
-    let framed = framed(&request);
-    if !framed.records.is_empty() {
-        let (reply_tx, reply_rx) = oneshot::channel();
-        match tx.try_send((framed, Instant::now() + WAIT_FOR_ROOM, reply_tx)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return full(),
-            Err(TrySendError::Disconnected(_)) => return stopping(),
-        }
-        match reply_rx.await {
-            Ok(Offered::Taken) => {}
-            Ok(Offered::Full) => return full(),
-            Ok(Offered::Stopped) | Err(_) => return stopping(),
-        }
-    }
+    let request = decoded.map_err(|e| Reply::text(400, format!("not an ExportLogsServiceRequest: {e}\n")))?;
     // An empty ExportLogsServiceResponse: no bytes in protobuf, `{}` in JSON.
-    Reply {
+    let ok = Reply {
         status: 200,
         content_type: if json {
             "application/json"
@@ -262,21 +130,8 @@ async fn receive(req: listen::Request, tx: &Sender<Queued>) -> Reply {
         },
         body: if json { b"{}".to_vec() } else { Vec::new() },
         retry_after: None,
-    }
-}
-
-fn full() -> Reply {
-    Reply {
-        retry_after: Some(1),
-        ..Reply::text(429, "the pipeline is full; retry later\n")
-    }
-}
-
-fn stopping() -> Reply {
-    Reply {
-        retry_after: Some(5),
-        ..Reply::text(503, "the agent is stopping; retry later\n")
-    }
+    };
+    Ok((framed(&request), ok))
 }
 
 /// One record per log record: its JSON object (decoded into fields by the input's
@@ -417,7 +272,7 @@ mod tests {
         let framed = framed(&request);
         let event = |i: usize| -> Json {
             let r = &framed.records[i];
-            serde_json::from_slice(&framed.data[r.message.start() as usize..][..r.message.len() as usize]).unwrap()
+            serde_json::from_slice(&framed.data[r.message.start()..][..r.message.len()]).unwrap()
         };
         assert_eq!(framed.records.len(), 2);
         assert_eq!(

@@ -28,6 +28,7 @@ use weir_core::units::{ByteSize, Dur};
 
 use super::{Format, Output, OutputStats, Sink};
 use crate::config::error::{ConfigError, Pos};
+use crate::net::auth::HttpAuthConfig;
 use crate::net::tls::{TlsClient, TlsConfig};
 
 /// Default `batch.max_bytes`: event bytes per request.
@@ -99,53 +100,6 @@ pub struct HttpRetryConfig {
     /// The longest wait between retries (default 30s).
     #[serde(default)]
     pub max_backoff: Option<Spanned<Dur>>,
-}
-
-/// How requests authenticate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthStrategy {
-    /// `Authorization: Basic base64(user:password)`.
-    Basic,
-    /// `Authorization: Bearer TOKEN`.
-    Bearer,
-}
-
-/// `auth:` of an http output.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpAuthConfig {
-    /// `basic` (with `user` and `password`) or `bearer` (with `token`).
-    pub strategy: Spanned<AuthStrategy>,
-    /// The user, for `basic`.
-    #[serde(default)]
-    pub user: Option<String>,
-    /// The password, for `basic`; a secret.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// The token, for `bearer`; a secret.
-    #[serde(default)]
-    pub token: Option<String>,
-}
-
-impl HttpAuthConfig {
-    /// The `Authorization` header value, or what is missing.
-    fn header(&self) -> Result<String, String> {
-        use base64::Engine as _;
-        match (self.strategy.value, &self.user, &self.password, &self.token) {
-            (AuthStrategy::Basic, Some(user), Some(password), None) => {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-                Ok(format!("Basic {encoded}"))
-            }
-            (AuthStrategy::Basic, _, _, _) => {
-                Err("`auth.strategy: basic` takes `user` and `password` (and no `token`)".into())
-            }
-            (AuthStrategy::Bearer, None, None, Some(token)) => Ok(format!("Bearer {token}")),
-            (AuthStrategy::Bearer, _, _, _) => {
-                Err("`auth.strategy: bearer` takes `token` (and no `user` or `password`)".into())
-            }
-        }
-    }
 }
 
 /// `type: http`.

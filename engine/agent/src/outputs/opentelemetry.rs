@@ -37,9 +37,10 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 use weir_core::units::Dur;
 
-use super::http::{Body, HttpAuthConfig, HttpBatchConfig, HttpCompression, HttpOutputConfig, HttpRetryConfig};
+use super::http::{Body, HttpBatchConfig, HttpCompression, HttpOutputConfig, HttpRetryConfig};
 use super::{Format, Output, OutputStats, Sink};
 use crate::config::error::{ConfigError, Pos};
+use crate::net::auth::HttpAuthConfig;
 use crate::net::tls::TlsConfig;
 
 /// Event fields that become resource attributes, and their OTLP names.
