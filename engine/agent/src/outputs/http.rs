@@ -234,10 +234,7 @@ impl HttpOutputConfig {
     /// The credentials this output holds, for [`crate::secrets`] to keep out of output.
     pub fn secrets(&self) -> Vec<&str> {
         let mut found = Vec::new();
-        if let Some(auth) = &self.auth {
-            found.extend(auth.password.as_deref());
-            found.extend(auth.token.as_deref());
-        }
+        found.extend(self.auth.iter().flat_map(HttpAuthConfig::secrets));
         found.extend(self.api_key.as_ref().map(|k| k.value.as_str()));
         for (name, value) in self.headers.iter().flat_map(|h| h.value.iter()) {
             if name.eq_ignore_ascii_case("authorization") {

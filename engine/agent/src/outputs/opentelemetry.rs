@@ -149,10 +149,7 @@ impl Output for OpentelemetryOutputConfig {
 
     fn secrets(&self) -> Vec<&str> {
         let mut found = Vec::new();
-        if let Some(auth) = &self.auth {
-            found.extend(auth.password.as_deref());
-            found.extend(auth.token.as_deref());
-        }
+        found.extend(self.auth.iter().flat_map(HttpAuthConfig::secrets));
         for (name, value) in self.headers.iter().flat_map(|h| h.value.iter()) {
             if name.eq_ignore_ascii_case("authorization") {
                 found.push(value);
