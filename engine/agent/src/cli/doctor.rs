@@ -214,16 +214,22 @@ fn check_inputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
                 check_kafka(c.client(), &topics, &subject, opts, report);
                 check_kafka_group(c, &subject, opts, report);
             }
-            InputConfig::Opentelemetry(c) => check_listen_address(&c.address.value, &subject, report),
-            InputConfig::Http(c) => check_listen_address(&c.address.value, &subject, report),
+            InputConfig::Opentelemetry(c) => check_listen_address(&c.address.value, false, &subject, report),
+            InputConfig::Http(c) => check_listen_address(&c.address.value, false, &subject, report),
+            InputConfig::Syslog(c) => check_listen_address(&c.address.value, c.udp(), &subject, report),
         }
     }
 }
 
-/// A receiving input's address can be bound (nothing else listens there).
-fn check_listen_address(address: &str, subject: &str, report: &mut Report) {
-    match std::net::TcpListener::bind(address) {
-        Ok(_) => report.add(Status::Pass, subject, format!("{address} can be bound")),
+/// A receiving input's address can be bound (nothing else listens there), TCP or UDP.
+fn check_listen_address(address: &str, udp: bool, subject: &str, report: &mut Report) {
+    let bound = if udp {
+        std::net::UdpSocket::bind(address).map(drop)
+    } else {
+        std::net::TcpListener::bind(address).map(drop)
+    };
+    match bound {
+        Ok(()) => report.add(Status::Pass, subject, format!("{address} can be bound")),
         Err(e) => report.add(
             Status::Fail,
             subject,

@@ -34,6 +34,7 @@ use crate::inputs::kafka::KafkaInputConfig;
 use crate::inputs::kubernetes::KubernetesLogsConfig;
 use crate::inputs::opentelemetry::OpentelemetryInputConfig;
 use crate::inputs::stdin::StdinConfig;
+use crate::inputs::syslog::SyslogInputConfig;
 use crate::outputs::Output;
 use crate::outputs::file::FileOutputConfig;
 use crate::outputs::http::HttpOutputConfig;
@@ -141,6 +142,8 @@ registry! {
         "opentelemetry" => Opentelemetry(OpentelemetryInputConfig),
         /// `http`: NDJSON or JSON arrays POSTed by applications.
         "http" => Http(HttpInputConfig),
+        /// `syslog`: RFC 5424 and RFC 3164 over TCP (newline or octet-counting, TLS) or UDP.
+        "syslog" => Syslog(SyslogInputConfig),
     }
 }
 

@@ -91,8 +91,16 @@ impl Drop for Listening {
     }
 }
 
-/// Binds `address` and serves `handler` on the network runtime; `what` names the input
-/// in metrics (`input` label) and logs.
+/// An accepted connection, TLS done when the listener has it.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for S {}
+
+/// Serves one accepted connection from the given peer, until it ends.
+pub type OnConnection =
+    Arc<dyn Fn(Box<dyn Stream>, SocketAddr) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Binds `address` and serves HTTP/1.1 `handler` on the network runtime; `what` names the
+/// input in metrics (`input` label) and logs.
 pub fn serve(
     address: &str,
     limits: Limits,
@@ -100,6 +108,32 @@ pub fn serve(
     what: String,
     stats: Arc<InputStats>,
     handler: Handler,
+) -> std::io::Result<Listening> {
+    let on_connection: OnConnection = {
+        let (stats, what) = (stats.clone(), what.clone());
+        Arc::new(move |stream, _| {
+            Box::pin(serve_connection(
+                stream,
+                limits,
+                handler.clone(),
+                stats.clone(),
+                what.clone(),
+            ))
+        })
+    };
+    accept(address, limits.max_connections, tls, what, stats, on_connection)
+}
+
+/// Binds `address` and accepts connections on the network runtime, each served by
+/// `on_connection` once its TLS handshake (when `tls`) is done: the accept loop of every
+/// TCP listener. A connection over `max_connections` is closed at once and counted.
+pub fn accept(
+    address: &str,
+    max_connections: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    what: String,
+    stats: Arc<InputStats>,
+    on_connection: OnConnection,
 ) -> std::io::Result<Listening> {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let std_listener = std::net::TcpListener::bind(address)?;
@@ -110,10 +144,10 @@ pub fn serve(
         let _entered = handle.enter();
         tokio::net::TcpListener::from_std(std_listener)?
     };
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let task = handle.spawn(async move {
         loop {
-            let (stream, _) = match listener.accept().await {
+            let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!("{what}: accept failed: {e}");
@@ -131,14 +165,15 @@ pub fn serve(
                 drop(stream);
                 continue;
             };
-            let (handler, stats, what, acceptor) = (handler.clone(), stats.clone(), what.clone(), acceptor.clone());
+            let (on_connection, stats, what, acceptor) =
+                (on_connection.clone(), stats.clone(), what.clone(), acceptor.clone());
             tokio::spawn(async move {
                 match acceptor {
-                    None => serve_connection(stream, limits, handler, stats, what).await,
+                    None => on_connection(Box::new(stream), peer).await,
                     Some(acceptor) => {
                         let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                         match handshake {
-                            Ok(Ok(tls)) => serve_connection(tls, limits, handler, stats, what).await,
+                            Ok(Ok(tls)) => on_connection(Box::new(tls), peer).await,
                             // Closed before saying anything: a TCP probe, not a failure.
                             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
                             Ok(Err(e)) => handshake_failed(&stats, &what, &e.to_string()),
@@ -157,10 +192,13 @@ pub fn serve(
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves HTTP/1.1 requests on one connection until the peer closes it.
-async fn serve_connection<S>(stream: S, limits: Limits, handler: Handler, stats: Arc<InputStats>, what: String)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+async fn serve_connection(
+    stream: Box<dyn Stream>,
+    limits: Limits,
+    handler: Handler,
+    stats: Arc<InputStats>,
+    what: String,
+) {
     let service = service_fn(move |req| {
         let (handler, stats, what) = (handler.clone(), stats.clone(), what.clone());
         async move {

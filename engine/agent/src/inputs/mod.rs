@@ -12,6 +12,7 @@ pub mod kubernetes;
 pub mod listen;
 pub mod opentelemetry;
 pub mod stdin;
+pub mod syslog;
 pub mod tail;
 
 use std::io::Read;

@@ -16,6 +16,7 @@ mod json_scan;
 pub mod kv;
 pub mod regex;
 mod scanner;
+pub mod syslog;
 pub mod time;
 
 use std::borrow::Cow;

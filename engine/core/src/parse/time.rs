@@ -42,7 +42,7 @@
 //!
 //! An offset in the value (`%z`, or `rfc3339`'s) wins; else a zone name in the value
 //! (`%Z`); else the `timezone` option: an IANA name, a fixed offset such as `+05:30` or
-//! `-0800`, or UTC by default. Epoch formats are UTC by definition. A civil time in an
+//! `-0800`, `local` (the machine's zone: `TZ`, else `/etc/localtime`), or UTC by default. Epoch formats are UTC by definition. A civil time in an
 //! IANA zone is converted with jiff; a time that falls in a DST gap moves forward by the
 //! gap, and one that happens twice in a fold takes the earlier instant (jiff's
 //! "compatible" rule).
@@ -83,7 +83,8 @@ pub struct ParseTimestampConfig {
     /// `epoch`, `epoch_ms`, `epoch_us`, `epoch_ns`. See the [module docs](self).
     pub format: String,
     /// The zone of values that carry no offset or zone name: an IANA name
-    /// (`Europe/Paris`) or a fixed offset (`+05:30`, `-0800`). Default UTC.
+    /// (`Europe/Paris`), a fixed offset (`+05:30`, `-0800`) or `local` (the machine's
+    /// zone). Default UTC.
     #[serde(default)]
     pub timezone: Option<String>,
     /// The year of values whose format has no `%Y` (default: the current UTC year when
@@ -189,6 +190,62 @@ impl FieldParse for TimestampParser {
 }
 
 impl TimestampParser {
+    /// A parser of `format` whose values without an offset are in `timezone` (UTC when
+    /// `None`), for parsers that find a time inside a larger value (the syslog decoder).
+    pub fn new(format: &str, timezone: Option<&str>) -> Result<TimestampParser, BuildError> {
+        ParseTimestampConfig {
+            field: default_time_field(),
+            format: format.into(),
+            timezone: timezone.map(Into::into),
+            year: None,
+            keep_source: false,
+            on_failure: OnFailure::Keep,
+            error_field: None,
+        }
+        .compile()
+    }
+
+    /// Nanoseconds since the epoch of `value`. A format without `%Y` reads it in `year`
+    /// when given (a full parse, past the cache), else in the parser's year.
+    pub fn nanos(&mut self, value: &[u8], year: Option<i32>) -> Result<i64, ParseFailure> {
+        let result = match year {
+            None => self.timestamp(value),
+            Some(year) => {
+                let saved = std::mem::replace(&mut self.year, year);
+                let result = self.uncached(value);
+                self.year = saved;
+                result
+            }
+        };
+        result.map_err(|why| self.failure(value, why))
+    }
+
+    /// The year of values whose format has no `%Y`.
+    pub fn year(&self) -> i32 {
+        self.year
+    }
+
+    /// Sets [`Self::year`], forgetting the cached second (it was of the old year).
+    pub fn set_year(&mut self, year: i32) {
+        if year != self.year {
+            self.year = year;
+            self.cache = SecondCache::default();
+        }
+    }
+
+    /// `b` parsed in full, without the cache.
+    fn uncached(&mut self, b: &[u8]) -> Result<i64, Why> {
+        if b.is_empty() {
+            return Err(Why::Empty);
+        }
+        let fields = self.format.scan(b)?;
+        if let Some(nanos) = fields.epoch {
+            return Ok(nanos);
+        }
+        let secs = self.seconds(b, &fields)?;
+        join(secs, fields.nanos)
+    }
+
     /// Nanoseconds since the epoch of `b`.
     fn timestamp(&mut self, b: &[u8]) -> Result<i64, Why> {
         if b.is_empty() {
@@ -348,7 +405,11 @@ impl Zone {
         if is_utc_name(b) {
             return Ok(Zone::Fixed(0));
         }
-        let tz = TimeZone::get(name).map_err(|_| BuildError(format!("unknown time zone `{name}`")))?;
+        let tz = if name == "local" {
+            TimeZone::system()
+        } else {
+            TimeZone::get(name).map_err(|_| BuildError(format!("unknown time zone `{name}`")))?
+        };
         Ok(match tz.to_fixed_offset() {
             Ok(offset) => Zone::Fixed(offset.seconds()),
             Err(_) => Zone::Tz(tz),
@@ -910,7 +971,7 @@ impl Civil {
 }
 
 /// Days from 1970-01-01 to the given proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
+pub(super) fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
     let y = i64::from(year) - i64::from(month <= 2);
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
