@@ -28,7 +28,7 @@ case "$mode" in
     *) echo "usage: fuzz/run.sh [smoke [SECONDS] | long [SECONDS]] [TARGET...]" >&2; exit 2 ;;
 esac
 shift $(( $# > 1 ? 2 : $# ))
-all_targets=(parse_json parse_regex parse_kv parse_delimiter parse_timestamp framer encoders config wasm_edits)
+all_targets=(parse_json parse_regex parse_kv parse_delimiter parse_timestamp syslog framer encoders config wasm_edits)
 targets=("$@")
 if [ $# -eq 0 ]; then targets=("${all_targets[@]}"); fi
 
@@ -87,6 +87,7 @@ seed_lines parse_regex $td/logs/nginx_access.log
 seed parse_kv $td/cases/parse_kv/*.yaml
 seed parse_delimiter $td/cases/parse_delimiter/*.yaml
 seed parse_timestamp $td/cases/parse_timestamp/*.yaml
+seed syslog $td/logs/syslog.log
 seed framer $td/cases/multiline/*.yaml $td/cases/container/*.yaml $td/cases/lines/*.yaml $td/logs/java_app.log
 seed encoders $td/logs/edge_cases.log $td/cli/run/*.out
 seed config $td/cli/check/*.yaml $td/cli/run/*.yaml ../examples/*.yaml ../examples/*/*.yaml
