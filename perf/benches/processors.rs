@@ -143,6 +143,10 @@ fn processors(c: &mut Criterion) {
         csv.lines,
     );
 
+    let syslog = corpus::syslog(SIZE, 1);
+    let decoder = weir_core::parse::syslog::decoder(k, Some("UTC")).unwrap();
+    bench(c, "syslog_decoder", &syslog, vec![Box::new(decoder)], syslog.lines);
+
     let parse_kv = cfg::<ParseKvConfig>(serde_json::json!({}));
     bench(c, "parse_kv", &kv, vec![Box::new(parse_kv.build(k).unwrap())], kv.lines);
 

@@ -356,6 +356,10 @@ fn sd_json(b: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
             out.push(b':');
             out.push(b'"');
             loop {
+                // A run of bytes JSON takes as they are, then the byte that ended it.
+                let run = b[at..].iter().take_while(|&&c| !needs_care(c)).count();
+                out.extend_from_slice(&b[at..at + run]);
+                at += run;
                 match b.get(at) {
                     None => return Err(BAD),
                     Some(b'"') => break,
@@ -399,10 +403,20 @@ fn name<'a>(b: &'a [u8], at: &mut usize) -> &'a [u8] {
 
 fn json_string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
-    for &c in s {
-        json_byte(c, out);
+    if s.iter().any(|&c| needs_care(c)) {
+        for &c in s {
+            json_byte(c, out);
+        }
+    } else {
+        out.extend_from_slice(s);
     }
     out.push(b'"');
+}
+
+/// `"`, `\\` and control bytes: what a JSON string cannot hold as it is (and the value
+/// scanner must look at).
+fn needs_care(c: u8) -> bool {
+    c == b'"' || c == b'\\' || c < 0x20
 }
 
 /// One byte of a JSON string's content, escaped when it must be.
