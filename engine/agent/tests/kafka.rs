@@ -136,13 +136,6 @@ fn outage(default: u64) -> Duration {
     )
 }
 
-/// The peak resident set of process `pid` so far (VmHWM), in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
-}
-
 #[test]
 fn a_frozen_broker_loses_nothing() {
     broker_outage("a_frozen_broker_loses_nothing", |broker, down| broker.freeze(down));
@@ -187,7 +180,7 @@ fn broker_outage(test: &str, down: impl Fn(&Broker, bool)) {
     let lasts = outage(10);
     down(&broker, true);
     std::thread::sleep(lasts);
-    let rss_in_outage = peak_rss(agent.id());
+    let rss_in_outage = support::agent::peak_rss_kib(agent.id()) * 1024;
     down(&broker, false);
     let start = Instant::now();
     let mut got = BTreeMap::new();
@@ -199,7 +192,7 @@ fn broker_outage(test: &str, down: impl Fn(&Broker, bool)) {
     }
     std::thread::sleep(Duration::from_millis(1500)); // a statistics report
     let metrics = support::agent::metrics(&admin);
-    let rss = peak_rss(agent.id());
+    let rss = support::agent::peak_rss_kib(agent.id()) * 1024;
     sigterm(&mut agent);
     assert_eq!(
         got.len() as u64,

@@ -3,7 +3,8 @@
 //! `logging.handlers.SysLogHandler` (UDP, and TCP with its NUL-terminated messages), a
 //! Python TLS client with the CA the test generates, a plaintext client on the TLS
 //! listener (closed and counted), malformed and oversized messages (kept, counted). Under
-//! load, 50 TCP senders for 30 s: nothing lost, the agent under 64 MiB.
+//! load, 50 TCP senders for 30 s: nothing lost, the agent under 64 MiB; behind a stuck
+//! output the input stops reading, so the sender waits and the agent's memory does not grow.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::agent::{metrics, weir_run};
+use support::agent::{metrics, peak_rss_kib, weir_run};
 
 /// A free port on 127.0.0.1 for TCP and UDP (released again: the agent binds it next).
 fn free_port() -> u16 {
@@ -296,13 +297,6 @@ fn syslog_over_tls_arrives_and_a_plaintext_client_is_closed_and_counted() {
     assert_eq!(metric(&m, "weir_listener_tls_handshake_failures_total"), 1.0, "{m:?}");
 }
 
-/// Peak RSS (VmHWM) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn fifty_tcp_senders_for_30_s_lose_nothing_and_the_agent_stays_under_64_mib() {
     const SENDERS: usize = 50;
@@ -367,6 +361,58 @@ fn fifty_tcp_senders_for_30_s_lose_nothing_and_the_agent_stays_under_64_mib() {
     eprintln!(
         "{SENDERS} senders, {total} messages in {:?}, peak RSS {} KiB",
         FOR, peak
+    );
+    assert!(peak < 64 << 10, "peak RSS {peak} KiB");
+}
+
+#[test]
+fn a_stuck_output_stops_the_reading_and_the_sender_waits_instead_of_memory_growing() {
+    // An HTTP endpoint that takes connections and never answers.
+    let stuck = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stuck_at = stuck.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in stuck.incoming() {
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "shutdown_timeout: 2s\n\
+             inputs:\n  - type: syslog\n    address: 127.0.0.1:{port}\n\
+             outputs:\n  - type: http\n    uri: http://{stuck_at}/\n    request_timeout: 5s\n"
+        ),
+    )
+    .unwrap();
+    let agent = start(&config, dir.path(), port);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    let message = format!("<14>1 2026-12-06T10:00:00Z node load - - - {}\n", "x".repeat(960));
+    let limit = 512u64 << 20;
+    let mut written = 0u64;
+    // Until a write waits 3 s: the agent has stopped reading.
+    while written < limit {
+        match conn.write(message.as_bytes()) {
+            Ok(n) => written += n as u64,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+            Err(e) => panic!("after {written} bytes: {e}"),
+        }
+    }
+    let peak = peak_rss_kib(agent.id());
+    let (_, stderr) = stop(agent);
+    eprintln!(
+        "the sender was held after {} KiB; agent peak RSS {peak} KiB",
+        written >> 10
+    );
+    // What is held: the sockets' buffers (a few MiB each way), a few 64 KiB chunks per
+    // connection and the pipeline's bounded queues.
+    assert!(
+        written < 64 << 20,
+        "the agent read {written} bytes into a stuck pipeline\n{stderr}"
     );
     assert!(peak < 64 << 10, "peak RSS {peak} KiB");
 }

@@ -50,3 +50,10 @@ pub fn metrics(addr: &str) -> HashMap<String, f64> {
     }
     out
 }
+
+/// The peak resident set of process `pid` so far (`VmHWM` of `/proc/PID/status`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
