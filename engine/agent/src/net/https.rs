@@ -55,7 +55,10 @@ impl<In: Transport> Connector<In> for HttpsConnector {
         let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         sock.set_timeout(details.timeout);
         if let Err(e) = conn.complete_io(&mut sock) {
-            return Err(tls_error(e, &tls.roots, host));
+            return Err(match alert_after(&e, &mut conn, &mut sock) {
+                Some(alert) => tls_failed(&alert, &tls.roots, host),
+                None => tls_error(e, &tls.roots, host),
+            });
         }
         let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
         Ok(Some(Either::B(TlsTransport {
@@ -75,9 +78,36 @@ fn io_error(message: String) -> ureq::Error {
 /// handshake, e.g. a server refusing our client certificate) is described in words.
 fn tls_error(e: std::io::Error, roots: &str, host: &str) -> ureq::Error {
     match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        Some(tls) => io_error(format!("TLS with {host} failed: {}", describe(tls, roots))),
+        Some(tls) => tls_failed(tls, roots, host),
         None => ureq::Error::Io(e),
     }
+}
+
+fn tls_failed(tls: &rustls::Error, roots: &str, host: &str) -> ureq::Error {
+    io_error(format!("TLS with {host} failed: {}", describe(tls, roots)))
+}
+
+/// The server's reason for closing, when a write failed because it closed and its alert
+/// is already here: a server that refuses our certificate (in TLS 1.3, once it has read
+/// it) closes at once, which can break our next write (or the write of what rustls holds
+/// that every read does first) before we have read why.
+fn alert_after(e: &std::io::Error, conn: &mut ClientConnection, sock: &mut impl Read) -> Option<rustls::Error> {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    if !matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted) {
+        return None;
+    }
+    // The alert may have been read already (rustls then keeps the error), or be waiting
+    // in the socket: the peer has closed, so each read returns at once.
+    for _ in 0..8 {
+        if let Err(tls) = conn.process_new_packets() {
+            return Some(tls);
+        }
+        match conn.read_tls(sock) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    None
 }
 
 /// A TLS connection, as ureq reads and writes it.
@@ -94,6 +124,17 @@ impl std::fmt::Debug for TlsTransport {
     }
 }
 
+impl TlsTransport {
+    /// A failed read or write, described: with the server's alert when it has sent one.
+    fn failed(&mut self, e: std::io::Error) -> ureq::Error {
+        let StreamOwned { conn, sock } = &mut self.stream;
+        match alert_after(&e, conn, sock) {
+            Some(alert) => tls_failed(&alert, &self.roots, &self.host),
+            None => tls_error(e, &self.roots, &self.host),
+        }
+    }
+}
+
 impl Transport for TlsTransport {
     fn buffers(&mut self) -> &mut dyn Buffers {
         &mut self.buffers
@@ -102,18 +143,17 @@ impl Transport for TlsTransport {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
         let output = &self.buffers.output()[..amount];
-        self.stream
-            .write_all(output)
-            .map_err(|e| tls_error(e, &self.roots, &self.host))
+        self.stream.write_all(output).map_err(|e| self.failed(e))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
         let input = self.buffers.input_append_buf();
-        let amount = self
-            .stream
-            .read(input)
-            .map_err(|e| tls_error(e, &self.roots, &self.host))?;
+        // A read writes what rustls holds first, so it too can find the peer gone.
+        let amount = match self.stream.read(input) {
+            Ok(amount) => amount,
+            Err(e) => return Err(self.failed(e)),
+        };
         self.buffers.input_appended(amount);
         Ok(amount > 0)
     }
