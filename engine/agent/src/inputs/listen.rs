@@ -19,7 +19,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 
 use crossbeam_channel::{RecvTimeoutError, TrySendError};
 use tokio::sync::oneshot;
-use weir_core::frame::Framed;
+use weir_core::frame::{Framed, Record};
+use weir_core::model::{Buf, Span, Value};
 
 use super::{ChunkPayload, InputStats, Offered, RunContext, SourceChunk};
 use crate::admin::Labeled;
@@ -109,12 +110,14 @@ pub fn serve(
     stats: Arc<InputStats>,
     handler: Handler,
 ) -> std::io::Result<Listening> {
+    let budget = Budget::new(limits.max_body_bytes);
     let on_connection: OnConnection = {
         let (stats, what) = (stats.clone(), what.clone());
         Arc::new(move |stream, _| {
             Box::pin(serve_connection(
                 stream,
                 limits,
+                budget.clone(),
                 handler.clone(),
                 stats.clone(),
                 what.clone(),
@@ -188,6 +191,51 @@ pub fn accept(
     Ok(Listening { task, address: local })
 }
 
+/// Bytes of request bodies one listener holds at once (read, gunzipped, decoded and waiting
+/// for the pipeline), or `max_body_bytes` when that is more: what bounds a receiver's
+/// memory however many clients send large requests at once.
+pub const BODY_BUDGET: usize = 8 << 20;
+
+/// The body bytes a listener may hold ([`BODY_BUDGET`]); a request waits up to
+/// [`WAIT_FOR_ROOM`] for its share, else it is answered 429 unread.
+#[derive(Debug, Clone)]
+struct Budget {
+    bytes: Arc<tokio::sync::Semaphore>,
+    total: usize,
+}
+
+impl Budget {
+    fn new(max_body_bytes: usize) -> Budget {
+        let total = BODY_BUDGET.max(max_body_bytes).min(u32::MAX as usize);
+        Budget {
+            bytes: Arc::new(tokio::sync::Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Room for `bytes` (at most the whole budget, so any one request can get in).
+    async fn reserve(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let n = bytes.clamp(1, self.total) as u32;
+        let wait = self.bytes.clone().acquire_many_owned(n);
+        tokio::time::timeout(WAIT_FOR_ROOM, wait).await.ok()?.ok()
+    }
+
+    /// Grows `held` to `bytes`; false when there is no room for it in time.
+    async fn grow(&self, held: &mut tokio::sync::OwnedSemaphorePermit, bytes: usize) -> bool {
+        let more = bytes.min(self.total).saturating_sub(held.num_permits());
+        if more == 0 {
+            return true;
+        }
+        match self.reserve(more).await {
+            Some(extra) => {
+                held.merge(extra);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// How long a TLS client has to complete its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -195,14 +243,15 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 async fn serve_connection(
     stream: Box<dyn Stream>,
     limits: Limits,
+    budget: Budget,
     handler: Handler,
     stats: Arc<InputStats>,
     what: String,
 ) {
     let service = service_fn(move |req| {
-        let (handler, stats, what) = (handler.clone(), stats.clone(), what.clone());
+        let (handler, stats, what, budget) = (handler.clone(), stats.clone(), what.clone(), budget.clone());
         async move {
-            let reply = answer(req, limits, &handler, &stats.labeled, &what).await;
+            let reply = answer(req, limits, &budget, &handler, &stats.labeled, &what).await;
             Ok::<_, std::convert::Infallible>(reply)
         }
     });
@@ -229,6 +278,7 @@ fn handshake_failed(stats: &InputStats, what: &str, why: &str) {
 async fn answer(
     req: hyper::Request<Incoming>,
     limits: Limits,
+    budget: &Budget,
     handler: &Handler,
     metrics: &Labeled,
     what: &str,
@@ -249,34 +299,50 @@ async fn answer(
         .to_ascii_lowercase();
     let authorization = header("authorization");
     let gzip = header("content-encoding").is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+    let declared = header("content-length").and_then(|v| v.parse::<usize>().ok());
     let reply = if req.method() != hyper::Method::POST {
         Reply::text(405, "only POST\n")
+    } else if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        too_large(limits, metrics, what)
     } else {
-        match Limited::new(req.into_body(), limits.max_body_bytes).collect().await {
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                too_large(limits, metrics, what)
+        // Room for the body in the listener's budget first (all it declares, or the most it
+        // may be), then for what gunzip makes of it: held until the request is answered.
+        let body = req.into_body();
+        match budget.reserve(declared.unwrap_or(limits.max_body_bytes)).await {
+            // Read and dropped, so the client hears 429 rather than a reset mid-send.
+            None => {
+                discard(body, limits.max_body_bytes).await;
+                full()
             }
-            Err(e) => Reply::text(400, format!("cannot read the request body: {e}\n")),
-            Ok(collected) => {
-                let raw = collected.to_bytes();
-                match if gzip {
-                    gunzip(&raw, limits.max_body_bytes)
-                } else {
-                    Ok(raw.to_vec())
-                } {
-                    Err(Some(e)) => Reply::text(400, format!("the gzip body is not valid: {e}\n")),
-                    Err(None) => too_large(limits, metrics, what),
-                    Ok(body) => {
-                        handler(Request {
-                            path,
-                            content_type,
-                            authorization,
-                            body,
-                        })
-                        .await
+            Some(mut held) => match Limited::new(body, limits.max_body_bytes).collect().await {
+                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                    too_large(limits, metrics, what)
+                }
+                Err(e) => Reply::text(400, format!("cannot read the request body: {e}\n")),
+                Ok(collected) => {
+                    let raw = collected.to_bytes();
+                    match if gzip {
+                        gunzip(&raw, limits.max_body_bytes)
+                    } else {
+                        Ok(Vec::from(raw))
+                    } {
+                        Err(Some(e)) => Reply::text(400, format!("the gzip body is not valid: {e}\n")),
+                        Err(None) => too_large(limits, metrics, what),
+                        Ok(body) => match budget.grow(&mut held, body.len()).await {
+                            false => full(),
+                            true => {
+                                handler(Request {
+                                    path,
+                                    content_type,
+                                    authorization,
+                                    body,
+                                })
+                                .await
+                            }
+                        },
                     }
                 }
-            }
+            },
         }
     };
     metrics.add(
@@ -294,6 +360,17 @@ async fn answer(
     response
         .body(Full::new(Bytes::from(reply.body)))
         .expect("a valid status and headers")
+}
+
+/// Reads up to `max` bytes of `body` and drops them as they come.
+async fn discard(mut body: Incoming, max: usize) {
+    let mut read = 0;
+    while read <= max {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
 }
 
 fn too_large(limits: Limits, metrics: &Labeled, what: &str) -> Reply {
@@ -352,8 +429,8 @@ pub struct Receiver {
     pub receives: &'static str,
 }
 
-/// A decoded request, when it may wait until, where to say whether it got in.
-type Queued = (Framed, Instant, oneshot::Sender<Offered>);
+/// A decoded request (in pieces), when it may wait until, where to say whether it got in.
+type Queued = (Vec<Framed>, Instant, oneshot::Sender<Offered>);
 
 impl Receiver {
     /// Listens until the run stops, handing each decoded request to the pipeline in order.
@@ -400,43 +477,113 @@ fn hand_over(rx: &crossbeam_channel::Receiver<Queued>, ctx: RunContext<'_>) {
     let source = ctx.next_source.fetch_add(1, Ordering::Relaxed);
     let mut seq = 0;
     while !ctx.stop.load(Ordering::Relaxed) {
-        let (framed, deadline, reply) = match rx.recv_timeout(Duration::from_millis(100)) {
+        let (pieces, deadline, reply) = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(queued) => queued,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        let bytes = framed.data.len() as u64;
-        let chunk = SourceChunk {
-            payload: ChunkPayload::Framed(framed),
-            source,
-            seq,
-            fields: None,
-            ack: None,
-        };
-        let offered = (ctx.offer)(chunk, deadline);
-        let _ = reply.send(offered);
-        match offered {
-            Offered::Taken => {
-                seq += 1;
-                ctx.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        // The first piece gets in by the deadline or the request is refused whole; once it
+        // is in, the others wait for room (refusing them would duplicate the first).
+        let mut offered = Offered::Taken;
+        for (i, framed) in pieces.into_iter().enumerate() {
+            let bytes = framed.data.len() as u64;
+            let chunk = SourceChunk {
+                payload: ChunkPayload::Framed(framed),
+                source,
+                seq,
+                fields: None,
+                ack: None,
+            };
+            offered = if i == 0 {
+                (ctx.offer)(chunk, deadline)
+            } else if (ctx.send)(chunk) {
+                Offered::Taken
+            } else {
+                Offered::Stopped
+            };
+            if offered != Offered::Taken {
+                break;
             }
-            Offered::Full => {}
-            Offered::Stopped => return,
+            seq += 1;
+            ctx.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        let _ = reply.send(offered);
+        if offered == Offered::Stopped {
+            return;
         }
     }
 }
 
+/// A request's events in pieces of at most [`PIECE_BYTES`] (a record larger than that is a
+/// piece of its own), so the pipeline, whose queues count chunks, holds no more for a
+/// large request than for a file.
+fn pieces(framed: Framed) -> Vec<Framed> {
+    if framed.data.len() + framed.arena.len() <= PIECE_BYTES {
+        return vec![framed];
+    }
+    let mut out = Vec::new();
+    let mut piece = Framed::default();
+    let bytes = |span: Span| match span.buf() {
+        Buf::Chunk => &framed.data[span.start()..][..span.len()],
+        Buf::Arena => &framed.arena[span.start()..][..span.len()],
+    };
+    let copy = |piece: &mut Framed, span: Span| {
+        let b = bytes(span);
+        let at = piece.arena.len();
+        piece.arena.extend_from_slice(b);
+        Span::new(Buf::Arena, at, b.len())
+    };
+    for record in &framed.records {
+        if !piece.records.is_empty() && piece.data.len() + piece.arena.len() + record.message.len() > PIECE_BYTES {
+            out.push(std::mem::take(&mut piece));
+        }
+        let message = bytes(record.message);
+        let at = piece.data.len();
+        piece.data.extend_from_slice(message);
+        let fields = record.fields.map(|first| {
+            piece.field_names.clone_from(&framed.field_names);
+            let index = piece.fields.len() as u32;
+            let values = &framed.fields[first as usize..][..framed.field_names.len()];
+            for value in values {
+                let value = match *value {
+                    Value::Str(s) => Value::Str(copy(&mut piece, s)),
+                    Value::Json(s) => Value::Json(copy(&mut piece, s)),
+                    other => other,
+                };
+                piece.fields.push(value);
+            }
+            index
+        });
+        piece.records.push(Record {
+            message: Span::new(Buf::Chunk, at, message.len()),
+            fields,
+            ..*record
+        });
+    }
+    if !piece.records.is_empty() {
+        out.push(piece);
+    }
+    out
+}
+
+/// The most bytes of one chunk a receiver hands over: the size of a file input's chunks.
+const PIECE_BYTES: usize = 1 << 20;
+
 /// Decodes a request, queues its events and answers once they are in (or not).
 async fn queue(req: Request, tx: &crossbeam_channel::Sender<Queued>, decode: &Decode) -> Reply {
+    if tx.is_full() {
+        return full();
+    }
     let (framed, ok) = match decode(&req) {
         Ok(decoded) => decoded,
         Err(reply) => return reply,
     };
+    drop(req);
     if framed.records.is_empty() {
         return ok;
     }
     let (reply_tx, reply_rx) = oneshot::channel();
-    match tx.try_send((framed, Instant::now() + WAIT_FOR_ROOM, reply_tx)) {
+    match tx.try_send((pieces(framed), Instant::now() + WAIT_FOR_ROOM, reply_tx)) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => return full(),
         Err(TrySendError::Disconnected(_)) => return stopping(),
@@ -509,4 +656,53 @@ pub fn check(
         None => None,
     };
     Ok((limits, tls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_request_is_handed_over_in_pieces_with_its_records_whole() {
+        let mut framed = Framed {
+            field_names: vec!["sender"],
+            ..Framed::default()
+        };
+        let sizes = [600 << 10, 10, 700 << 10, 2 << 20, 5];
+        for (i, size) in sizes.into_iter().enumerate() {
+            let start = framed.data.len();
+            framed.data.extend(std::iter::repeat_n(b'a' + i as u8, size));
+            let name = format!("s{i}");
+            let value = Span::new(Buf::Arena, framed.arena.len(), name.len());
+            framed.arena.extend_from_slice(name.as_bytes());
+            framed.records.push(Record {
+                message: Span::new(Buf::Chunk, start, size),
+                stream: weir_core::frame::Stream::None,
+                timestamp: Some(i as i64),
+                cut: false,
+                error: None,
+                fields: Some(framed.fields.len() as u32),
+            });
+            framed.fields.push(Value::Str(value));
+        }
+        let pieces = pieces(framed);
+        // 600 KiB + 10 B; 700 KiB; 2 MiB alone; 5 B.
+        let shape: Vec<usize> = pieces.iter().map(|p| p.records.len()).collect();
+        assert_eq!(shape, [2, 1, 1, 1]);
+        let mut i = 0;
+        for piece in &pieces {
+            for r in &piece.records {
+                let message = &piece.data[r.message.start()..][..r.message.len()];
+                assert_eq!(message.len(), sizes[i]);
+                assert!(message.iter().all(|&b| b == b'a' + i as u8));
+                assert_eq!(r.timestamp, Some(i as i64));
+                let Value::Str(v) = piece.fields[r.fields.unwrap() as usize] else {
+                    panic!()
+                };
+                assert_eq!(&piece.arena[v.start()..][..v.len()], format!("s{i}").as_bytes());
+                i += 1;
+            }
+        }
+        assert_eq!(i, sizes.len());
+    }
 }
