@@ -6,7 +6,13 @@
 //! counted and checked against the workload's expectation; a mismatch fails the whole
 //! bench, so a broken pipeline cannot report a fast figure. With `--peers`, the same
 //! corpus goes through Fluent Bit and/or Vector (when on `PATH`) with the configs in
-//! `perf/peers/`.
+//! `perf/peers/`. A workload whose input listens gets the corpus sent to it while it runs,
+//! from outside the measured process ([`crate::send`]).
+//!
+//! Before anything is measured, every chosen pipeline goes through `weir check`: a
+//! pipeline the binary rejects fails the bench at once rather than after the workloads
+//! before it. One that uses a component type the binary does not have is left out of a
+//! run of all workloads, with a note, and is an error when named.
 //!
 //! The headline is input MB per CPU-second (MB = 10^6 bytes): how much one core
 //! processes, whatever the number of threads. The harness itself stays small (corpora are
@@ -25,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus;
 use crate::kafka::{self, Broker};
+use crate::send;
 use crate::workload::{self, KafkaRole, Workload};
 
 /// Version of the JSON report's shape; bumped when a field changes meaning or goes away.
@@ -407,7 +414,6 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             .collect::<Result<_, _>>()?
     };
     let mut chosen = chosen;
-    let broker = kafka_broker(opts, &mut chosen)?;
     let baseline = match &opts.baseline {
         Some(path) => Some((path, read_baseline(path)?)),
         None => None,
@@ -420,6 +426,8 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     for dir in [&opts.cache_dir, &work_dir] {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
+    check_pipelines(opts, &work_dir, &chosen)?;
+    let broker = kafka_broker(opts, &mut chosen)?;
 
     let mut peers: Vec<(Peer, PathBuf)> = Vec::new();
     let mut peers_missing = Vec::new();
@@ -536,6 +544,40 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     Ok(outcome)
 }
 
+/// Runs `weir check` on each chosen workload's pipeline (placeholders filled with
+/// stand-ins) before anything is measured: a pipeline it rejects (a typo, a component this
+/// binary lacks) fails the bench at once, naming the workload, instead of after the
+/// workloads before it have run.
+fn check_pipelines(opts: &Options, work_dir: &Path, chosen: &[&Workload]) -> Result<(), String> {
+    let stand_ins = [
+        ("bootstrap", "127.0.0.1:9092"),
+        ("topic", "weir-bench-check"),
+        ("group", "weir-bench-check"),
+        ("address", "127.0.0.1:0"),
+    ];
+    for w in chosen {
+        let pipeline = work_dir.join(format!("{}.check.yaml", w.name));
+        let text = w.pipeline(
+            &work_dir.join("corpus.log"),
+            &work_dir.join(format!("{}.out", w.name)),
+            &stand_ins,
+        );
+        std::fs::write(&pipeline, text).map_err(|e| format!("writing {}: {e}", pipeline.display()))?;
+        let out = Command::new(&opts.weir)
+            .args(["check", "-c"])
+            .arg(&pipeline)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("starting {}: {e}", opts.weir.display()))?;
+        let _ = std::fs::remove_file(&pipeline);
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(format!("{}: weir check {}.yaml: {why}", w.name, w.name));
+        }
+    }
+    Ok(())
+}
+
 /// The broker the chosen Kafka workloads need: `--kafka`, else Tansu started from
 /// `--tansu`. Without either, Kafka workloads are left out of a run of all workloads (with
 /// a note) and are an error when named.
@@ -575,7 +617,8 @@ const READ_BACK_IDLE: Duration = Duration::from_secs(5);
 
 /// What every `weir run` of one workload needs. A Kafka workload gets its topic (filled
 /// first, for `consume`) and, for `produce`, each run's topic is read back to count what
-/// arrived; neither step is measured.
+/// arrived; a listening workload gets a free address and the corpus sent to it while it
+/// runs. None of these steps is measured.
 struct Target<'a> {
     w: &'a Workload,
     opts: &'a Options,
@@ -660,13 +703,18 @@ impl<'a> Target<'a> {
         if let (true, Some(broker)) = (produce, self.broker) {
             broker.create_topic(&topic, KAFKA_PARTITIONS)?;
         }
-        let kafka = [
+        let address = match w.send {
+            Some(_) => send::free_address()?,
+            None => String::new(),
+        };
+        let values = [
             ("bootstrap", bootstrap),
             ("topic", topic.as_str()),
             ("group", group.as_str()),
+            ("address", address.as_str()),
         ];
         let pipeline = self.work_dir.join(format!("{}.yaml", w.name));
-        std::fs::write(&pipeline, w.pipeline(self.corpus, output, &kafka))
+        std::fs::write(&pipeline, w.pipeline(self.corpus, output, &values))
             .map_err(|e| format!("writing {}: {e}", pipeline.display()))?;
         let mut cmd = Command::new(&self.opts.weir);
         cmd.args(["--log-level", "warn", "run", "-c"]).arg(&pipeline);
@@ -675,7 +723,21 @@ impl<'a> Target<'a> {
         }
         let stderr = self.work_dir.join(format!("{}.stderr", w.name));
         let to_check = (!produce).then_some(output);
-        let mut run = measure(cmd, None, to_check, &stderr, &w.forbid)?;
+        let measured = Measured::start(cmd, None, to_check, &stderr)?;
+        if let Some(role) = w.send {
+            let sent = send::send(
+                role,
+                &self.opts.weir,
+                self.work_dir,
+                self.corpus,
+                &address,
+                measured.pid,
+            );
+            if let Err(e) = sent {
+                return Err(format!("sending the corpus: {e}; {}", measured.abandon()));
+            }
+        }
+        let mut run = measured.finish(to_check, &w.forbid)?;
         if produce {
             kafka::read_back(
                 &self.opts.weir,
@@ -752,74 +814,130 @@ fn warm(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Spawns `cmd` (stdin from `stdin` or nothing, stdout discarded, stderr to
-/// `stderr_file`), waits for it with `wait4` and checks `output` (when the run writes one):
-/// the child must exit 0 and the output must not contain any of `forbid`. The output is
-/// removed first.
-#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives the rusage
+/// Runs `cmd` as a measured child to its end ([`Measured`]) and checks `output` (when the
+/// run writes one).
 fn measure(
-    mut cmd: Command,
+    cmd: Command,
     stdin: Option<&Path>,
     output: Option<&Path>,
     stderr_file: &Path,
     forbid: &[String],
 ) -> Result<Run, String> {
-    if let Some(output) = output {
-        match std::fs::remove_file(output) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("removing {}: {e}", output.display())),
+    Measured::start(cmd, stdin, output, stderr_file)?.finish(output, forbid)
+}
+
+/// A child being measured: started, not reaped yet. Reaped by `wait4`, which gives its
+/// rusage; whatever runs meanwhile in the harness (sending it a corpus) is not counted.
+#[derive(Debug)]
+struct Measured<'a> {
+    pid: libc::pid_t,
+    started: Instant,
+    stderr_file: &'a Path,
+}
+
+impl<'a> Measured<'a> {
+    /// Spawns `cmd` (stdin from `stdin` or nothing, stdout discarded, stderr to
+    /// `stderr_file`), after removing `output`.
+    #[allow(clippy::zombie_processes)] // reaped by wait4 in `finish` or `abandon`
+    fn start(
+        mut cmd: Command,
+        stdin: Option<&Path>,
+        output: Option<&Path>,
+        stderr_file: &'a Path,
+    ) -> Result<Measured<'a>, String> {
+        if let Some(output) = output {
+            match std::fs::remove_file(output) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("removing {}: {e}", output.display())),
+            }
         }
-    }
-    let stderr = File::create(stderr_file).map_err(|e| format!("{}: {e}", stderr_file.display()))?;
-    cmd.stdout(Stdio::null()).stderr(stderr);
-    match stdin {
-        Some(p) => cmd.stdin(File::open(p).map_err(|e| format!("{}: {e}", p.display()))?),
-        None => cmd.stdin(Stdio::null()),
-    };
-    let started = Instant::now();
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", cmd.get_program().to_string_lossy()))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: waits for our own child, which nothing else reaps; both pointers point
-        // to live locals.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        let e = io::Error::last_os_error();
-        if r == -1 && e.kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        return Err(format!("waiting for the child: {e}"));
-    }
-    let wall_s = started.elapsed().as_secs_f64();
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let how = if libc::WIFEXITED(status) {
-            format!("exit status {}", libc::WEXITSTATUS(status))
-        } else {
-            format!("signal {}", libc::WTERMSIG(status))
+        let stderr = File::create(stderr_file).map_err(|e| format!("{}: {e}", stderr_file.display()))?;
+        cmd.stdout(Stdio::null()).stderr(stderr);
+        match stdin {
+            Some(p) => cmd.stdin(File::open(p).map_err(|e| format!("{}: {e}", p.display()))?),
+            None => cmd.stdin(Stdio::null()),
         };
-        return Err(format!("failed ({how}): {}", tail(stderr_file)));
+        let started = Instant::now();
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", cmd.get_program().to_string_lossy()))?;
+        Ok(Measured {
+            pid: child.id() as libc::pid_t,
+            started,
+            stderr_file,
+        })
     }
-    let events = match output {
-        Some(output) => check(output, forbid)?,
-        None => 0,
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok(Run {
-        wall_s,
-        user_s: secs(usage.ru_utime),
-        sys_s: secs(usage.ru_stime),
-        // Linux reports kibibytes.
-        max_rss_bytes: (usage.ru_maxrss.max(0) as u64) * 1024,
-        events,
-    })
+
+    /// Waits for the child to exit, which must be with status 0, and checks `output`:
+    /// its events, none of `forbid`.
+    fn finish(self, output: Option<&Path>, forbid: &[String]) -> Result<Run, String> {
+        let (status, usage) = self.reap()?;
+        let wall_s = self.started.elapsed().as_secs_f64();
+        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            return Err(format!("failed ({}): {}", how(status), tail(self.stderr_file)));
+        }
+        let events = match output {
+            Some(output) => check(output, forbid)?,
+            None => 0,
+        };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Ok(Run {
+            wall_s,
+            user_s: secs(usage.ru_utime),
+            sys_s: secs(usage.ru_stime),
+            // Linux reports kibibytes.
+            max_rss_bytes: (usage.ru_maxrss.max(0) as u64) * 1024,
+            events,
+        })
+    }
+
+    /// Kills the child (its run cannot count any more) and reaps it; says how it ended,
+    /// for the error that made the harness give up on it.
+    fn abandon(self) -> String {
+        // SAFETY: kill(2) on our own child, not reaped yet, so its pid is still ours.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        match self.reap() {
+            Ok((status, _)) if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL => {
+                format!("the measured weir run was stopped (stderr: {})", tail(self.stderr_file))
+            }
+            Ok((status, _)) => format!(
+                "the measured weir run had ended ({}): {}",
+                how(status),
+                tail(self.stderr_file)
+            ),
+            Err(e) => e,
+        }
+    }
+
+    /// `wait4` on the child: its wait status and rusage.
+    fn reap(&self) -> Result<(libc::c_int, libc::rusage), String> {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: waits for our own child, which nothing else reaps; both pointers
+            // point to live locals.
+            let r = unsafe { libc::wait4(self.pid, &mut status, 0, &mut usage) };
+            if r == self.pid {
+                return Ok((status, usage));
+            }
+            let e = io::Error::last_os_error();
+            if r == -1 && e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("waiting for the child: {e}"));
+        }
+    }
+}
+
+/// `exit status 2`, `signal 9`.
+fn how(status: libc::c_int) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exit status {}", libc::WEXITSTATUS(status))
+    } else {
+        format!("signal {}", libc::WTERMSIG(status))
+    }
 }
 
 /// The events (lines) of a run's `output`; an error when it contains any of `forbid`.
@@ -1703,8 +1821,9 @@ mod tests {
                 }
                 covered.push(stem);
             }
-            // Peers get no broker from the harness: the Kafka workloads are Weir's alone.
-            for w in workloads.iter().filter(|w| w.kafka.is_none()) {
+            // Peers get no broker and are sent nothing by the harness: the Kafka and
+            // listening workloads are Weir's alone.
+            for w in workloads.iter().filter(|w| w.kafka.is_none() && w.send.is_none()) {
                 assert!(covered.contains(&w.name), "{} has no config for {}", peer.name, w.name);
             }
         }

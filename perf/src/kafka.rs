@@ -130,7 +130,7 @@ pub fn read_back(
 }
 
 /// A path inside YAML single quotes.
-fn quote(path: &Path) -> String {
+pub(crate) fn quote(path: &Path) -> String {
     path.to_string_lossy().replace('\'', "''")
 }
 

@@ -23,6 +23,26 @@
 //! A workload with Kafka says so with `kafka: produce` or `kafka: consume` in its block
 //! ([`KafkaRole`]) and uses `{bootstrap}` and `{topic}` (and `{group}` to consume); the
 //! harness needs a broker for it ([`crate::kafka`]).
+//!
+//! A workload whose input listens (OTLP, syslog over TCP) says what the harness sends it
+//! with `send: otlp` or `send: syslog_tcp` ([`SendRole`]); its input listens on
+//! `{address}` (the harness fills in `127.0.0.1:PORT`, a free port) and it writes to
+//! `{output}`. The harness starts the measured `weir run`, then sends the corpus to it
+//! from outside that process, not measured ([`crate::send`]); the pipeline ends itself
+//! with `exit_when: { idle: ... }` once nothing more comes:
+//!
+//! ```yaml
+//! # otlp-in: nginx lines received as OTLP/HTTP logs.
+//! # bench:
+//! #   corpus: nginx
+//! #   expect: records
+//! #   send: otlp
+//! exit_when: { idle: 3s }
+//! inputs:
+//!   - { type: opentelemetry, address: '{address}' }
+//! outputs:
+//!   - { type: file, path: '{output}', append: false }
+//! ```
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -53,14 +73,28 @@ pub enum KafkaRole {
     Consume,
 }
 
-impl KafkaRole {
-    /// The placeholders a pipeline with this role must use.
-    fn placeholders(role: Option<KafkaRole>) -> &'static [&'static str] {
-        match role {
-            None => &["{corpus}", "{output}"],
-            Some(KafkaRole::Produce) => &["{corpus}", "{bootstrap}", "{topic}"],
-            Some(KafkaRole::Consume) => &["{bootstrap}", "{topic}", "{group}", "{output}"],
-        }
+/// What the harness sends to a workload whose input listens on `{address}`. The sending
+/// is not measured: it happens outside the measured `weir run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendRole {
+    /// Each line of the corpus as an OTLP/HTTP protobuf log record, POSTed to
+    /// `http://{address}/v1/logs` by a second `weir run` (a `file` input into an
+    /// `opentelemetry` output), which retries while the measured one starts and whenever
+    /// it answers 429.
+    Otlp,
+    /// The corpus file as it is (newline-terminated syslog messages) over one TCP
+    /// connection to `{address}`, then the write side shut down.
+    SyslogTcp,
+}
+
+/// The placeholders a pipeline in these roles must use.
+fn placeholders(kafka: Option<KafkaRole>, send: Option<SendRole>) -> &'static [&'static str] {
+    match (kafka, send) {
+        (Some(KafkaRole::Produce), _) => &["{corpus}", "{bootstrap}", "{topic}"],
+        (Some(KafkaRole::Consume), _) => &["{bootstrap}", "{topic}", "{group}", "{output}"],
+        (None, Some(_)) => &["{address}", "{output}"],
+        (None, None) => &["{corpus}", "{output}"],
     }
 }
 
@@ -73,6 +107,8 @@ struct Meta {
     forbid: Vec<String>,
     #[serde(default)]
     kafka: Option<KafkaRole>,
+    #[serde(default)]
+    send: Option<SendRole>,
 }
 
 /// A named workload.
@@ -92,6 +128,8 @@ pub struct Workload {
     pub forbid: Vec<String>,
     /// What it does with Kafka, if anything.
     pub kafka: Option<KafkaRole>,
+    /// What the harness sends to its listening input, if it has one.
+    pub send: Option<SendRole>,
     /// The pipeline text, placeholders included.
     pub template: String,
 }
@@ -136,7 +174,12 @@ impl Workload {
         {
             return Err(fail("`lines_containing` needs non-empty strings".into()));
         }
-        for placeholder in KafkaRole::placeholders(meta.kafka) {
+        if meta.kafka.is_some() && meta.send.is_some() {
+            return Err(fail(
+                "`kafka` and `send` do not go together: one input per workload".into(),
+            ));
+        }
+        for placeholder in placeholders(meta.kafka, meta.send) {
             if !text.contains(placeholder) {
                 return Err(fail(format!("the pipeline does not use `{placeholder}`")));
             }
@@ -149,15 +192,17 @@ impl Workload {
             expect: meta.expect,
             forbid: meta.forbid,
             kafka: meta.kafka,
+            send: meta.send,
             template: text.to_string(),
         })
     }
 
-    /// The pipeline reading `corpus` and writing `output` (and for a Kafka workload, with
-    /// `kafka`'s `{bootstrap}`, `{topic}` and `{group}`).
-    pub fn pipeline(&self, corpus: &Path, output: &Path, kafka: &[(&str, &str)]) -> String {
+    /// The pipeline reading `corpus` and writing `output`, with the other placeholders'
+    /// values from `more` (a Kafka workload's `{bootstrap}`, `{topic}` and `{group}`, a
+    /// listening one's `{address}`).
+    pub fn pipeline(&self, corpus: &Path, output: &Path, more: &[(&str, &str)]) -> String {
         let mut values = vec![("corpus", corpus), ("output", output)];
-        values.extend(kafka.iter().map(|(k, v)| (*k, Path::new(v))));
+        values.extend(more.iter().map(|(k, v)| (*k, Path::new(v))));
         substitute(&self.template, &values)
     }
 }
@@ -305,6 +350,9 @@ mod tests {
         ] {
             assert!(names.contains(&want), "{want}");
         }
+        let send = |name: &str| all.iter().find(|w| w.name == name).and_then(|w| w.send);
+        assert_eq!(send("otlp-in"), Some(SendRole::Otlp));
+        assert_eq!(send("syslog-in"), Some(SendRole::SyslogTcp));
     }
 
     #[test]
@@ -346,6 +394,35 @@ mod tests {
             "{p}"
         );
         assert!(bad(&kafka.replace("'{group}'", "g")).contains("{group}"));
+    }
+
+    #[test]
+    fn a_listening_workload_says_what_is_sent_to_its_address() {
+        let otlp = "# o\n# bench:\n#   corpus: nginx\n#   expect: records\n#   send: otlp\n\
+                    exit_when: { idle: 3s }\n\
+                    inputs: [{type: opentelemetry, address: '{address}'}]\n\
+                    outputs: [{type: file, path: '{output}'}]\n";
+        let w = Workload::parse(Path::new("o.yaml"), otlp).unwrap();
+        assert_eq!((w.send, w.kafka), (Some(SendRole::Otlp), None));
+        let p = w.pipeline(Path::new("/c"), Path::new("/o"), &[("address", "127.0.0.1:4318")]);
+        assert!(
+            p.contains("address: '127.0.0.1:4318'") && p.contains("path: '/o'"),
+            "{p}"
+        );
+        assert!(!p.contains("{address}") && !p.contains("{output}"), "{p}");
+
+        let syslog = otlp.replace("send: otlp", "send: syslog_tcp");
+        let w = Workload::parse(Path::new("s.yaml"), &syslog).unwrap();
+        assert_eq!(w.send, Some(SendRole::SyslogTcp));
+
+        let bad = |t: &str| Workload::parse(Path::new("x.yaml"), t).unwrap_err();
+        // It listens instead of reading the corpus: `{address}` and `{output}` are needed,
+        // `{corpus}` is not.
+        assert!(bad(&otlp.replace("'{address}'", "'127.0.0.1:1'")).contains("{address}"));
+        assert!(bad(&otlp.replace("'{output}'", "'/o'")).contains("{output}"));
+        assert!(bad(&otlp.replace("send: otlp", "send: carrier_pigeon")).contains("bench:"));
+        let both = otlp.replace("#   send: otlp\n", "#   send: otlp\n#   kafka: consume\n");
+        assert!(bad(&both).contains("`kafka` and `send`"), "{}", bad(&both));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `weir gen` and `weir bench` end to end: generators are deterministic, the JSON report
 //! has its documented shape, a regression against a baseline and a wrong event count
-//! fail the run, peers on `PATH` run beside Weir, and the Kafka workloads run against a
-//! broker the bench starts.
+//! fail the run, peers on `PATH` run beside Weir, the Kafka workloads run against a
+//! broker the bench starts, the listening workloads are sent their corpus, and a
+//! workload whose pipeline `weir check` refuses fails the bench before anything runs.
 
 mod support;
 
@@ -300,6 +301,49 @@ fn kafka_workloads_run_against_a_broker_the_bench_starts() {
         stderr.contains("kafka-out need(s) a Kafka-protocol broker: --kafka"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_listening_workloads_are_sent_their_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let (out, stdout, stderr) = run(bench(dir.path())
+        .args(["-w", "otlp-in", "-w", "syslog-in", "--size", "1MiB", "--json"])
+        .arg(&json));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let workloads = r["workloads"].as_array().unwrap();
+    assert_eq!(workloads.len(), 2);
+    // otlp-in: a second weir run sent the corpus as OTLP; syslog-in: the harness wrote it
+    // over TCP.
+    for (w, (name, corpus)) in workloads.iter().zip([("otlp-in", "nginx"), ("syslog-in", "syslog")]) {
+        assert_eq!((&w["name"], &w["corpus"]), (&name.into(), &corpus.into()));
+        // Every record arrived as one event: the harness counted the output.
+        check_figures(&w["weir"], w["expected_events"].as_u64().unwrap());
+        let wall = w["weir"]["runs"][0]["wall_s"].as_f64().unwrap();
+        assert!(wall >= 3.0, "{name}: the run ends 3 s after the last input: {wall}");
+    }
+}
+
+#[test]
+fn a_workload_whose_pipeline_weir_check_refuses_fails_the_bench_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let workloads = dir.path().join("workloads");
+    std::fs::create_dir(&workloads).unwrap();
+    let shipped = std::fs::read_to_string(weir_perf::workload::default_dir().join("passthrough.yaml")).unwrap();
+    std::fs::write(workloads.join("passthrough.yaml"), &shipped).unwrap();
+    let pigeon = shipped.replace("type: file\n    paths", "type: carrier_pigeon\n    paths");
+    assert_ne!(pigeon, shipped);
+    std::fs::write(workloads.join("pigeon.yaml"), pigeon).unwrap();
+    let (out, stdout, stderr) = run(bench(dir.path())
+        .args(["--size", "1MiB", "--workloads-dir"])
+        .arg(&workloads));
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("pigeon: weir check") && stderr.contains("unknown input type `carrier_pigeon`"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("passthrough"), "nothing ran: {stdout}");
 }
 
 #[test]

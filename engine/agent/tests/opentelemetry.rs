@@ -5,8 +5,10 @@
 //! both ways the body, attributes, resource, severity and times are right. A full pipeline
 //! answers 429 with `Retry-After`, an oversized body 413; over TLS the SDK delivers, and a
 //! plaintext client is closed and counted. The `http` input shares the receiver: NDJSON and
-//! JSON arrays with a token.
+//! JSON arrays with a token. A flood at twice what the pipeline's output takes loses
+//! nothing, duplicates nothing, and keeps the agent under 64 MiB.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -503,4 +505,212 @@ fn the_http_input_takes_ndjson_and_arrays_and_refuses_a_missing_token() {
     assert_eq!(messages, ["a", "b", "c", "d"]);
     assert_eq!(events[1]["n"], 2);
     assert_eq!(events[3]["tags"][0], "x");
+}
+
+/// Flood test: the http output's server answers one request at a time, each after this.
+const PACE: Duration = Duration::from_millis(50);
+/// Flood test: log records per OTLP request, and bytes of each record's body. The output's
+/// requests hold at most as many events, so it takes at most this many per [`PACE`].
+const FLOOD_RECORDS: usize = 200;
+const FLOOD_BODY: usize = 100;
+
+/// The body of record `record` of request `request` of sender `sender`: its id, padded
+/// to [`FLOOD_BODY`] bytes.
+fn flood_body(sender: usize, request: usize, record: usize) -> String {
+    let id = format!("flood {sender:02} {request:06} {record:03} ");
+    format!("{id}{}", "x".repeat(FLOOD_BODY - id.len()))
+}
+
+/// The id in a flood record's body.
+fn flood_id(body: &str) -> (usize, usize, usize) {
+    let mut parts = body.split(' ').skip(1).map(|p| p.parse::<usize>().unwrap());
+    let mut next = || parts.next().unwrap();
+    (next(), next(), next())
+}
+
+/// Request `request` of sender `sender`: [`FLOOD_RECORDS`] records, protobuf.
+fn flood_request(sender: usize, request: usize) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+    let log_records = (0..FLOOD_RECORDS)
+        .map(|record| LogRecord {
+            body: Some(AnyValue {
+                value: Some(Value::StringValue(flood_body(sender, request, record))),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// What one flood sender did.
+#[derive(Debug, Default)]
+struct Flooded {
+    /// Requests answered 200 (each once, after its retries).
+    accepted: Vec<usize>,
+    /// Answers 429 and 503 (each followed by a retry of the same request).
+    too_many: usize,
+    unavailable: usize,
+}
+
+/// Sends requests to `url`, a new one every `interval`, until `until`; a request answered
+/// 429 or 503 is sent again after 50 ms (not its `Retry-After` of 1 or 5 s, so the pressure
+/// stays up) until it gets 200, however long after `until` that is.
+fn flood(sender: usize, url: &str, interval: Duration, until: Instant) -> Flooded {
+    let client = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .new_agent();
+    let give_up = until + Duration::from_secs(15);
+    let mut done = Flooded::default();
+    let mut next = Instant::now() + interval.mul_f64(sender as f64 / 8.0);
+    for request in 0.. {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        if let Some(wait) = next.checked_duration_since(now) {
+            std::thread::sleep(wait);
+        }
+        next += interval;
+        let body = flood_request(sender, request);
+        loop {
+            let resp = client
+                .post(url)
+                .header("content-type", "application/x-protobuf")
+                .send(&body[..])
+                .unwrap();
+            let status = resp.status().as_u16();
+            match status {
+                200 => break,
+                429 | 503 => {
+                    assert!(
+                        resp.headers().contains_key("retry-after"),
+                        "{status} without Retry-After"
+                    );
+                    if status == 429 {
+                        done.too_many += 1;
+                    } else {
+                        done.unavailable += 1;
+                    }
+                }
+                other => panic!("sender {sender}: request {request} got {other}"),
+            }
+            assert!(
+                Instant::now() < give_up,
+                "sender {sender}: request {request} never got in"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        done.accepted.push(request);
+    }
+    done
+}
+
+/// The issue's acceptance: "an OTLP flood at twice what the pipeline can take: nothing lost,
+/// peak RSS under 64 MiB". The output is the bottleneck, at a known rate: the `http` output
+/// to a server that answers one request at a time, each after [`PACE`], with requests of
+/// at most [`FLOOD_RECORDS`] events (`batch.max_bytes` is that many lines): at most
+/// 4000 events/s. Four senders POST OTLP protobuf requests of that many records at twice
+/// that rate for 15 s and retry every 429/503 until it gets 200. Every record of every
+/// request answered 200 reaches the output exactly once, the flood was refused at times (so
+/// it did exceed the capacity), and the agent's peak RSS stays under 64 MiB.
+#[test]
+fn an_otlp_flood_at_twice_the_output_rate_loses_nothing_in_bounded_memory() {
+    const SENDERS: usize = 4;
+    const FLOOD: Duration = Duration::from_secs(15);
+    let dir = tempfile::tempdir().unwrap();
+    // One request at a time: the script runs under the server's lock.
+    let server = support::http_server::Server::start(|_| {
+        std::thread::sleep(PACE);
+        support::http_server::Action::Ok
+    });
+    // An event is a `{"message":"..."}` line, all of the same length.
+    let line = serde_json::json!({ "message": flood_body(0, 0, 0) }).to_string().len() + 1;
+    let port = free_port();
+    let pipeline = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "inputs:\n  - type: opentelemetry\n    address: 127.0.0.1:{port}\n\
+             outputs:\n  - type: http\n    uri: {}\n\
+             \x20   batch: {{ max_bytes: {}, timeout: 100ms }}\n",
+            server.uri("/logs"),
+            FLOOD_RECORDS * line
+        ),
+    )
+    .unwrap();
+    let agent = start_receiving_agent(&pipeline, dir.path(), port, &[]);
+
+    // Events/s the output takes at most, and twice that in requests.
+    let capacity = FLOOD_RECORDS as f64 / PACE.as_secs_f64();
+    let requests_per_s = 2.0 * capacity / FLOOD_RECORDS as f64;
+    let interval = Duration::from_secs_f64(SENDERS as f64 / requests_per_s);
+    let url = format!("http://127.0.0.1:{port}/v1/logs");
+    let started = Instant::now();
+    let until = started + FLOOD;
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let url = url.clone();
+            std::thread::spawn(move || flood(sender, &url, interval, until))
+        })
+        .collect();
+    let flooded: Vec<Flooded> = senders.into_iter().map(|h| h.join().unwrap()).collect();
+    let sent_for = started.elapsed();
+
+    let mut expected = HashSet::new();
+    for (sender, f) in flooded.iter().enumerate() {
+        for &request in &f.accepted {
+            expected.extend((0..FLOOD_RECORDS).map(|record| (sender, request, record)));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lines = server.accepted_lines();
+    while lines.len() < expected.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        lines = server.accepted_lines();
+    }
+    let drained_at = started.elapsed();
+    let output_requests = server.seen().len();
+    let peak = support::agent::peak_rss_kib(agent.id());
+    let (status, stderr) = stop(agent);
+    assert!(status.success(), "{stderr}");
+
+    let mut seen = HashSet::new();
+    for l in &lines {
+        let e: serde_json::Value = serde_json::from_str(l).unwrap();
+        let id = flood_id(e["message"].as_str().unwrap());
+        assert!(seen.insert(id), "record {id:?} twice");
+        assert!(expected.contains(&id), "record {id:?} of a request never answered 200");
+    }
+    let missing = expected.difference(&seen).count();
+    let accepted: usize = flooded.iter().map(|f| f.accepted.len()).sum();
+    let too_many: usize = flooded.iter().map(|f| f.too_many).sum();
+    let unavailable: usize = flooded.iter().map(|f| f.unavailable).sum();
+    eprintln!(
+        "flood: {accepted} requests answered 200 ({} records) after {too_many} 429s and {unavailable} 503s \
+         in {:.1} s; output capacity {capacity:.0} events/s, offered {:.0}/s; \
+         {} events out in {output_requests} output requests, drained after {:.1} s; peak RSS {:.1} MiB",
+        expected.len(),
+        sent_for.as_secs_f64(),
+        2.0 * capacity,
+        lines.len(),
+        drained_at.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
+    assert_eq!(missing, 0, "records answered 200 but not delivered");
+    assert!(too_many > 0, "the flood never filled the pipeline: no 429");
+    assert!(peak < 64 << 10, "peak RSS {peak} KiB is over 64 MiB");
 }

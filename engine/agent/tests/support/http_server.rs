@@ -48,7 +48,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server that answers request number `n` (from 0) with `script(n)`.
+    /// A server that answers request number `n` (from 0) with `script(n)`. Scripts run one
+    /// request at a time, under the lock that numbers the requests: a script that sleeps
+    /// paces the whole server, whatever the number of connections.
     pub fn start(script: impl Fn(usize) -> Action + Send + Sync + 'static) -> Server {
         Server::start_with_body(move |n, _| script(n))
     }
