@@ -14,11 +14,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Any};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as Any};
 use prost::Message;
 use serde::Deserialize;
-use serde_json::{Map, Value as Json};
 use serde_saphyr::Spanned;
+use weir_core::encode::write_json_str;
 use weir_core::frame::{Framed, Record, Stream};
 use weir_core::model::{Buf, KeyTable, Span};
 use weir_core::pipeline::Processor;
@@ -135,38 +135,54 @@ fn decode(req: &listen::Request) -> Result<(Framed, Reply), Reply> {
 }
 
 /// One record per log record: its JSON object (decoded into fields by the input's
-/// decoder) and its time.
+/// decoder) and its time. The object is written straight from the protobuf values: the
+/// resource's members once per `ResourceLogs`, then the record's attributes, `level`,
+/// `trace_id`, `span_id` and `message`. A name written twice keeps its last value (as the
+/// JSON decoder reads it): an attribute wins over the resource, `message` over both.
 fn framed(request: &ExportLogsServiceRequest) -> Framed {
     let mut framed = Framed::default();
+    let mut resource = Vec::new();
     for resource_logs in &request.resource_logs {
-        let mut resource = Map::new();
+        resource.clear();
         for kv in resource_logs.resource.iter().flat_map(|r| &r.attributes) {
             let name = RESOURCE_FIELDS
                 .iter()
                 .find(|(otlp, _)| *otlp == kv.key)
                 .map_or(kv.key.as_str(), |(_, field)| field);
-            resource.insert(name.to_string(), value(kv));
+            member(&mut resource, name, kv.value.as_ref());
         }
         for record in resource_logs.scope_logs.iter().flat_map(|s| &s.log_records) {
-            let mut event = resource.clone();
+            let start = framed.data.len();
+            let out = &mut framed.data;
+            out.push(b'{');
+            out.extend_from_slice(&resource);
             for kv in &record.attributes {
-                event.insert(kv.key.clone(), value(kv));
+                member(out, &kv.key, kv.value.as_ref());
             }
             let level = match record.severity_text.as_str() {
                 "" => severity_name(record.severity_number),
                 text => Some(text),
             };
             if let Some(level) = level {
-                event.insert("level".into(), Json::String(level.into()));
+                write_json_str(out, b"level");
+                out.push(b':');
+                write_json_str(out, level.as_bytes());
+                out.push(b',');
             }
             for (name, id) in [("trace_id", &record.trace_id), ("span_id", &record.span_id)] {
                 if !id.is_empty() {
-                    event.insert(name.into(), Json::String(hex(id)));
+                    write_json_str(out, name.as_bytes());
+                    out.extend_from_slice(b":\"");
+                    for b in id.iter() {
+                        out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+                    }
+                    out.extend_from_slice(b"\",");
                 }
             }
-            event.insert("message".into(), record.body.as_ref().map_or(Json::Null, any));
-            let start = framed.data.len();
-            serde_json::to_writer(&mut framed.data, &event).expect("JSON values serialize");
+            write_json_str(out, b"message");
+            out.push(b':');
+            write_any(out, record.body.as_ref());
+            out.push(b'}');
             let time = [record.time_unix_nano, record.observed_time_unix_nano]
                 .into_iter()
                 .find(|t| *t > 0)
@@ -184,6 +200,16 @@ fn framed(request: &ExportLogsServiceRequest) -> Framed {
     framed
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `"name":value,`.
+fn member(out: &mut Vec<u8>, name: &str, value: Option<&AnyValue>) {
+    write_json_str(out, name.as_bytes());
+    out.push(b':');
+    write_any(out, value);
+    out.push(b',');
+}
+
 /// The level name of an OTLP `SeverityNumber` (1-24); `None` for 0 (unspecified).
 fn severity_name(number: i32) -> Option<&'static str> {
     Some(match number {
@@ -197,33 +223,50 @@ fn severity_name(number: i32) -> Option<&'static str> {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn value(kv: &KeyValue) -> Json {
-    kv.value.as_ref().map_or(Json::Null, any)
-}
-
-/// An OTLP `AnyValue` as JSON; bytes as base64.
-fn any(v: &AnyValue) -> Json {
+/// An OTLP `AnyValue` as JSON (none is `null`; bytes as base64; a double that is not
+/// finite as `null`).
+fn write_any(out: &mut Vec<u8>, v: Option<&AnyValue>) {
     use base64::Engine as _;
-    match &v.value {
-        None => Json::Null,
-        Some(Any::StringValue(s)) => Json::String(s.clone()),
-        Some(Any::BoolValue(b)) => Json::Bool(*b),
-        Some(Any::IntValue(i)) => Json::from(*i),
-        Some(Any::DoubleValue(d)) => serde_json::Number::from_f64(*d).map_or(Json::Null, Json::Number),
-        Some(Any::ArrayValue(a)) => Json::Array(a.values.iter().map(any).collect()),
-        Some(Any::KvlistValue(kvs)) => Json::Object(kvs.values.iter().map(|kv| (kv.key.clone(), value(kv))).collect()),
-        Some(Any::BytesValue(b)) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
-        Some(other) => Json::String(format!("{other:?}")),
+    match v.and_then(|v| v.value.as_ref()) {
+        None => out.extend_from_slice(b"null"),
+        Some(Any::StringValue(s)) => write_json_str(out, s.as_bytes()),
+        Some(Any::BoolValue(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Some(Any::IntValue(i)) => out.extend_from_slice(i.to_string().as_bytes()),
+        Some(Any::DoubleValue(d)) => match serde_json::Number::from_f64(*d) {
+            Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        },
+        Some(Any::ArrayValue(a)) => {
+            out.push(b'[');
+            for (i, v) in a.values.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_any(out, Some(v));
+            }
+            out.push(b']');
+        }
+        Some(Any::KvlistValue(kvs)) => {
+            out.push(b'{');
+            for kv in &kvs.values {
+                member(out, &kv.key, kv.value.as_ref());
+            }
+            if out.last() == Some(&b',') {
+                out.pop();
+            }
+            out.push(b'}');
+        }
+        Some(Any::BytesValue(b)) => {
+            write_json_str(out, base64::engine::general_purpose::STANDARD.encode(b).as_bytes());
+        }
+        Some(other) => write_json_str(out, format!("{other:?}").as_bytes()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValue, KeyValueList};
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -254,7 +297,34 @@ mod tests {
                             body: Some(AnyValue {
                                 value: Some(Any::StringValue("boom".into())),
                             }),
-                            attributes: vec![kv("n", Any::IntValue(3))],
+                            attributes: vec![
+                                kv("n", Any::IntValue(3)),
+                                kv("service.name", Any::StringValue("the record's".into())),
+                                kv("ratio", Any::DoubleValue(0.25)),
+                                kv("nan", Any::DoubleValue(f64::NAN)),
+                                kv("raw", Any::BytesValue(vec![0, 255])),
+                                kv(
+                                    "nested",
+                                    Any::KvlistValue(KeyValueList {
+                                        values: vec![
+                                            kv(
+                                                "list",
+                                                Any::ArrayValue(ArrayValue {
+                                                    values: vec![
+                                                        AnyValue {
+                                                            value: Some(Any::BoolValue(true)),
+                                                        },
+                                                        AnyValue {
+                                                            value: Some(Any::StringValue("q\"uote".into())),
+                                                        },
+                                                    ],
+                                                }),
+                                            ),
+                                            kv("empty", Any::KvlistValue(KeyValueList { values: vec![] })),
+                                        ],
+                                    }),
+                                ),
+                            ],
                             trace_id: vec![0xab; 16],
                             ..Default::default()
                         },
@@ -270,6 +340,7 @@ mod tests {
             }],
         };
         let framed = framed(&request);
+        use serde_json::Value as Json;
         let event = |i: usize| -> Json {
             let r = &framed.records[i];
             serde_json::from_slice(&framed.data[r.message.start()..][..r.message.len()]).unwrap()
@@ -277,7 +348,9 @@ mod tests {
         assert_eq!(framed.records.len(), 2);
         assert_eq!(
             event(0),
-            serde_json::json!({"pod": "web-1", "service.name": "shop", "n": 3, "level": "ERROR",
+            serde_json::json!({"pod": "web-1", "service.name": "the record's", "n": 3, "level": "ERROR",
+                "ratio": 0.25, "nan": null, "raw": "AP8=",
+                "nested": {"list": [true, "q\"uote"], "empty": {}},
                 "trace_id": "ab".repeat(16), "message": "boom"})
         );
         assert_eq!(framed.records[0].timestamp, Some(1_000));
