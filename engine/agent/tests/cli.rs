@@ -284,7 +284,8 @@ fn a_50mb_line_is_cut_visibly_with_bounded_memory() {
     assert_eq!(lines[50], br#"{"message":"after"}"#);
     assert!(rss_kib > 0, "the peak was read");
     // Holding the line would take over 100 MiB (the line and its JSON). This debug binary
-    // peaks at 34-37 MiB here alone and higher on a loaded machine (threads running ahead
-    // of each other keep more 1 MiB pieces in flight); the 40 MiB target is a release one.
-    assert!(rss_kib < 48 * 1024, "peak RSS {rss_kib} KiB");
+    // peaks at 34-37 MiB here alone, and once reached 63 MiB in a CI run beside the other
+    // tests (threads running ahead of each other keep more 1 MiB pieces in flight, and each
+    // thread's malloc arena keeps the ones it freed); the 40 MiB target is a release one.
+    assert!(rss_kib < 80 * 1024, "peak RSS {rss_kib} KiB");
 }

@@ -79,6 +79,10 @@ pub trait FieldParse: Send {
     /// Parses the bytes of `input` (a span of the batch: sub-spans of it are zero-copy
     /// values; `bufs.push` writes new bytes to the arena) into `out`, which is empty.
     fn parse(&mut self, input: Span, bufs: &mut Bufs<'_>, out: &mut Parsed) -> Result<(), ParseFailure>;
+
+    /// Called before the events of each batch: spans a parser wrote to the arena belong to
+    /// that batch, so a parser that reuses them across events forgets them here.
+    fn begin_batch(&mut self) {}
 }
 
 /// The settings every parser shares, resolved to keys.
@@ -159,6 +163,7 @@ impl<P: FieldParse> FieldParser<P> {
 
 impl<P: FieldParse> Processor for FieldParser<P> {
     fn process(&mut self, batch: &mut Batch) {
+        self.parser.begin_batch();
         let (mut bufs, events) = batch.live_mut();
         let c = &self.common;
         let mut error = String::new();

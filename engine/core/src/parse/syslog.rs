@@ -86,8 +86,13 @@ pub struct SyslogParser {
     bsd: TimestampParser,
     /// `[start, end)` of `bsd`'s year, UTC, in seconds: when now leaves it, the year moves.
     year_span: (i64, i64),
-    /// Now in seconds, when fixed (tests); else the clock is read per RFC 3164 time.
+    /// Now in seconds, when fixed (tests); else the clock is read once per batch.
     fixed_now: Option<i64>,
+    /// Now in seconds, for the batch being parsed.
+    now: i64,
+    /// The facility and severity names written to the batch's arena so far (by index:
+    /// facilities, then severities): each is written once per batch.
+    names: [Option<Span>; 32],
     /// The structured data of the message being parsed, as JSON.
     sd: Vec<u8>,
 }
@@ -143,6 +148,8 @@ impl SyslogParser {
             bsd: TimestampParser::new("%b %e %H:%M:%S.%f", zone)?,
             year_span: (0, 0),
             fixed_now: None,
+            now: 0,
+            names: [None; 32],
             sd: Vec::new(),
         })
     }
@@ -155,11 +162,7 @@ impl SyslogParser {
 
     /// The time of an RFC 3164 stamp, its year inferred ([module docs](self)).
     fn bsd_time(&mut self, stamp: &[u8]) -> Result<i64, ParseFailure> {
-        let now = self.fixed_now.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64)
-        });
+        let now = self.now;
         if now < self.year_span.0 || now >= self.year_span.1 {
             let year = jiff::Timestamp::from_second(now)
                 .map_or(1970, |t| i32::from(jiff::tz::TimeZone::UTC.to_datetime(t).year()));
@@ -183,6 +186,15 @@ impl SyslogParser {
 }
 
 impl FieldParse for SyslogParser {
+    fn begin_batch(&mut self) {
+        self.names = [None; 32];
+        self.now = self.fixed_now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
+    }
+
     fn parse(&mut self, input: Span, bufs: &mut Bufs<'_>, out: &mut Parsed) -> Result<(), ParseFailure> {
         let b = bufs.bytes(input);
         let mut end = b.len();
@@ -203,8 +215,9 @@ impl FieldParse for SyslogParser {
         let k = &self.keys;
         let span = |r: &Range<usize>| Value::Str(input.slice(r.start, r.end - r.start));
         out.fields.push((Key::MESSAGE, span(&m.message)));
-        let facility = bufs.push(FACILITIES[usize::from(m.pri >> 3)].as_bytes());
-        let severity = bufs.push(SEVERITIES[usize::from(m.pri & 7)].as_bytes());
+        let (facility, severity) = (usize::from(m.pri >> 3), usize::from(m.pri & 7));
+        let facility = *self.names[facility].get_or_insert_with(|| bufs.push(FACILITIES[facility].as_bytes()));
+        let severity = *self.names[24 + severity].get_or_insert_with(|| bufs.push(SEVERITIES[severity].as_bytes()));
         out.fields.push((k.facility, Value::Str(facility)));
         out.fields.push((k.severity, Value::Str(severity)));
         for (key, range) in [
@@ -255,7 +268,7 @@ fn rfc5424(b: &[u8], pri: u8, mut at: usize) -> Result<Scanned, &'static str> {
     const CUT: &str = "RFC 5424 header cut short (expected TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA)";
     let mut header = [0..0, 0..0, 0..0, 0..0, 0..0];
     for part in &mut header {
-        let len = b[at..].iter().position(|&c| c == b' ').ok_or(CUT)?;
+        let len = memchr::memchr(b' ', &b[at..]).ok_or(CUT)?;
         if len == 0 {
             return Err("RFC 5424 header has an empty field (two spaces in a row)");
         }
@@ -445,7 +458,7 @@ fn rfc3164(b: &[u8], pri: u8, mut at: usize) -> Scanned {
         m.stamp = Some((at..end, kind));
         at = end + usize::from(b.get(end) == Some(&b' '));
         // The host: a word followed by a space that is not the tag.
-        let word = b[at..].iter().position(|&c| c == b' ');
+        let word = memchr::memchr(b' ', &b[at..]);
         if let Some(len) = word
             && len > 0
             && !b[at..at + len].ends_with(b":")
@@ -455,7 +468,7 @@ fn rfc3164(b: &[u8], pri: u8, mut at: usize) -> Scanned {
             at += len + 1;
         }
     }
-    let len = b[at..].iter().position(|&c| c == b' ').unwrap_or(b.len() - at);
+    let len = memchr::memchr(b' ', &b[at..]).unwrap_or(b.len() - at);
     let word = &b[at..at + len];
     let tag = if let Some(tag) = word.strip_suffix(b":") {
         Some(tag)
@@ -521,7 +534,7 @@ fn iso_stamp(b: &[u8], at: usize) -> Option<(usize, Stamp)> {
     if !date {
         return None;
     }
-    let len = s.iter().position(|&c| c == b' ').unwrap_or(s.len());
+    let len = memchr::memchr(b' ', s).unwrap_or(s.len());
     Some((at + len, Stamp::Rfc3339))
 }
 
