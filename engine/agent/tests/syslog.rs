@@ -246,7 +246,7 @@ fn syslog_over_tls_arrives_and_a_plaintext_client_is_closed_and_counted() {
         dir.path(),
         &format!(
             "admin: {{ address: 127.0.0.1:{admin} }}\n\
-             inputs:\n  - type: syslog\n    address: 127.0.0.1:{port}\n\
+             inputs:\n  - type: syslog\n    mode: tls\n    address: 127.0.0.1:{port}\n\
              \x20   tls: {{ crt_file: \"{}\", key_file: \"{}\" }}\n",
             pki.server.0.display(),
             pki.server.1.display(),

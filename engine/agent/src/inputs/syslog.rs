@@ -51,7 +51,8 @@ const IN_FLIGHT: usize = 8;
 pub struct SyslogInputConfig {
     /// `ip:port` to listen on, e.g. `0.0.0.0:5514`.
     pub address: Spanned<String>,
-    /// `tcp` (default) or `udp`.
+    /// `tcp` (default), `udp`, or `tls` (TCP with TLS; a `tcp` input with a `tls:` block
+    /// is the same).
     #[serde(default)]
     pub mode: Option<Spanned<Mode>>,
     /// TCP connections open at once (default 256); more are closed at once and counted.
@@ -64,8 +65,8 @@ pub struct SyslogInputConfig {
     /// fixed offset (`+05:30`), `UTC`, or `local` (default: the machine's zone).
     #[serde(default)]
     pub timezone: Option<Spanned<String>>,
-    /// TLS (`mode: tcp`): `crt_file` and `key_file` (and `ca_file` to require client
-    /// certificates).
+    /// TLS (`mode: tls` or `tcp`): `crt_file` and `key_file` (and `ca_file` to require
+    /// client certificates).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
 }
@@ -79,6 +80,8 @@ pub enum Mode {
     Tcp,
     /// A datagram per message.
     Udp,
+    /// TCP with TLS (RFC 5425): `tcp` with its `tls:` block required.
+    Tls,
 }
 
 /// What `check` makes of the config.
@@ -97,13 +100,23 @@ impl SyslogInputConfig {
 
     fn check(&self) -> Result<Checked, (Pos, String)> {
         const WHAT: &str = "syslog input";
-        let mode = self.mode.as_ref().map_or(Mode::Tcp, |m| m.value);
+        let mut mode = self.mode.as_ref().map_or(Mode::Tcp, |m| m.value);
+        if mode == Mode::Tls {
+            if self.tls.is_none() {
+                let at = self.mode.as_ref().map(Pos::of).unwrap_or_default();
+                return Err((
+                    at,
+                    format!("{WHAT}: `mode: tls` needs a `tls:` block with `crt_file` and `key_file`"),
+                ));
+            }
+            mode = Mode::Tcp;
+        }
         if mode == Mode::Udp {
             if self.tls.is_some() {
                 let at = self.mode.as_ref().map(Pos::of).unwrap_or_default();
                 return Err((
                     at,
-                    format!("{WHAT}: `tls` needs `mode: tcp` (syslog has no TLS over UDP)"),
+                    format!("{WHAT}: `tls` needs `mode: tcp` or `tls` (syslog has no TLS over UDP)"),
                 ));
             }
             if let Some(m) = &self.max_connections {
@@ -146,8 +159,8 @@ impl Input for SyslogInputConfig {
         let c = self.check().map_err(|(pos, msg)| ConfigError::at(file, pos, msg))?;
         let scheme = match (c.mode, &c.tls) {
             (Mode::Udp, _) => "udp",
-            (Mode::Tcp, None) => "tcp",
-            (Mode::Tcp, Some(_)) => "tcp+tls",
+            (Mode::Tcp | Mode::Tls, None) => "tcp",
+            (Mode::Tcp | Mode::Tls, Some(_)) => "tcp+tls",
         };
         Ok(Reading::Run(Box::new(SyslogReceiver {
             address: self.address.value.clone(),
@@ -200,7 +213,7 @@ impl Run for SyslogReceiver {
             max: c.max_message,
         };
         let started = match c.mode {
-            Mode::Tcp => tcp(&self.address, c, shared, tx).map(Listener::Tcp),
+            Mode::Tcp | Mode::Tls => tcp(&self.address, c, shared, tx).map(Listener::Tcp),
             Mode::Udp => udp(&self.address, shared, tx).map(|(task, at)| Listener::Udp(task, at)),
         };
         let listener = match started {
