@@ -415,4 +415,9 @@ fn a_stuck_output_stops_the_reading_and_the_sender_waits_instead_of_memory_growi
         "the agent read {written} bytes into a stuck pipeline\n{stderr}"
     );
     assert!(peak < 64 << 10, "peak RSS {peak} KiB");
+    // Stopping with the pipeline full: what was read and not taken is counted and said.
+    assert!(
+        stderr.contains("messages read but not taken by the stopping pipeline"),
+        "{stderr}"
+    );
 }

@@ -225,44 +225,76 @@ impl Run for SyslogReceiver {
             }
         };
         tracing::info!("{}: receiving on {}", self.what, listener.address());
-        hand_over(&mut rx, ctx);
+        hand_over(&mut rx, ctx, &self.what);
         drop(listener);
     }
 }
 
 /// Hands each connection's chunks to the pipeline, in order, each connection its own
 /// source; waits for room (so a full pipeline stops the reading), until the run stops.
-fn hand_over(rx: &mut mpsc::Receiver<Piece>, ctx: RunContext<'_>) {
+/// Then the reading ends and what was read is handed over while the stopping pipeline
+/// still takes it; what it does not take is counted and logged.
+fn hand_over(rx: &mut mpsc::Receiver<Piece>, mut ctx: RunContext<'_>, what: &str) {
     let handle = runtime::handle();
     let mut sources: HashMap<u64, (u32, u64)> = HashMap::new();
+    let mut lost = 0;
     while !ctx.stop.load(Ordering::Relaxed) {
         let next = handle.block_on(async { tokio::time::timeout(Duration::from_millis(100), rx.recv()).await });
-        let piece = match next {
-            Ok(Some(piece)) => piece,
-            Ok(None) => return,
-            Err(_) => continue,
-        };
-        let Some(framed) = piece.framed else {
-            sources.remove(&piece.conn);
-            continue;
-        };
-        let (source, seq) = sources
-            .entry(piece.conn)
-            .or_insert_with(|| (ctx.next_source.fetch_add(1, Ordering::Relaxed), 0));
-        let bytes = framed.data.len() as u64;
-        let chunk = SourceChunk {
-            payload: ChunkPayload::Framed(framed),
-            source: *source,
-            seq: *seq,
-            fields: None,
-            ack: None,
-        };
-        *seq += 1;
-        if !(ctx.send)(chunk) {
-            return;
+        match next {
+            Ok(Some(piece)) => {
+                let records = piece.framed.as_ref().map_or(0, |f| f.records.len());
+                if !give(piece, &mut sources, &mut ctx) {
+                    lost += records;
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {}
         }
-        ctx.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
+    // Stopping: no more reading; what was read is handed over while the pipeline takes it.
+    rx.close();
+    while let Ok(piece) = rx.try_recv() {
+        let records = piece.framed.as_ref().map_or(0, |f| f.records.len());
+        if !give(piece, &mut sources, &mut ctx) {
+            lost += records;
+        }
+    }
+    if lost > 0 {
+        ctx.stats.labeled.add(
+            "weir_syslog_messages_lost_total",
+            "Syslog messages read from a connection but not taken by the stopping pipeline.",
+            &[("input", what)],
+            lost as f64,
+        );
+        tracing::warn!("{what}: {lost} messages read but not taken by the stopping pipeline");
+    }
+}
+
+/// Hands one connection's chunk to the pipeline (or forgets a closed connection); false
+/// when the pipeline did not take it.
+fn give(piece: Piece, sources: &mut HashMap<u64, (u32, u64)>, ctx: &mut RunContext<'_>) -> bool {
+    let Some(framed) = piece.framed else {
+        sources.remove(&piece.conn);
+        return true;
+    };
+    let (source, seq) = sources
+        .entry(piece.conn)
+        .or_insert_with(|| (ctx.next_source.fetch_add(1, Ordering::Relaxed), 0));
+    let bytes = framed.data.len() as u64;
+    let chunk = SourceChunk {
+        payload: ChunkPayload::Framed(framed),
+        source: *source,
+        seq: *seq,
+        fields: None,
+        ack: None,
+    };
+    *seq += 1;
+    if !(ctx.send)(chunk) {
+        return false;
+    }
+    ctx.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+    true
 }
 
 /// What every connection task needs.
