@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::agent::weir_run;
+use support::agent::{start_receiving, stop, weir_run};
 use support::python::PyServer;
 
 const LINES: usize = 500;
@@ -185,38 +185,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `weir run` on `pipeline` with `envs`, once its receiver at `port` accepts connections.
-fn start_receiving_agent(pipeline: &Path, dir: &Path, port: u16, envs: &[(&str, &str)]) -> std::process::Child {
-    let child = weir_run(pipeline)
-        .envs(envs.iter().copied())
-        .env("WEIR_DATA_DIR", dir.join("data"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the opentelemetry input did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
-/// SIGTERM, then its exit and stderr.
-fn stop(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "weir run did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
 /// Sends `n` records with the Python SDK's exporter to an `opentelemetry` input (with TLS
 /// when `pki` is given) and checks every event of the file output.
 fn sdk_to_file(test: &str, n: usize, pki: Option<&support::certs::Pki>) {
@@ -248,7 +216,7 @@ fn sdk_to_file(test: &str, n: usize, pki: Option<&support::certs::Pki>) {
         ),
     )
     .unwrap();
-    let agent = start_receiving_agent(&pipeline, dir.path(), port, &[]);
+    let agent = start_receiving(&pipeline, dir.path(), port, &[]);
     if pki.is_some() {
         // A plaintext client on the TLS listener: closed, and counted.
         let plain = ureq::get(&format!("http://127.0.0.1:{port}/v1/logs")).call();
@@ -390,7 +358,7 @@ fn a_full_pipeline_answers_429_with_retry_after_and_a_large_body_413() {
         ),
     )
     .unwrap();
-    let agent = start_receiving_agent(&pipeline, dir.path(), port, &[]);
+    let agent = start_receiving(&pipeline, dir.path(), port, &[]);
     let agent_http = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -449,7 +417,7 @@ fn the_http_input_takes_ndjson_and_arrays_and_refuses_a_missing_token() {
         ),
     )
     .unwrap();
-    let agent = start_receiving_agent(
+    let agent = start_receiving(
         &pipeline,
         dir.path(),
         port,
@@ -652,7 +620,7 @@ fn an_otlp_flood_at_twice_the_output_rate_loses_nothing_in_bounded_memory() {
         ),
     )
     .unwrap();
-    let agent = start_receiving_agent(&pipeline, dir.path(), port, &[]);
+    let agent = start_receiving(&pipeline, dir.path(), port, &[]);
 
     // Events/s the output takes at most, and twice that in requests.
     let capacity = FLOOD_RECORDS as f64 / PACE.as_secs_f64();

@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
 
-use support::agent::{metrics, peak_rss_kib, weir_run};
+use support::agent::{metrics, peak_rss_kib, start_receiving, stop};
 
 /// A free port on 127.0.0.1 for TCP and UDP (released again: the agent binds it next).
 fn free_port() -> u16 {
@@ -25,29 +25,6 @@ fn free_port() -> u16 {
             return port;
         }
     }
-}
-
-/// `weir run` on `pipeline`, once its TCP listener at `port` accepts connections.
-fn start(pipeline: &Path, dir: &Path, port: u16) -> std::process::Child {
-    let child = weir_run(pipeline)
-        .env("WEIR_DATA_DIR", dir.join("data"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the syslog input did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
-/// SIGTERM, then its exit and stderr.
-fn stop(child: std::process::Child) -> (std::process::ExitStatus, String) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Writes `dir/pipeline.yaml`: `head` (the admin and inputs parts) and a `file` output to
@@ -113,7 +90,7 @@ fn logger_and_python_syslog_arrive_parsed_and_bad_messages_are_kept_and_counted(
              \x20 - type: syslog\n    mode: udp\n    address: 127.0.0.1:{port}\n"
         ),
     );
-    let agent = start(&pipeline, dir.path(), port);
+    let agent = start_receiving(&pipeline, dir.path(), port, &[]);
     let p = port.to_string();
     let logger = |args: &[&str], text: &str| {
         run(Command::new("logger")
@@ -252,7 +229,7 @@ fn syslog_over_tls_arrives_and_a_plaintext_client_is_closed_and_counted() {
             pki.server.1.display(),
         ),
     );
-    let agent = start(&pipeline, dir.path(), port);
+    let agent = start_receiving(&pipeline, dir.path(), port, &[]);
     // RFC 5425: octet-counted frames over TLS, from Python's ssl with the test's CA.
     let python = format!(
         "import socket, ssl\n\
@@ -309,7 +286,7 @@ fn fifty_tcp_senders_for_30_s_lose_nothing_and_the_agent_stays_under_64_mib() {
         dir.path(),
         &format!("inputs:\n  - type: syslog\n    address: 127.0.0.1:{port}\n"),
     );
-    let agent = start(&pipeline, dir.path(), port);
+    let agent = start_receiving(&pipeline, dir.path(), port, &[]);
     let started = Instant::now();
     let senders: Vec<_> = (0..SENDERS)
         .map(|s| {
@@ -388,7 +365,7 @@ fn a_stuck_output_stops_the_reading_and_the_sender_waits_instead_of_memory_growi
         ),
     )
     .unwrap();
-    let agent = start(&config, dir.path(), port);
+    let agent = start_receiving(&config, dir.path(), port, &[]);
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
     let message = format!("<14>1 2026-12-06T10:00:00Z node load - - - {}\n", "x".repeat(960));

@@ -541,7 +541,9 @@ fn pieces(framed: Framed) -> Vec<Framed> {
         let at = piece.data.len();
         piece.data.extend_from_slice(message);
         let fields = record.fields.map(|first| {
-            piece.field_names.clone_from(&framed.field_names);
+            if piece.field_names.is_empty() {
+                piece.field_names.clone_from(&framed.field_names);
+            }
             let index = piece.fields.len() as u32;
             let values = &framed.fields[first as usize..][..framed.field_names.len()];
             for value in values {

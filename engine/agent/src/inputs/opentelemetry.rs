@@ -231,9 +231,10 @@ fn write_any(out: &mut Vec<u8>, v: Option<&AnyValue>) {
         None => out.extend_from_slice(b"null"),
         Some(Any::StringValue(s)) => write_json_str(out, s.as_bytes()),
         Some(Any::BoolValue(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Some(Any::IntValue(i)) => out.extend_from_slice(i.to_string().as_bytes()),
+        // serde_json writes numbers in place (itoa, ryu); a double that is not finite is null.
+        Some(Any::IntValue(i)) => serde_json::to_writer(&mut *out, i).expect("writing to a Vec"),
         Some(Any::DoubleValue(d)) => match serde_json::Number::from_f64(*d) {
-            Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Some(n) => serde_json::to_writer(&mut *out, &n).expect("writing to a Vec"),
             None => out.extend_from_slice(b"null"),
         },
         Some(Any::ArrayValue(a)) => {

@@ -15,6 +15,7 @@
 //! by the kernel, which counts them (`RcvbufErrors` in `/proc/net/snmp`).
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -480,14 +481,16 @@ fn add_datagram(framed: &mut Framed, datagram: &[u8], peer: SocketAddr, max: usi
     let len = datagram.len().min(max);
     let start = framed.data.len();
     framed.data.extend_from_slice(&datagram[..len]);
-    let ip = peer.ip().to_string();
+    // The address is written to the arena, and taken back when it is the last one's.
+    let at = framed.arena.len();
+    write!(framed.arena, "{}", peer.ip()).expect("writing to a Vec");
+    let ip = Span::new(Buf::Arena, at, framed.arena.len() - at);
     let span = match framed.fields.last() {
-        Some(Value::Str(last)) if &framed.arena[last.start()..][..last.len()] == ip.as_bytes() => *last,
-        _ => {
-            let span = Span::new(Buf::Arena, framed.arena.len(), ip.len());
-            framed.arena.extend_from_slice(ip.as_bytes());
-            span
+        Some(Value::Str(last)) if framed.arena[last.start()..][..last.len()] == framed.arena[at..] => {
+            framed.arena.truncate(at);
+            *last
         }
+        _ => ip,
     };
     framed.records.push(Record {
         fields: Some(framed.fields.len() as u32),

@@ -57,3 +57,36 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// `weir run` on `pipeline` with `envs` and `WEIR_DATA_DIR` under `dir`, stderr piped, once
+/// its receiving input accepts TCP connections at 127.0.0.1:`port` (within 20 s).
+pub fn start_receiving(pipeline: &Path, dir: &Path, port: u16, envs: &[(&str, &str)]) -> std::process::Child {
+    let child = weir_run(pipeline)
+        .envs(envs.iter().copied())
+        .env("WEIR_DATA_DIR", dir.join("data"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiving input did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// SIGTERM, then (within 30 s) its exit status and stderr.
+pub fn stop(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "weir run did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
