@@ -258,7 +258,13 @@ fn syslog_over_tls_arrives_and_a_plaintext_client_is_closed_and_counted() {
         "the plaintext client was not closed"
     );
     wait_for_lines(&out, 3);
-    let m = metrics(&format!("127.0.0.1:{admin}"));
+    // The connection is closed as the handshake fails, a moment before the count is made.
+    let counted = Instant::now() + Duration::from_secs(5);
+    let mut m = metrics(&format!("127.0.0.1:{admin}"));
+    while metric(&m, "weir_listener_tls_handshake_failures_total") < 1.0 && Instant::now() < counted {
+        std::thread::sleep(Duration::from_millis(20));
+        m = metrics(&format!("127.0.0.1:{admin}"));
+    }
     let (status, stderr) = stop(agent);
     assert!(status.success(), "{stderr}");
     let got = events(&out);

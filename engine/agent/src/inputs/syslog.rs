@@ -128,6 +128,14 @@ impl SyslogInputConfig {
             }
         }
         let (limits, tls) = listen::check(WHAT, &self.address, &self.max_connections, &None, &self.tls)?;
+        // Syslog is one way: a sender writes and closes without reading. Data it never reads
+        // (TLS 1.3 session tickets) makes its close a reset, which can discard messages it
+        // sent last before they are read here; so the server sends none.
+        let tls = tls.map(|config| {
+            let mut config = (*config).clone();
+            config.send_tls13_tickets = 0;
+            Arc::new(config)
+        });
         let max_message = self
             .max_message_bytes
             .as_ref()
