@@ -39,14 +39,14 @@ mod bindings {
     });
 }
 
+mod cache;
 mod config;
 mod plugin;
 mod processor;
 
+pub use cache::cache_dir;
 pub use config::{OnError, PluginConfig, WasmConfig};
-pub use plugin::{
-    Compiled, FailureKind, Limits, LoadError, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, TICK, cache_dir,
-};
+pub use plugin::{Compiled, FailureKind, Limits, LoadError, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, TICK};
 pub use processor::{MAX_APPLY_STEPS, MAX_JSON_DEPTH, MAX_KEY_BYTES, PluginStats, WasmProcessor};
 #[doc(hidden)]
 pub use processor::{PlainEdit, PlainValue, check_and_apply_edits};
