@@ -121,15 +121,18 @@ fuzz_target!(|case: Case| {
             3 => event.mark_dead_letter(),
             _ => {}
         }
+        // Some events routed to one output (1 or 2), the others to all.
+        event.set_route(u16::from(ev.state / 4 % 3));
         batch.push(event);
     }
 
-    for route in [Route::Main, Route::DeadLetter] {
+    for route in [Route::Main, Route::Output(1), Route::Output(2), Route::DeadLetter] {
         let selected: Vec<_> = batch
             .events()
             .iter()
             .filter(|e| match route {
                 Route::Main => e.is_live(),
+                Route::Output(n) => e.is_live() && (e.route() == 0 || e.route() == n),
                 Route::DeadLetter => e.is_dead_letter(),
             })
             .collect();

@@ -1,8 +1,9 @@
 //! The Wasm host's check of a plugin's edits (`engine/wasm/src/processor.rs`), without a
 //! plugin: arbitrary edits (events, key ids, spans out of range, new keys, drops followed
-//! by sets) against an arbitrary batch are either refused as a whole, leaving the batch
-//! untouched, or applied exactly as the WIT contract says (`sdk-wit/wit/types.wit`): never
-//! a panic. A model of the contract predicts which, and the result.
+//! by sets, raw bytes replaced, events emitted and copied, ops on emitted events) against an
+//! arbitrary batch are either refused as a whole, leaving the batch untouched, or applied
+//! exactly as the WIT contract says (`sdk-wit/wit/types.wit`): never a panic. A model of
+//! the contract predicts which, and the result.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -26,22 +27,82 @@ impl Idx {
     }
 }
 
+/// An event number: one of the live batch events, one emitted by an earlier op (or the
+/// next one, not emitted yet), or anything (mostly small, in range or not).
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum EvIdx {
+    Live(u8),
+    Emitted(u8),
+    Any(Idx),
+}
+
+impl EvIdx {
+    fn get(self, live: usize, emitted: usize) -> u32 {
+        match self {
+            EvIdx::Live(i) if live > 0 => (usize::from(i) % live) as u32,
+            EvIdx::Live(i) => u32::from(i),
+            EvIdx::Emitted(k) => (live + usize::from(k) % (emitted + 1)) as u32,
+            EvIdx::Any(i) => i.get(),
+        }
+    }
+}
+
+/// A key id: one of the batch's or the new keys, or anything.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum KeyIdx {
+    In(u8),
+    Any(Idx),
+}
+
+impl KeyIdx {
+    fn get(self, keys: usize) -> u32 {
+        match self {
+            KeyIdx::In(k) if keys > 0 => (usize::from(k) % keys) as u32,
+            KeyIdx::In(k) => u32::from(k),
+            KeyIdx::Any(k) => k.get(),
+        }
+    }
+}
+
+/// A span of the edits' bytes: within them, or anything.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum ASpan {
+    In(u8, u8),
+    Any(Idx, Idx),
+}
+
+impl ASpan {
+    fn get(self, bytes: usize) -> (u32, u32) {
+        match self {
+            ASpan::In(s, l) => {
+                let s = usize::from(s) % (bytes + 1);
+                (s as u32, (usize::from(l) % (bytes - s + 1)) as u32)
+            }
+            ASpan::Any(s, l) => (s.get(), l.get()),
+        }
+    }
+}
+
 #[derive(Arbitrary, Debug)]
 enum AValue {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Idx, Idx),
-    Json(Idx, Idx),
+    Str(ASpan),
+    Json(ASpan),
 }
 
 #[derive(Arbitrary, Debug)]
 enum AEdit {
-    Drop(Idx),
-    Set(Idx, Idx, AValue),
-    Remove(Idx, Idx),
-    Timestamp(Idx, Option<i64>),
+    Drop(EvIdx),
+    Set(EvIdx, KeyIdx, AValue),
+    Remove(EvIdx, KeyIdx),
+    Timestamp(EvIdx, Option<i64>),
+    Raw(EvIdx, ASpan),
+    /// After this event (`None`: at the end), with these raw bytes (`None`: empty).
+    Emit(Option<EvIdx>, Option<ASpan>),
+    EmitCopy(EvIdx),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -57,6 +118,8 @@ struct Ev {
     /// 0: dropped before the call, 1: dead letter, else live.
     state: u8,
     timestamp: Option<i64>,
+    /// Raw bytes in the arena; else a piece of the chunk.
+    raw: Option<Vec<u8>>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -68,7 +131,19 @@ struct Case {
     new_keys: Vec<String>,
     edits: Vec<AEdit>,
     bytes: Vec<u8>,
+    /// Every event number, key id and span taken into range (the edits are then valid but
+    /// for `json` text), so that long scripts are applied too, not only refused.
+    fit: bool,
+    /// The byte limit, now and then: see [`STRESS`].
+    stress: u16,
 }
+
+/// `Case::stress` values from which the edits' bytes are padded to the per-call limit
+/// (16 MiB), then to one byte past it. (The limit on emits, 65,536 per call, is left to
+/// the host's own tests: an unoptimised build takes seconds over that many events.)
+const STRESS: u16 = u16::MAX - 1;
+const EMIT_LIMIT: usize = 1 << 16;
+const BYTES_LIMIT: usize = 16 << 20;
 
 const NAMES: [&str; 6] = ["message", "level", "user", "timestamp", "_error", "é"];
 
@@ -81,8 +156,9 @@ enum M {
     Bytes(bool, Vec<u8>),
 }
 
-/// An event as the test sees it: dropped or not, time, fields by name.
-type Model = (bool, bool, Option<i64>, Vec<(String, M)>);
+/// An event as the test sees it: dropped or not, dead letter or not, time, fields by name,
+/// raw bytes.
+type Model = (bool, bool, Option<i64>, Vec<(String, M)>, Vec<u8>);
 
 fn model_of(batch: &Batch, keys: &KeyTable) -> Vec<Model> {
     batch
@@ -104,7 +180,13 @@ fn model_of(batch: &Batch, keys: &KeyTable) -> Vec<Model> {
                     (keys.name(f.key).to_string(), v)
                 })
                 .collect();
-            (e.is_dropped(), e.is_dead_letter(), e.timestamp, fields)
+            (
+                e.is_dropped(),
+                e.is_dead_letter(),
+                e.timestamp,
+                fields,
+                batch.bytes(e.raw()).to_vec(),
+            )
         })
         .collect()
 }
@@ -113,8 +195,11 @@ fuzz_target!(|case: Case| {
     let keys = KeyTable::new();
     let mut batch = Batch::new(case.chunk.clone(), Origin::default());
     let n = case.chunk.len();
-    for ev in case.events.iter().take(16) {
-        let raw = Span::new(Buf::Chunk, 0, n);
+    for (i, ev) in case.events.iter().take(16).enumerate() {
+        let raw = match &ev.raw {
+            Some(bytes) => batch.push_arena(bytes),
+            None => Span::new(Buf::Chunk, i % (n + 1), n - i % (n + 1)),
+        };
         let mut event = batch.new_event(raw);
         event.timestamp = ev.timestamp;
         for (name, v) in ev.fields.iter().take(6) {
@@ -142,39 +227,8 @@ fuzz_target!(|case: Case| {
             .map(|i| keys.intern(NAMES[*i as usize % NAMES.len()]))
             .collect()
     });
-    let edits: Vec<PlainEdit> = case
-        .edits
-        .iter()
-        .take(64)
-        .map(|e| match e {
-            AEdit::Drop(ev) => PlainEdit::Drop(ev.get()),
-            AEdit::Set(ev, key, v) => PlainEdit::Set {
-                event: ev.get(),
-                key: key.get(),
-                value: match v {
-                    AValue::Null => PlainValue::Null,
-                    AValue::Bool(b) => PlainValue::Bool(*b),
-                    AValue::Int(i) => PlainValue::Int(*i),
-                    AValue::Float(x) => PlainValue::Float(*x),
-                    AValue::Str(s, l) => PlainValue::Str(s.get(), l.get()),
-                    AValue::Json(s, l) => PlainValue::Json(s.get(), l.get()),
-                },
-            },
-            AEdit::Remove(ev, key) => PlainEdit::Remove {
-                event: ev.get(),
-                key: key.get(),
-            },
-            AEdit::Timestamp(ev, ts) => PlainEdit::Timestamp {
-                event: ev.get(),
-                timestamp: *ts,
-            },
-        })
-        .collect();
-
-    // The contract, modelled: the live events in order, keys numbered by first use among
-    // the fields that cross, then the new keys.
-    let before = model_of(&batch, &keys);
     let live: Vec<usize> = (0..batch.len()).filter(|&i| batch.events()[i].is_live()).collect();
+    // The batch's keys that cross, numbered by first use (as the host numbers them).
     let mut local: Vec<String> = Vec::new();
     for &i in &live {
         for f in batch.events()[i].fields() {
@@ -188,29 +242,128 @@ fuzz_target!(|case: Case| {
         }
     }
     let all_keys = local.len() + case.new_keys.len();
-    let span_ok = |s: u32, l: u32| {
-        (s as usize)
-            .checked_add(l as usize)
-            .is_some_and(|e| e <= case.bytes.len())
+    let (n_bytes, mut emitted) = (case.bytes.len(), 0);
+    let fit = |n: u32, range: usize| match range {
+        0 => n,
+        _ if case.fit => (n as usize % range) as u32,
+        _ => n,
     };
-    let structural = edits.iter().all(|e| {
-        let (ev, key, span) = match *e {
-            PlainEdit::Drop(ev) => (ev, None, None),
-            PlainEdit::Set { event, key, ref value } => (
-                event,
-                Some(key),
-                match *value {
-                    PlainValue::Str(s, l) | PlainValue::Json(s, l) => Some((s, l)),
-                    _ => None,
+    let fit_span = |(s, l): (u32, u32)| {
+        if case.fit {
+            let s = s as usize % (n_bytes + 1);
+            (s as u32, (l as usize % (n_bytes - s + 1)) as u32)
+        } else {
+            (s, l)
+        }
+    };
+    let edits: Vec<PlainEdit> = case
+        .edits
+        .iter()
+        .take(64)
+        .map(|e| {
+            let ev = |ev: &EvIdx| fit(ev.get(live.len(), emitted), live.len() + emitted);
+            // Emits follow, or copy, a batch event.
+            let source = |ev: &EvIdx| fit(ev.get(live.len(), emitted), live.len());
+            let edit = match e {
+                AEdit::Drop(e) => PlainEdit::Drop(ev(e)),
+                AEdit::Set(e, key, v) => PlainEdit::Set {
+                    event: ev(e),
+                    key: fit(key.get(all_keys), all_keys),
+                    value: match v {
+                        AValue::Null => PlainValue::Null,
+                        AValue::Bool(b) => PlainValue::Bool(*b),
+                        AValue::Int(i) => PlainValue::Int(*i),
+                        AValue::Float(x) => PlainValue::Float(*x),
+                        AValue::Str(s) => {
+                            let (s, l) = fit_span(s.get(n_bytes));
+                            PlainValue::Str(s, l)
+                        }
+                        AValue::Json(s) => {
+                            let (s, l) = fit_span(s.get(n_bytes));
+                            PlainValue::Json(s, l)
+                        }
+                    },
                 },
-            ),
-            PlainEdit::Remove { event, key } => (event, Some(key), None),
-            PlainEdit::Timestamp { event, .. } => (event, None, None),
+                AEdit::Remove(e, key) => PlainEdit::Remove {
+                    event: ev(e),
+                    key: fit(key.get(all_keys), all_keys),
+                },
+                AEdit::Timestamp(e, ts) => PlainEdit::Timestamp {
+                    event: ev(e),
+                    timestamp: *ts,
+                },
+                AEdit::Raw(e, span) => {
+                    let (start, len) = fit_span(span.get(n_bytes));
+                    PlainEdit::Raw {
+                        event: ev(e),
+                        start,
+                        len,
+                    }
+                }
+                AEdit::Emit(after, raw) => PlainEdit::Emit {
+                    after: after.as_ref().map_or(u32::MAX, source),
+                    raw: raw.map(|s| fit_span(s.get(n_bytes))),
+                },
+                AEdit::EmitCopy(e) => PlainEdit::EmitCopy { event: source(e) },
+            };
+            if matches!(edit, PlainEdit::Emit { .. } | PlainEdit::EmitCopy { .. }) {
+                emitted += 1;
+            }
+            edit
+        })
+        .collect();
+    let mut bytes = case.bytes.clone();
+    if let Some(over) = case.stress.checked_sub(STRESS) {
+        // `vec!` of a byte is one memset, even unoptimised.
+        let mut big = vec![b'x'; BYTES_LIMIT + usize::from(over)];
+        big[..bytes.len()].copy_from_slice(&bytes);
+        bytes = big;
+    }
+
+    // The contract, modelled: the live events in order, then the emitted ones in the order
+    // of their emits; the batch keys that cross, then the new keys.
+    let before = model_of(&batch, &keys);
+    let span_ok = |s: u32, l: u32| (s as usize).checked_add(l as usize).is_some_and(|e| e <= bytes.len());
+    let structural =
+        bytes.len() <= BYTES_LIMIT && case.new_keys.iter().all(|k| k.len() <= weir_wasm::MAX_KEY_BYTES) && {
+            // Ops name the batch's events and those emitted by earlier ops; emits follow
+            // (or copy) a batch event only.
+            let mut emitted = 0usize;
+            edits.iter().all(|e| {
+                let (ev, targets, key, span) = match *e {
+                    PlainEdit::Drop(ev) => (ev, live.len() + emitted, None, None),
+                    PlainEdit::Set { event, key, ref value } => (
+                        event,
+                        live.len() + emitted,
+                        Some(key),
+                        match *value {
+                            PlainValue::Str(s, l) | PlainValue::Json(s, l) => Some((s, l)),
+                            _ => None,
+                        },
+                    ),
+                    PlainEdit::Remove { event, key } => (event, live.len() + emitted, Some(key), None),
+                    PlainEdit::Timestamp { event, .. } => (event, live.len() + emitted, None, None),
+                    PlainEdit::Raw { event, start, len } => (event, live.len() + emitted, None, Some((start, len))),
+                    PlainEdit::Emit { after, raw } => {
+                        emitted += 1;
+                        (if after == u32::MAX { 0 } else { after }, live.len(), None, raw)
+                    }
+                    PlainEdit::EmitCopy { event } => {
+                        emitted += 1;
+                        (event, live.len(), None, None)
+                    }
+                };
+                let in_range = if matches!(e, PlainEdit::Emit { after: u32::MAX, .. }) {
+                    true
+                } else {
+                    (ev as usize) < targets
+                };
+                in_range
+                    && emitted <= EMIT_LIMIT
+                    && key.is_none_or(|k| (k as usize) < all_keys)
+                    && span.is_none_or(|(s, l)| span_ok(s, l))
+            })
         };
-        (ev as usize) < live.len()
-            && key.is_none_or(|k| (k as usize) < all_keys)
-            && span.is_none_or(|(s, l)| span_ok(s, l))
-    }) && case.new_keys.iter().all(|k| k.len() <= weir_wasm::MAX_KEY_BYTES);
     // `json` values must be JSON nested at most MAX_JSON_DEPTH deep. serde_json is the
     // judge where it surely agrees (shallow text; for a refusal, UTF-8 without escapes or
     // numbers past f64); elsewhere either answer is accepted, and checked for what it did.
@@ -221,7 +374,7 @@ fuzz_target!(|case: Case| {
                 value: PlainValue::Json(s, l),
                 ..
             } if span_ok(s, l) => {
-                let b = &case.bytes[s as usize..(s + l) as usize];
+                let b = &bytes[s as usize..(s + l) as usize];
                 let shallow = b.iter().filter(|&&c| c == b'[' || c == b'{').count() < 100;
                 match serde_json::from_slice::<serde_json::Value>(b) {
                     Ok(_) if shallow => Some(Some(true)),
@@ -256,22 +409,48 @@ fuzz_target!(|case: Case| {
                 .cloned()
                 .unwrap_or_else(|| case.new_keys[k - local.len()].clone())
         };
+        let slice = |s: u32, l: u32| bytes[s as usize..(s + l) as usize].to_vec();
+        // The batch as it is, and the emitted events, each with the batch event it
+        // follows (`None`: the end).
+        let mut made: Vec<(Option<usize>, Model)> = Vec::new();
         for e in &edits {
+            let ev = match *e {
+                PlainEdit::Emit { after, raw } => {
+                    let raw = raw.map_or(Vec::new(), |(s, l)| slice(s, l));
+                    let after = (after != u32::MAX).then(|| live[after as usize]);
+                    made.push((after, (false, false, None, Vec::new(), raw)));
+                    continue;
+                }
+                PlainEdit::EmitCopy { event } => {
+                    let source = live[event as usize];
+                    let (_, _, ts, fields, raw) = want[source].clone();
+                    made.push((Some(source), (false, false, ts, fields, raw)));
+                    continue;
+                }
+                PlainEdit::Drop(ev)
+                | PlainEdit::Set { event: ev, .. }
+                | PlainEdit::Remove { event: ev, .. }
+                | PlainEdit::Timestamp { event: ev, .. }
+                | PlainEdit::Raw { event: ev, .. } => ev as usize,
+            };
+            let m = match live.get(ev) {
+                Some(&i) => &mut want[i],
+                None => &mut made[ev - live.len()].1,
+            };
+            if m.0 {
+                continue;
+            }
             match e {
-                PlainEdit::Drop(ev) => want[live[*ev as usize]].0 = true,
-                PlainEdit::Set { event, key, value } => {
-                    let m = &mut want[live[*event as usize]];
-                    if m.0 {
-                        continue;
-                    }
+                PlainEdit::Drop(_) => m.0 = true,
+                PlainEdit::Set { key, value, .. } => {
                     let v = match *value {
                         PlainValue::Null => M::Null,
                         PlainValue::Bool(b) => M::Bool(b),
                         PlainValue::Int(i) => M::Int(i),
                         PlainValue::Float(x) => M::Float(x.to_bits()),
-                        PlainValue::Str(s, l) => M::Bytes(false, case.bytes[s as usize..(s + l) as usize].to_vec()),
+                        PlainValue::Str(s, l) => M::Bytes(false, slice(s, l)),
                         PlainValue::Json(s, l) => {
-                            let b = case.bytes[s as usize..(s + l) as usize].to_vec();
+                            let b = slice(s, l);
                             json_ok &= serde_json::from_slice::<serde_json::Value>(&b).is_ok()
                                 && b.iter().filter(|&&c| c == b'[' || c == b'{').count() < 100;
                             M::Bytes(true, b)
@@ -283,31 +462,32 @@ fuzz_target!(|case: Case| {
                         None => m.3.push((name, v)),
                     }
                 }
-                PlainEdit::Remove { event, key } => {
-                    let m = &mut want[live[*event as usize]];
-                    if !m.0 {
-                        let name = name_of(*key);
-                        m.3.retain(|(k, _)| *k != name);
-                    }
+                PlainEdit::Remove { key, .. } => {
+                    let name = name_of(*key);
+                    m.3.retain(|(k, _)| *k != name);
                 }
-                PlainEdit::Timestamp { event, timestamp } => {
-                    let m = &mut want[live[*event as usize]];
-                    if !m.0 {
-                        m.2 = *timestamp;
-                    }
-                }
+                PlainEdit::Timestamp { timestamp, .. } => m.2 = *timestamp,
+                PlainEdit::Raw { start, len, .. } => m.4 = slice(*start, *len),
+                PlainEdit::Emit { .. } | PlainEdit::EmitCopy { .. } => unreachable!(),
             }
         }
+        // Each batch event, then what was emitted after it in the order of the emits; the
+        // events emitted at the end last.
+        let mut after: Vec<Vec<Model>> = vec![Vec::new(); want.len() + 1];
+        for (a, m) in made {
+            after[a.unwrap_or(want.len())].push(m);
+        }
+        let mut placed = Vec::with_capacity(want.len() + after.iter().map(Vec::len).sum::<usize>());
+        let mut after = after.into_iter();
+        for m in want {
+            placed.push(m);
+            placed.extend(after.next().expect("one list per batch event"));
+        }
+        placed.extend(after.next().expect("and one for the end"));
+        want = placed;
     }
 
-    let result = check_and_apply_edits(
-        &keys,
-        only,
-        &mut batch,
-        case.bytes.clone(),
-        case.new_keys.clone(),
-        &edits,
-    );
+    let result = check_and_apply_edits(&keys, only, &mut batch, bytes, case.new_keys.clone(), &edits);
     match &result {
         Ok(()) => {
             assert_ne!(valid, Some(false), "invalid edits were applied: {edits:?}");
@@ -318,8 +498,10 @@ fuzz_target!(|case: Case| {
             // predict; its inputs are far too small for either.
             assert_ne!(valid, Some(true), "valid edits were refused: {why}");
             assert!(
-                why.starts_with("edit ") || why.starts_with("new key "),
-                "the reason names the edit or key: {why}"
+                why.starts_with("op ")
+                    || why.starts_with("new key ")
+                    || why.contains("bytes of values, over the limit"),
+                "the reason names the op or key (or the byte limit): {why}"
             );
             assert_eq!(
                 model_of(&batch, &keys),

@@ -9,6 +9,11 @@
 //! - `json/filter-wasm-1field`: the plugin again, given only the `level` field (`fields:`).
 //! - `json/noop-wasm`: the boundary with the ten parsed JSON fields per event.
 //!
+//! The plugins target the current contract (`weir:plugin@0.2.0`). With
+//! `WEIR_BENCH_PLUGINS_0_1=DIR` (a directory holding `filter.wasm` and `noop.wasm` built
+//! against 0.1.0, e.g. `wasm-plugins/` of a checkout before 0.2), the Wasm cases run again
+//! with those, named `...@0.1`, in the same run: the two boundaries side by side.
+//!
 //! After criterion, a summary measures each pipeline again in MB per CPU-second
 //! (getrusage, user+sys) and prints the Wasm/native ratio and the boundary ns per event.
 //! Every run checks its event count, so a broken plugin fails the bench.
@@ -64,58 +69,23 @@ struct Case {
 }
 
 fn cases(keys: &std::sync::Arc<KeyTable>, json: &'static Corpus, nginx: &'static Corpus) -> Vec<Case> {
-    let parse_json = || -> Box<dyn Processor> {
-        let c: ParseJsonConfig = serde_json::from_value(serde_json::json!({})).unwrap();
-        Box::new(c.build(keys).unwrap())
-    };
     let native_filter = || -> Box<dyn Processor> {
         let c: FilterConfig = serde_json::from_value(serde_json::json!({ "include": { "level": LEVELS } })).unwrap();
         Box::new(c.build(keys).unwrap())
     };
-    let plugin = |path: &str, pairs: &[(&str, &str)]| -> Box<dyn Processor> {
-        let mut c = WasmConfig::new(path);
-        c.config = PluginConfig::from_pairs(pairs.iter().copied());
-        Box::new(c.build(keys).expect("the plugin builds"))
-    };
     let kept = count_lines_matching(json, &["\"level\":\"error\"", "\"level\":\"warn\""]);
-    vec![
+    let mut cases = vec![
         Case {
             name: "json/parse_json",
             corpus: json,
-            procs: vec![parse_json()],
+            procs: vec![parse_json(keys)],
             want: json.lines,
         },
         Case {
             name: "json/filter-native",
             corpus: json,
-            procs: vec![parse_json(), native_filter()],
+            procs: vec![parse_json(keys), native_filter()],
             want: kept,
-        },
-        Case {
-            name: "json/filter-wasm",
-            corpus: json,
-            procs: vec![
-                parse_json(),
-                plugin(weir_test_plugins::FILTER, &[("include.level", LEVELS)]),
-            ],
-            want: kept,
-        },
-        Case {
-            name: "json/filter-wasm-1field",
-            corpus: json,
-            procs: vec![parse_json(), {
-                let mut c = WasmConfig::new(weir_test_plugins::FILTER);
-                c.config = PluginConfig::from_pairs([("include.level", LEVELS)]);
-                c.fields = Some(vec!["level".into()]);
-                Box::new(c.build(keys).expect("the plugin builds"))
-            }],
-            want: kept,
-        },
-        Case {
-            name: "json/noop-wasm",
-            corpus: json,
-            procs: vec![parse_json(), plugin(weir_test_plugins::NOOP, &[])],
-            want: json.lines,
         },
         Case {
             name: "nginx/lines",
@@ -123,10 +93,71 @@ fn cases(keys: &std::sync::Arc<KeyTable>, json: &'static Corpus, nginx: &'static
             procs: vec![],
             want: nginx.lines,
         },
+    ];
+    cases.extend(wasm_cases(
+        keys,
+        (json, nginx),
+        weir_test_plugins::FILTER,
+        weir_test_plugins::NOOP,
+        "",
+    ));
+    if let Some(dir) = std::env::var_os("WEIR_BENCH_PLUGINS_0_1") {
+        let dir = std::path::PathBuf::from(dir);
+        let (filter, noop) = (dir.join("filter.wasm"), dir.join("noop.wasm"));
+        let (filter, noop) = (filter.to_str().expect("UTF-8 path"), noop.to_str().expect("UTF-8 path"));
+        cases.extend(wasm_cases(keys, (json, nginx), filter, noop, "@0.1"));
+    }
+    cases
+}
+
+fn parse_json(keys: &std::sync::Arc<KeyTable>) -> Box<dyn Processor> {
+    let c: ParseJsonConfig = serde_json::from_value(serde_json::json!({})).unwrap();
+    Box::new(c.build(keys).unwrap())
+}
+
+/// The Wasm cases with the given `filter` and `noop` components, their names ending in
+/// `suffix`.
+fn wasm_cases(
+    keys: &std::sync::Arc<KeyTable>,
+    (json, nginx): (&'static Corpus, &'static Corpus),
+    filter: &str,
+    noop: &str,
+    suffix: &str,
+) -> Vec<Case> {
+    let plugin = |path: &str, pairs: &[(&str, &str)], only: Option<&str>| -> Box<dyn Processor> {
+        let mut c = WasmConfig::new(path);
+        c.config = PluginConfig::from_pairs(pairs.iter().copied());
+        c.fields = only.map(|f| vec![f.to_string()]);
+        Box::new(c.build(keys).expect("the plugin builds"))
+    };
+    let kept = count_lines_matching(json, &["\"level\":\"error\"", "\"level\":\"warn\""]);
+    let name = |n: &str| -> &'static str { Box::leak(format!("{n}{suffix}").into_boxed_str()) };
+    vec![
         Case {
-            name: "nginx/noop-wasm",
+            name: name("json/filter-wasm"),
+            corpus: json,
+            procs: vec![parse_json(keys), plugin(filter, &[("include.level", LEVELS)], None)],
+            want: kept,
+        },
+        Case {
+            name: name("json/filter-wasm-1field"),
+            corpus: json,
+            procs: vec![
+                parse_json(keys),
+                plugin(filter, &[("include.level", LEVELS)], Some("level")),
+            ],
+            want: kept,
+        },
+        Case {
+            name: name("json/noop-wasm"),
+            corpus: json,
+            procs: vec![parse_json(keys), plugin(noop, &[], None)],
+            want: json.lines,
+        },
+        Case {
+            name: name("nginx/noop-wasm"),
             corpus: nginx,
-            procs: vec![plugin(weir_test_plugins::NOOP, &[])],
+            procs: vec![plugin(noop, &[], None)],
             want: nginx.lines,
         },
     ]
@@ -201,28 +232,34 @@ fn summary() {
     }
     let get = |n: &str| secs[n];
     let (native, _) = get("json/filter-native");
-    let (wasm, _) = get("json/filter-wasm");
-    println!(
-        "  filter as a Wasm plugin: {:.0}% of native (target >= 50%, aim 80%)",
-        100.0 * native / wasm
-    );
-    let (wasm1, _) = get("json/filter-wasm-1field");
-    println!(
-        "  the same, sending only `level` (fields: [level]): {:.0}% of native",
-        100.0 * native / wasm1
-    );
-    let (lines, n) = get("nginx/lines");
-    let (noop, _) = get("nginx/noop-wasm");
-    println!(
-        "  boundary, raw lines (1 field):       {:.1} ns/event",
-        (noop - lines) * 1e9 / n as f64
-    );
-    let (parsed, n) = get("json/parse_json");
-    let (noop, _) = get("json/noop-wasm");
-    println!(
-        "  boundary, parsed JSON (10 fields):   {:.1} ns/event",
-        (noop - parsed) * 1e9 / n as f64
-    );
+    let (lines, nginx_events) = get("nginx/lines");
+    let (parsed, json_events) = get("json/parse_json");
+    for suffix in ["", "@0.1"] {
+        let Some(&(wasm, _)) = secs.get(format!("json/filter-wasm{suffix}").as_str()) else {
+            continue;
+        };
+        let contract = if suffix.is_empty() { "0.2" } else { "0.1" };
+        println!("  contract {contract}:");
+        println!(
+            "    filter as a Wasm plugin, all fields: {:.0}% of native (target >= 85%)",
+            100.0 * native / wasm
+        );
+        let (wasm1, _) = get(&format!("json/filter-wasm-1field{suffix}"));
+        println!(
+            "    the same, sending only `level` (fields: [level]): {:.0}% of native (target >= 95%)",
+            100.0 * native / wasm1
+        );
+        let (noop, _) = get(&format!("nginx/noop-wasm{suffix}"));
+        println!(
+            "    boundary, raw lines (1 field):     {:.1} ns/event (target <= 50)",
+            (noop - lines) * 1e9 / nginx_events as f64
+        );
+        let (noop, _) = get(&format!("json/noop-wasm{suffix}"));
+        println!(
+            "    boundary, parsed JSON (10 fields): {:.1} ns/event (target <= 150)",
+            (noop - parsed) * 1e9 / json_events as f64
+        );
+    }
 }
 
 criterion_group!(benches, wasm);

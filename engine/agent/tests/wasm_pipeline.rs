@@ -7,6 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use weir_test_plugins as plugins;
 
+mod support;
+
 fn weir() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
     cmd.arg("--log-level").arg("warn");
@@ -189,4 +191,167 @@ fn check_reports_wasm_config_errors_at_their_line_and_column() {
         );
     }
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_gathering_plugin_is_flushed_on_its_timer_and_at_shutdown() {
+    let dir = temp_dir("flush");
+    let out = dir.join("counts.jsonl");
+    let admin = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let yaml = format!(
+        r#"admin: {{ address: "{admin}" }}
+inputs:
+  - type: stdin
+processors:
+  - type: parse_json
+  - type: parse_timestamp
+    field: ts
+    format: rfc3339
+  - type: wasm
+    plugin: {counter}
+    flush_interval: 50ms
+    config: {{ drop_events: true }}
+outputs:
+  - type: file
+    path: {out}
+"#,
+        counter = plugins::COUNT_BY_SERVICE,
+        out = out.display()
+    );
+    let pipeline = write(&dir, "p.yaml", &yaml);
+    // Stdin stays open a while after the first lines: the timer flushes them; the rest
+    // comes out of the flush at shutdown.
+    let mut child = weir()
+        .args(["run", "-c"])
+        .arg(&pipeline)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let line = |service: &str, second: u32| {
+        format!("{{\"service\":\"{service}\",\"ts\":\"2026-01-01T00:00:{second:02}Z\"}}\n")
+    };
+    for (s, t) in [("api", 1), ("db", 1), ("api", 1)] {
+        stdin.write_all(line(s, t).as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    while read().lines().count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timer flushed nothing: {:?}",
+            read()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The plugin's own counters, in /metrics while it runs.
+    let m = support::agent::metrics(&admin);
+    let get = |name: &str| m.get(&format!("{name}{{component=\"processors[2].wasm\"}}")).copied();
+    assert_eq!(get("weir_wasm_plugin_events_total"), Some(3.0), "{m:?}");
+    assert_eq!(get("weir_wasm_plugin_emitted_total"), Some(2.0), "{m:?}");
+    assert!(get("weir_wasm_plugin_flushes_total").is_some_and(|n| n >= 1.0), "{m:?}");
+    assert_eq!(get("weir_wasm_plugin_emits_refused_total"), Some(0.0), "{m:?}");
+    assert!(
+        get("weir_wasm_plugin_instances_total").is_some_and(|n| n >= 1.0),
+        "{m:?}"
+    );
+    assert!(
+        m.get("weir_wasm_plugin_failures_total{component=\"processors[2].wasm\",kind=\"trap\"}") == Some(&0.0),
+        "{m:?}"
+    );
+    for (s, t) in [("api", 2), ("api", 2)] {
+        stdin.write_all(line(s, t).as_bytes()).unwrap();
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let lines: Vec<String> = read().lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"timestamp":"2026-01-01T00:00:01Z","service":"api","count":2}"#,
+            r#"{"timestamp":"2026-01-01T00:00:01Z","service":"db","count":1}"#,
+            r#"{"timestamp":"2026-01-01T00:00:02Z","service":"api","count":2}"#,
+        ]
+    );
+}
+
+#[test]
+fn a_plugin_routes_events_to_named_outputs_and_an_unknown_name_fails_the_batch() {
+    let dir = temp_dir("route");
+    let (alerts, all, dead) = (dir.join("alerts.jsonl"), dir.join("all.jsonl"), dir.join("dead.jsonl"));
+    let pipeline = |routes: &str| {
+        format!(
+            r#"inputs:
+  - type: stdin
+processors:
+  - type: parse_json
+  - type: wasm
+    plugin: {router}
+    on_error: dead_letter
+    config: {{ field: level, routes: {routes} }}
+outputs:
+  - type: file
+    name: alerts
+    path: {alerts}
+  - type: file
+    path: {all}
+  - type: file
+    name: dead
+    path: {dead}
+dead_letter: dead
+"#,
+            router = plugins::ROUTE_BY_FIELD,
+            alerts = alerts.display(),
+            all = all.display(),
+            dead = dead.display()
+        )
+    };
+    let input = concat!(
+        r#"{"level":"error","n":1}"#,
+        "\n",
+        r#"{"level":"info","n":2}"#,
+        "\n",
+        r#"{"level":"warn","n":3}"#,
+        "\n",
+    );
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let p = write(&dir, "p.yaml", &pipeline("{ error: alerts, warn: alerts }"));
+    let out = run(&p, input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Routed events go to `alerts` only; the others to every output but the dead-letter.
+    assert_eq!(
+        read(&alerts),
+        concat!(
+            r#"{"level":"error","n":1}"#,
+            "\n",
+            r#"{"level":"info","n":2}"#,
+            "\n",
+            r#"{"level":"warn","n":3}"#,
+            "\n"
+        )
+    );
+    assert_eq!(read(&all), concat!(r#"{"level":"info","n":2}"#, "\n"));
+    assert_eq!(read(&dead), "");
+
+    // A route to an output the pipeline does not have (or to the dead-letter one) fails the
+    // batch, which follows on_error: the reason names the outputs it could use.
+    for f in [&alerts, &all, &dead] {
+        let _ = std::fs::remove_file(f);
+    }
+    let p = write(&dir, "p2.yaml", &pipeline("{ error: pager, warn: dead }"));
+    let out = run(&p, input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((read(&alerts), read(&all)), (String::new(), String::new()));
+    let dead = read(&dead);
+    assert_eq!(dead.lines().count(), 3, "{dead}");
+    assert!(
+        dead.contains("route to `pager`: the pipeline has no output of that name")
+            && dead.contains("can route to are the named ones but the dead-letter output: alerts"),
+        "{dead}"
+    );
 }

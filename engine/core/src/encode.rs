@@ -13,9 +13,13 @@ use crate::model::{Batch, Event, Key, KeyTable, Value, key_at};
 /// Which events of a batch an output gets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Route {
-    /// The live events (every output but the dead-letter one).
+    /// The live events, whatever their route (every output of a pipeline with no
+    /// dead-letter output, for tools that show one output).
     #[default]
     Main,
+    /// The live events not routed elsewhere: those with no route ([`Event::route`] 0) and
+    /// those routed to this output, the pipeline's output number `n - 1`.
+    Output(u16),
     /// The events a processor routed to the dead-letter output.
     DeadLetter,
 }
@@ -45,6 +49,7 @@ pub trait Encoder: Send {
 pub fn routed(batch: &Batch, route: Route) -> Box<dyn Iterator<Item = &Event> + '_> {
     match route {
         Route::Main => Box::new(batch.live()),
+        Route::Output(n) => Box::new(batch.live().filter(move |e| e.route() == 0 || e.route() == n)),
         Route::DeadLetter => Box::new(batch.dead_letters()),
     }
 }

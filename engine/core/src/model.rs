@@ -216,6 +216,8 @@ pub struct Event {
     pub timestamp: Option<i64>,
     fields: SmallVec<[Field; 4]>,
     flags: u8,
+    /// The one output the event goes to (its number in the pipeline plus one), or 0: all.
+    route: u16,
 }
 
 impl Event {
@@ -231,12 +233,51 @@ impl Event {
             timestamp: None,
             fields,
             flags: 0,
+            route: 0,
         }
     }
 
-    /// The bytes the event was read from (always a span of the chunk).
+    /// An event over `raw` with no fields (e.g. one a plugin emits and then fills).
+    pub fn bare(raw: Span) -> Event {
+        Event {
+            raw,
+            timestamp: None,
+            fields: SmallVec::new(),
+            flags: 0,
+            route: 0,
+        }
+    }
+
+    /// A copy of the event that is live (neither dropped nor dead-lettered) and routed
+    /// nowhere in particular, whatever this one is.
+    pub fn live_copy(&self) -> Event {
+        Event {
+            flags: 0,
+            route: 0,
+            ..self.clone()
+        }
+    }
+
+    /// The one output the event goes to (its number in the pipeline plus one), or 0 when
+    /// it goes to every output (see [`Route::Output`](crate::encode::Route::Output)).
+    pub fn route(&self) -> u16 {
+        self.route
+    }
+
+    /// Sends the event to one output only: its number in the pipeline plus one (0: all).
+    pub fn set_route(&mut self, route: u16) {
+        self.route = route;
+    }
+
+    /// The bytes the event was read from: a span of the chunk, or of the arena once a
+    /// processor replaced them ([`Event::set_raw`]).
     pub fn raw(&self) -> Span {
         self.raw
+    }
+
+    /// Replaces the event's raw bytes (what `encoding: raw` outputs write).
+    pub fn set_raw(&mut self, raw: Span) {
+        self.raw = raw;
     }
 
     /// The fields in order.
@@ -465,6 +506,27 @@ impl Batch {
     /// Appends an event.
     pub fn push(&mut self, event: Event) {
         self.events.push(event);
+    }
+
+    /// Inserts each `(after, event)` right after the batch's event `after` (`usize::MAX`:
+    /// at the end); events inserted after the same one keep the order given. Their spans
+    /// must point into this batch.
+    pub fn insert_events(&mut self, new: &mut Vec<(usize, Event)>) {
+        if new.is_empty() {
+            return;
+        }
+        new.sort_by_key(|(after, _)| *after);
+        let old = std::mem::take(&mut self.events);
+        let mut events = Vec::with_capacity(old.len() + new.len());
+        let mut new = new.drain(..).peekable();
+        for (i, event) in old.into_iter().enumerate() {
+            events.push(event);
+            while let Some((_, e)) = new.next_if(|(after, _)| *after == i) {
+                events.push(e);
+            }
+        }
+        events.extend(new.map(|(_, e)| e));
+        self.events = events;
     }
 
     /// The buffers and the events, borrowed apart. Processors iterate the events and skip

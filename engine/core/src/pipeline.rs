@@ -23,6 +23,18 @@ pub trait Processor: Send {
     fn take_failures(&mut self) -> u64 {
         0
     }
+
+    /// How often the processor wants [`Processor::flush`] called; `None` (the default):
+    /// never, it holds nothing back.
+    fn flush_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Emits into `batch` (empty, with no chunk) what the processor gathered (e.g. counts
+    /// per minute): called every [`Processor::flush_interval`] and once at shutdown.
+    fn flush(&mut self, batch: &mut Batch) {
+        let _ = batch;
+    }
 }
 
 /// Counters of one component, shared by every worker running it.
@@ -112,13 +124,27 @@ impl Counted {
 impl Processor for Counted {
     fn process(&mut self, batch: &mut Batch) {
         let (events_in, bytes_in) = live_totals(batch);
+        self.stats.events_in.fetch_add(events_in, Ordering::Relaxed);
+        self.stats.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.timed(batch, |p, b| p.process(b));
+    }
+}
+
+impl Counted {
+    /// Runs the inner processor's [`Processor::flush`] into `batch`, counting what it
+    /// emits as events out.
+    fn flush_into(&mut self, batch: &mut Batch) {
+        self.timed(batch, |p, b| p.flush(b));
+    }
+
+    /// Runs `step` of the inner processor over `batch`, counting its time, the events that
+    /// come out, and its failures.
+    fn timed(&mut self, batch: &mut Batch, step: impl FnOnce(&mut dyn Processor, &mut Batch)) {
         let start = Instant::now();
-        self.inner.process(batch);
+        step(self.inner.as_mut(), batch);
         let nanos = start.elapsed().as_nanos() as u64;
         let (events_out, bytes_out) = live_totals(batch);
         let s = &self.stats;
-        s.events_in.fetch_add(events_in, Ordering::Relaxed);
-        s.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         s.events_out.fetch_add(events_out, Ordering::Relaxed);
         s.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
         s.nanos.fetch_add(nanos, Ordering::Relaxed);
@@ -156,6 +182,34 @@ impl Pipeline {
             stage.process(batch);
         }
         batch.compact();
+    }
+
+    /// The shortest [`Processor::flush_interval`] of the stages: how often
+    /// [`Pipeline::flush`] should run (`None`: never).
+    pub fn flush_interval(&self) -> Option<std::time::Duration> {
+        self.stages.iter().filter_map(|s| s.inner.flush_interval()).min()
+    }
+
+    /// Flushes every stage that flushes, in order: what a stage emits goes through the
+    /// stages after it, and each non-empty result is handed to `out`.
+    pub fn flush(&mut self, mut out: impl FnMut(&mut Batch)) {
+        for i in 0..self.stages.len() {
+            if self.stages[i].inner.flush_interval().is_none() {
+                continue;
+            }
+            let mut batch = Batch::default();
+            self.stages[i].flush_into(&mut batch);
+            if batch.is_empty() {
+                continue;
+            }
+            for stage in &mut self.stages[i + 1..] {
+                stage.process(&mut batch);
+            }
+            batch.compact();
+            if !batch.is_empty() {
+                out(&mut batch);
+            }
+        }
     }
 }
 

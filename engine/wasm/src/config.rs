@@ -31,7 +31,7 @@ pub enum OnError {
     DeadLetter,
 }
 
-/// `wasm`: run a Wasm component plugin (world `weir:plugin/processor@0.1.0`) on every batch.
+/// `wasm`: run a Wasm component plugin (`weir:plugin` 0.2.0, or 0.1.0) on every batch.
 ///
 /// ```yaml
 /// - type: wasm
@@ -43,6 +43,9 @@ pub enum OnError {
 ///   on_error: pass      # pass | drop | dead_letter (default pass)
 ///   retries: 2          # extra calls after a `retryable` error (default 2)
 ///   fields: [level]     # optional: send only these fields (default: all)
+///   max_emit_events: 65536   # most events one call may emit (0.2; default 65536)
+///   max_emit_bytes: 16MiB    # most value bytes one call's edits may hold (default 16MiB)
+///   flush_interval: 1s  # how often a plugin that exports `flush` is flushed (default 1s)
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +76,16 @@ pub struct WasmConfig {
     /// The name in logs and errors (default: the file name without `.wasm`).
     #[serde(default)]
     pub name: Option<String>,
+    /// Most events one call may emit (0.2 plugins); past it the plugin's emits are refused
+    /// and counted as lost.
+    #[serde(default = "default_max_emit_events")]
+    pub max_emit_events: u32,
+    /// Most bytes of values (emitted raw bytes and field values) one call's edits may hold.
+    #[serde(default = "default_max_emit_bytes")]
+    pub max_emit_bytes: ByteSize,
+    /// How often a plugin that exports `flush` is flushed (and once at shutdown).
+    #[serde(default = "default_flush_interval")]
+    pub flush_interval: Dur,
     /// Send only these fields to the plugin (default: every field). Each field crosses the
     /// boundary at a cost (see `perf/benches/wasm.rs`): a plugin that reads one field runs
     /// faster when it gets only that one. Fields not sent stay on the event untouched, and
@@ -82,6 +95,9 @@ pub struct WasmConfig {
     /// The compiled plugin, shared by every worker built from this config.
     #[serde(skip)]
     compiled: OnceLock<Result<Arc<Compiled>, String>>,
+    /// The outputs the plugin may route events to: (name, route number).
+    #[serde(skip)]
+    routes: OnceLock<Vec<(String, u16)>>,
 }
 
 fn default_timeout() -> Dur {
@@ -94,6 +110,18 @@ fn default_memory() -> ByteSize {
 
 fn default_retries() -> u32 {
     2
+}
+
+fn default_max_emit_events() -> u32 {
+    weir_sdk::flat::EmitLimits::default().events
+}
+
+fn default_max_emit_bytes() -> ByteSize {
+    ByteSize(u64::from(weir_sdk::flat::EmitLimits::default().bytes))
+}
+
+fn default_flush_interval() -> Dur {
+    Dur(Duration::from_secs(1))
 }
 
 impl WasmConfig {
@@ -119,8 +147,25 @@ impl WasmConfig {
             retries: default_retries(),
             name: None,
             fields: None,
+            max_emit_events: default_max_emit_events(),
+            max_emit_bytes: default_max_emit_bytes(),
+            flush_interval: default_flush_interval(),
             compiled: OnceLock::new(),
+            routes: OnceLock::new(),
         }
+    }
+
+    /// Names the pipeline's outputs a plugin may route an event to (`route` ops), with
+    /// their route numbers (see `weir_core::encode::Route::Output`). Set once, before the
+    /// processors are built; later calls change nothing.
+    pub fn set_routes(&self, routes: Vec<(String, u16)>) {
+        let _ = self.routes.set(routes);
+    }
+
+    /// The compiled plugin (its name, limits and counters), once a processor was built
+    /// from this config.
+    pub fn compiled(&self) -> Option<Arc<Compiled>> {
+        self.compiled.get().and_then(|c| c.as_ref().ok()).cloned()
     }
 
     /// The plugin's name in logs: `name`, else the file name without `.wasm`.
@@ -140,6 +185,9 @@ impl WasmConfig {
             timeout: self.timeout.0,
             memory: usize::try_from(self.memory.0).unwrap_or(usize::MAX),
             fuel: self.fuel,
+            emit_events: self.max_emit_events,
+            emit_bytes: u32::try_from(self.max_emit_bytes.0).unwrap_or(u32::MAX),
+            flush_interval: self.flush_interval.0,
         }
     }
 
@@ -156,6 +204,18 @@ impl WasmConfig {
         }
         if self.timeout.0.is_zero() {
             return Err(BuildError("timeout must be above zero".into()));
+        }
+        if self.flush_interval.0 < Duration::from_millis(10) {
+            return Err(BuildError(format!(
+                "flush_interval: {:?} is below the shortest of 10ms",
+                self.flush_interval.0
+            )));
+        }
+        if self.max_emit_bytes.0 > u64::from(u32::MAX) {
+            return Err(BuildError(format!(
+                "max_emit_bytes: {} is over the largest of 4GiB - 1",
+                self.max_emit_bytes
+            )));
         }
         if self.fuel == Some(0) {
             return Err(BuildError(
@@ -187,7 +247,8 @@ impl WasmConfig {
                 Some(names.iter().map(|n| keys.intern(n)).collect())
             }
         };
-        WasmProcessor::new(compiled, keys.clone(), only).map_err(|e| BuildError(e.to_string()))
+        let routes = self.routes.get().cloned().unwrap_or_default();
+        WasmProcessor::new(compiled, keys.clone(), only, routes).map_err(|e| BuildError(e.to_string()))
     }
 }
 

@@ -30,11 +30,35 @@
 //! filter.process(&mut batch); // once per batch
 //! ```
 
+/// The current contract, `weir:plugin@0.2.0`: the `processor` world.
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../../sdk-wit/wit",
-        world: "processor",
+        world: "weir:plugin/processor@0.2.0",
         // The batch is passed borrowed: its bytes can be the chunk itself, not a copy.
+        ownership: Borrowing { duplicate_if_necessary: false },
+    });
+}
+
+/// `weir:plugin/flushing-processor@0.2.0`: the same types and imports, plus `flush`.
+mod bindings_flush {
+    wasmtime::component::bindgen!({
+        path: "../../sdk-wit/wit",
+        world: "weir:plugin/flushing-processor@0.2.0",
+        ownership: Borrowing { duplicate_if_necessary: false },
+        with: {
+            "weir:plugin/types@0.2.0": crate::bindings::weir::plugin0_2_0::types,
+            "weir:plugin/logging@0.2.0": crate::bindings::weir::plugin0_2_0::logging,
+        },
+    });
+}
+
+/// The first contract, `weir:plugin@0.1.0` (`sdk-wit/wit/deps/plugin-0.1.0`): plugins
+/// built against it keep running.
+mod bindings_v1 {
+    wasmtime::component::bindgen!({
+        path: "../../sdk-wit/wit",
+        world: "weir:plugin/processor@0.1.0",
         ownership: Borrowing { duplicate_if_necessary: false },
     });
 }
@@ -44,7 +68,7 @@ mod config;
 mod plugin;
 mod processor;
 
-pub use cache::cache_dir;
+pub use cache::{CacheError, DEFAULT_MAX_BYTES, PluginCache, Precompiled, cache_dir, cache_max_bytes, precompile};
 pub use config::{OnError, PluginConfig, WasmConfig};
 pub use plugin::{Compiled, FailureKind, Limits, LoadError, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, TICK};
 pub use processor::{MAX_APPLY_STEPS, MAX_JSON_DEPTH, MAX_KEY_BYTES, PluginStats, WasmProcessor};

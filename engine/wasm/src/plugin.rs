@@ -15,8 +15,8 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::weir::plugin::{logging, types};
-use crate::bindings::{Processor, ProcessorPre};
+use crate::bindings::weir::plugin0_2_0::{logging, types};
+use crate::bindings_v1::weir::plugin0_1_0::{logging as logging_v1, types as types_v1};
 use crate::cache::compile;
 use crate::config::OnError;
 use crate::processor::PluginStats;
@@ -35,6 +35,12 @@ pub struct Limits {
     pub memory: usize,
     /// Fuel per call, when fuel is on.
     pub fuel: Option<u64>,
+    /// Most events one call may emit (0.2).
+    pub emit_events: u32,
+    /// Most bytes of values one call's edits may hold (0.2).
+    pub emit_bytes: u32,
+    /// How often `flush` is called, for plugins that export it.
+    pub flush_interval: Duration,
 }
 
 impl Limits {
@@ -57,8 +63,8 @@ pub enum LoadError {
         /// Why.
         source: std::io::Error,
     },
-    /// The file is not a component, or does not target the world.
-    #[error("{path} is not a weir:plugin/processor@0.1.0 component: {message}")]
+    /// The file is not a component, or does not target a world of the contract.
+    #[error("{path} is not a weir:plugin processor component (0.2.0 or 0.1.0): {message}")]
     Invalid {
         /// The plugin file.
         path: PathBuf,
@@ -75,7 +81,7 @@ static PLAIN: OnceLock<Result<Engine, String>> = OnceLock::new();
 static FUELED: OnceLock<Result<Engine, String>> = OnceLock::new();
 
 /// The shared engine: with fuel metering or without.
-fn engine(fuel: bool) -> Result<Engine, LoadError> {
+pub(crate) fn engine(fuel: bool) -> Result<Engine, LoadError> {
     let cell = if fuel { &FUELED } else { &PLAIN };
     let engine = cell
         .get_or_init(|| {
@@ -185,6 +191,20 @@ impl WasiView for HostState {
 }
 
 impl types::Host for HostState {}
+impl types_v1::Host for HostState {}
+
+impl logging_v1::Host for HostState {
+    fn log(&mut self, level: logging_v1::Level, message: String) {
+        let level = match level {
+            logging_v1::Level::Trace => logging::Level::Trace,
+            logging_v1::Level::Debug => logging::Level::Debug,
+            logging_v1::Level::Info => logging::Level::Info,
+            logging_v1::Level::Warn => logging::Level::Warn,
+            logging_v1::Level::Error => logging::Level::Error,
+        };
+        logging::Host::log(self, level, message);
+    }
+}
 
 impl logging::Host for HostState {
     fn log(&mut self, level: logging::Level, mut message: String) {
@@ -300,7 +320,7 @@ pub struct Compiled {
     pub(crate) name: Arc<str>,
     path: PathBuf,
     engine: Engine,
-    pre: ProcessorPre<HostState>,
+    pre: Pre,
     pub(crate) config: Vec<(String, String)>,
     pub(crate) limits: Limits,
     pub(crate) on_error: OnError,
@@ -322,9 +342,9 @@ impl std::fmt::Debug for Compiled {
 }
 
 impl Compiled {
-    /// Reads and compiles the component at `path`, and checks it against the world:
-    /// it must export `weir:plugin/batch-processor@0.1.0` and import nothing but `logging`
-    /// and WASI.
+    /// Reads and compiles the component at `path`, and checks it against the contract: it
+    /// must export `weir:plugin/batch-processor` 0.2.0 (and may export `flush`) or 0.1.0,
+    /// and import nothing but `logging` and WASI.
     pub fn load(
         path: &Path,
         name: String,
@@ -344,11 +364,38 @@ impl Compiled {
         };
         let component = compile(&engine, &bytes, limits.fuel.is_some()).map_err(invalid)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let linking = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(linking)?;
+        crate::bindings::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(linking)?;
+        crate::bindings_v1::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(linking)?;
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exported = |name: &str| exports.iter().any(|e| e == name);
         let pre = linker.instantiate_pre(&component).map_err(invalid)?;
-        let pre = ProcessorPre::new(pre).map_err(invalid)?;
+        let pre = if exported("weir:plugin/batch-processor@0.2.0") && exported("weir:plugin/flush@0.2.0") {
+            Pre::V2Flush(crate::bindings_flush::FlushingProcessorPre::new(pre).map_err(invalid)?)
+        } else if exported("weir:plugin/batch-processor@0.2.0") {
+            Pre::V2(crate::bindings::ProcessorPre::new(pre).map_err(invalid)?)
+        } else if exported("weir:plugin/batch-processor@0.1.0") {
+            Pre::V1(crate::bindings_v1::ProcessorPre::new(pre).map_err(invalid)?)
+        } else {
+            let found = if exports.is_empty() {
+                "none".to_string()
+            } else {
+                exports.join(", ")
+            };
+            return Err(LoadError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "it exports neither weir:plugin/batch-processor@0.2.0 nor @0.1.0 (its exports: {found})"
+                ),
+            });
+        };
         Ok(Compiled {
             name: name.into(),
             path: path.to_path_buf(),
@@ -361,6 +408,24 @@ impl Compiled {
             logged: AtomicU32::new(0),
             stats: PluginStats::default(),
         })
+    }
+
+    /// The contract version the component targets.
+    pub fn version(&self) -> &'static str {
+        match self.pre {
+            Pre::V1(_) => "0.1.0",
+            Pre::V2(_) | Pre::V2Flush(_) => "0.2.0",
+        }
+    }
+
+    /// Whether the component exports `flush` (world `flushing-processor`).
+    pub fn flushes(&self) -> bool {
+        matches!(self.pre, Pre::V2Flush(_))
+    }
+
+    /// Whether the component targets 0.1.0.
+    pub(crate) fn is_v1(&self) -> bool {
+        matches!(self.pre, Pre::V1(_))
     }
 
     /// The plugin's name in logs.
@@ -394,14 +459,31 @@ impl Compiled {
         store.set_hostcall_fuel(self.limits.memory);
         let mut instance = Instance { store, bindings: None };
         instance.arm(&self.limits)?;
-        let bindings = match self.pre.instantiate(&mut instance.store) {
+        let made = match &self.pre {
+            Pre::V1(pre) => pre.instantiate(&mut instance.store).map(Bindings::V1),
+            Pre::V2(pre) => pre.instantiate(&mut instance.store).map(Bindings::V2),
+            Pre::V2Flush(pre) => pre.instantiate(&mut instance.store).map(Bindings::V2Flush),
+        };
+        let bindings = match made {
             Ok(b) => b,
             Err(e) => return Err(instance.classify(e, "instantiating")),
         };
         let config: Vec<(&str, &str)> = self.config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let init = bindings
-            .weir_plugin_batch_processor()
-            .call_init(&mut instance.store, &config);
+        let store = &mut instance.store;
+        let init = match &bindings {
+            Bindings::V1(b) => b
+                .weir_plugin0_1_0_batch_processor()
+                .call_init(store, &config)
+                .map(|r| r.map_err(PluginError::from)),
+            Bindings::V2(b) => b
+                .weir_plugin0_2_0_batch_processor()
+                .call_init(store, &config)
+                .map(|r| r.map_err(PluginError::from)),
+            Bindings::V2Flush(b) => b
+                .weir_plugin0_2_0_batch_processor()
+                .call_init(store, &config)
+                .map(|r| r.map_err(PluginError::from)),
+        };
         match init {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Failure::Init(e)),
@@ -412,10 +494,24 @@ impl Compiled {
     }
 }
 
+/// A component pre-instantiated, by the contract version it targets.
+enum Pre {
+    V1(crate::bindings_v1::ProcessorPre<HostState>),
+    V2(crate::bindings::ProcessorPre<HostState>),
+    V2Flush(crate::bindings_flush::FlushingProcessorPre<HostState>),
+}
+
+/// An instance's exports, by contract version.
+enum Bindings {
+    V1(crate::bindings_v1::Processor),
+    V2(crate::bindings::Processor),
+    V2Flush(crate::bindings_flush::FlushingProcessor),
+}
+
 /// One live instance: a store (memory, limits, WASI context) and the plugin's exports.
 pub(crate) struct Instance {
     pub(crate) store: Store<HostState>,
-    bindings: Option<Processor>,
+    bindings: Option<Bindings>,
 }
 
 impl Instance {
@@ -433,17 +529,59 @@ impl Instance {
         Ok(())
     }
 
-    /// Calls `process` on `batch`, within the limits.
+    /// Calls the 0.2 `process` on `batch`, within the limits.
     pub(crate) fn process(&mut self, limits: &Limits, batch: types::Batch<'_>) -> Result<types::Edits, Failure> {
         self.arm(limits)?;
-        let bindings = self.bindings.as_ref().expect("instances are initialized");
-        match bindings
-            .weir_plugin_batch_processor()
+        let result = match self.bindings.as_ref().expect("instances are initialized") {
+            Bindings::V2(b) => b
+                .weir_plugin0_2_0_batch_processor()
+                .call_process(&mut self.store, batch),
+            Bindings::V2Flush(b) => b
+                .weir_plugin0_2_0_batch_processor()
+                .call_process(&mut self.store, batch),
+            Bindings::V1(_) => unreachable!("0.1 plugins are called with process_v1"),
+        };
+        match result {
+            Ok(Ok(edits)) => Ok(edits),
+            Ok(Err(e)) => Err(Failure::Plugin(e.into())),
+            Err(e) => Err(self.classify(e, "in process")),
+        }
+    }
+
+    /// Calls the 0.1 `process` on `batch`, within the limits.
+    pub(crate) fn process_v1(
+        &mut self,
+        limits: &Limits,
+        batch: types_v1::Batch<'_>,
+    ) -> Result<types_v1::Edits, Failure> {
+        self.arm(limits)?;
+        let Some(Bindings::V1(b)) = self.bindings.as_ref() else {
+            unreachable!("0.2 plugins are called with process")
+        };
+        match b
+            .weir_plugin0_1_0_batch_processor()
             .call_process(&mut self.store, batch)
         {
             Ok(Ok(edits)) => Ok(edits),
-            Ok(Err(e)) => Err(Failure::Plugin(e)),
+            Ok(Err(e)) => Err(Failure::Plugin(e.into())),
             Err(e) => Err(self.classify(e, "in process")),
+        }
+    }
+
+    /// Calls `flush` with `batch` (no events), within the limits; `None` when the plugin
+    /// does not export it.
+    pub(crate) fn flush(&mut self, limits: &Limits, batch: types::Batch<'_>) -> Result<Option<types::Edits>, Failure> {
+        if !matches!(self.bindings, Some(Bindings::V2Flush(_))) {
+            return Ok(None);
+        }
+        self.arm(limits)?;
+        let Some(Bindings::V2Flush(b)) = self.bindings.as_ref() else {
+            unreachable!("checked above")
+        };
+        match b.weir_plugin0_2_0_flush().call_flush(&mut self.store, batch) {
+            Ok(Ok(edits)) => Ok(Some(edits)),
+            Ok(Err(e)) => Err(Failure::Plugin(e.into())),
+            Err(e) => Err(self.classify(e, "in flush")),
         }
     }
 
@@ -500,11 +638,14 @@ pub enum FailureKind {
     BadEdits,
     /// A new instance failed to start (its `init` failed or trapped).
     Init,
+    /// The plugin emitted past the per-call limits and reported the emits it refused
+    /// (the batch goes on with what it did emit; the refused events are lost and counted).
+    EmitLimit,
 }
 
 impl FailureKind {
     /// Every kind, in the order of the counters.
-    pub const ALL: [FailureKind; 9] = [
+    pub const ALL: [FailureKind; 10] = [
         FailureKind::Trap,
         FailureKind::Deadline,
         FailureKind::Fuel,
@@ -514,6 +655,7 @@ impl FailureKind {
         FailureKind::DropBatch,
         FailureKind::BadEdits,
         FailureKind::Init,
+        FailureKind::EmitLimit,
     ];
 
     /// A short name for logs and counters.
@@ -528,6 +670,7 @@ impl FailureKind {
             FailureKind::DropBatch => "drop_batch",
             FailureKind::BadEdits => "bad_edits",
             FailureKind::Init => "init",
+            FailureKind::EmitLimit => "emit_limit",
         }
     }
 }
@@ -538,16 +681,44 @@ pub(crate) enum Failure {
     /// The instance is unusable (trap, deadline, fuel, memory).
     Trap(FailureKind, String),
     /// The plugin returned an error.
-    Plugin(types::Error),
+    Plugin(PluginError),
     /// `init` of a new instance returned an error.
-    Init(types::Error),
+    Init(PluginError),
+}
+
+/// The WIT `error` a plugin returned, whatever its contract version.
+#[derive(Debug)]
+pub(crate) enum PluginError {
+    Retryable(String),
+    DropBatch(String),
+    Fatal(String),
+}
+
+impl From<types::Error> for PluginError {
+    fn from(e: types::Error) -> PluginError {
+        match e {
+            types::Error::Retryable(m) => PluginError::Retryable(m),
+            types::Error::DropBatch(m) => PluginError::DropBatch(m),
+            types::Error::Fatal(m) => PluginError::Fatal(m),
+        }
+    }
+}
+
+impl From<types_v1::Error> for PluginError {
+    fn from(e: types_v1::Error) -> PluginError {
+        match e {
+            types_v1::Error::Retryable(m) => PluginError::Retryable(m),
+            types_v1::Error::DropBatch(m) => PluginError::DropBatch(m),
+            types_v1::Error::Fatal(m) => PluginError::Fatal(m),
+        }
+    }
 }
 
 /// The message of a WIT error, with its kind.
-pub(crate) fn describe(e: &types::Error) -> String {
+pub(crate) fn describe(e: &PluginError) -> String {
     match e {
-        types::Error::Retryable(m) => format!("retryable: {m}"),
-        types::Error::DropBatch(m) => format!("drop-batch: {m}"),
-        types::Error::Fatal(m) => format!("fatal: {m}"),
+        PluginError::Retryable(m) => format!("retryable: {m}"),
+        PluginError::DropBatch(m) => format!("drop-batch: {m}"),
+        PluginError::Fatal(m) => format!("fatal: {m}"),
     }
 }

@@ -11,12 +11,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use weir_core::model::{Batch, Buf, Key, KeyTable, Span, Value};
+use weir_core::model::{Batch, Buf, Event, Key, KeyTable, Span, Value};
 use weir_core::pipeline::Processor;
+use weir_sdk::flat::{self as rows, EmitLimits, EventRow, FieldRow, Op, OpKind};
 
-use crate::bindings::weir::plugin::types;
+use crate::bindings::weir::plugin0_2_0::types;
+use crate::bindings_v1::weir::plugin0_1_0::types as v1;
 use crate::config::OnError;
-use crate::plugin::{Compiled, Failure, FailureKind, Instance, describe};
+use crate::plugin::{Compiled, Failure, FailureKind, Instance, PluginError, describe};
 
 /// Counters of one plugin, shared by every worker running it.
 #[derive(Debug, Default)]
@@ -29,8 +31,16 @@ pub struct PluginStats {
     pub instances: AtomicU64,
     /// Retries after a `retryable` error.
     pub retries: AtomicU64,
+    /// Calls to `flush`.
+    pub flushes: AtomicU64,
+    /// Fuel used by the calls, when fuel is on.
+    pub fuel_used: AtomicU64,
     /// Failed batches, by [`FailureKind`] (in the order of [`FailureKind::ALL`]).
     pub failures: [AtomicU64; FailureKind::ALL.len()],
+    /// Events the plugin emitted (0.2).
+    pub emitted: AtomicU64,
+    /// Emits the plugin reported refused because of the per-call limits (0.2): lost events.
+    pub emits_refused: AtomicU64,
 }
 
 impl PluginStats {
@@ -90,6 +100,12 @@ struct Host {
     new_keys: Vec<Key>,
     /// When only some fields cross: `sent[key index]` says whether that one does.
     sent: Option<Vec<bool>>,
+    /// What one call may emit.
+    limits: EmitLimits,
+    /// Events made by the ops at hand, with the batch event each follows.
+    emitted: Vec<(usize, Event)>,
+    /// The outputs `route` ops may name, with their route numbers.
+    routes: Vec<(String, u16)>,
 }
 
 const NONE: u32 = u32::MAX;
@@ -102,8 +118,13 @@ struct Flat {
     /// The chunk and `extra` joined, when `extra` is not empty.
     joined: Vec<u8>,
     keys: Vec<String>,
-    events: Vec<types::Event>,
-    fields: Vec<types::Field>,
+    /// Event rows ([`rows::EVENT_ROW`] bytes each).
+    events: Vec<u8>,
+    /// Field rows ([`rows::FIELD_ROW`] bytes each).
+    fields: Vec<u8>,
+    /// For a 0.1 plugin, the same events and fields as records.
+    v1_events: Vec<v1::Event>,
+    v1_fields: Vec<v1::Field>,
 }
 
 impl std::fmt::Debug for WasmProcessor {
@@ -118,7 +139,12 @@ impl WasmProcessor {
     /// A processor running `plugin`, with a first instance made and initialized now (so a
     /// configuration the plugin rejects is reported when the pipeline is built). With
     /// `only`, just those fields are sent to the plugin.
-    pub fn new(plugin: Arc<Compiled>, keys: Arc<KeyTable>, only: Option<Vec<Key>>) -> Result<WasmProcessor, String> {
+    pub fn new(
+        plugin: Arc<Compiled>,
+        keys: Arc<KeyTable>,
+        only: Option<Vec<Key>>,
+        routes: Vec<(String, u16)>,
+    ) -> Result<WasmProcessor, String> {
         let instance = plugin.instantiate().map_err(|f| match f {
             Failure::Init(e) => format!("plugin {} rejected its config: {}", plugin.name(), describe(&e)),
             Failure::Trap(_, m) => format!("plugin {} failed to start: {m}", plugin.name()),
@@ -127,9 +153,9 @@ impl WasmProcessor {
         plugin.stats.instances.fetch_add(1, Ordering::Relaxed);
         let error_key = keys.intern("_error");
         Ok(WasmProcessor {
+            host: Host::new(keys, only, &plugin.limits, routes),
             plugin,
             instance: Some(instance),
-            host: Host::new(keys, only),
             error_key,
             failures: 0,
         })
@@ -142,7 +168,7 @@ impl WasmProcessor {
 }
 
 impl Host {
-    fn new(keys: Arc<KeyTable>, only: Option<Vec<Key>>) -> Host {
+    fn new(keys: Arc<KeyTable>, only: Option<Vec<Key>>, limits: &crate::Limits, routes: Vec<(String, u16)>) -> Host {
         Host {
             keys,
             flat: Flat::default(),
@@ -152,6 +178,12 @@ impl Host {
             fields_of: Vec::new(),
             work: Vec::new(),
             new_keys: Vec::new(),
+            limits: EmitLimits {
+                events: limits.emit_events,
+                bytes: limits.emit_bytes,
+            },
+            emitted: Vec::new(),
+            routes,
             sent: only.map(|keys| {
                 let mut sent = vec![false; keys.iter().map(|k| k.index() + 1).max().unwrap_or(0)];
                 for k in keys {
@@ -176,11 +208,12 @@ impl Host {
             self.local_of.iter_mut().for_each(|l| *l = NONE);
         }
         let chunk_len = batch.chunk().len();
+        let mut fields = 0;
         for (i, event) in batch.events().iter().enumerate() {
             if !event.is_live() {
                 continue;
             }
-            let fields_start = flat.fields.len();
+            let fields_start = fields;
             for field in event.fields() {
                 let idx = field.key.index();
                 if let Some(sent) = &self.sent
@@ -197,26 +230,26 @@ impl Host {
                     self.core_of.push(field.key);
                 }
                 let value = match field.value {
-                    Value::Null => types::Value::Null,
-                    Value::Bool(b) => types::Value::Boolean(b),
-                    Value::Int(n) => types::Value::Int(n),
-                    Value::Float(x) => types::Value::Float(x),
-                    Value::Str(s) => types::Value::Str(flat_span(batch, s, chunk_len, &mut flat.extra)),
-                    Value::Json(s) => types::Value::Json(flat_span(batch, s, chunk_len, &mut flat.extra)),
+                    Value::Null => rows::Value::Null,
+                    Value::Bool(b) => rows::Value::Boolean(b),
+                    Value::Int(n) => rows::Value::Int(n),
+                    Value::Float(x) => rows::Value::Float(x),
+                    Value::Str(s) => rows::Value::Str(flat_span(batch, s, chunk_len, &mut flat.extra)),
+                    Value::Json(s) => rows::Value::Json(flat_span(batch, s, chunk_len, &mut flat.extra)),
                 };
-                flat.fields.push(types::Field {
+                FieldRow {
                     key: self.local_of[idx],
                     value,
-                });
+                }
+                .write(&mut flat.fields);
+                fields += 1;
             }
-            flat.events.push(types::Event {
+            EventRow {
                 raw: flat_span(batch, event.raw(), chunk_len, &mut flat.extra),
+                fields: rows::Span::new(fields_start, fields - fields_start),
                 timestamp: event.timestamp,
-                fields: types::Span {
-                    start: fields_start as u32,
-                    len: (flat.fields.len() - fields_start) as u32,
-                },
-            });
+            }
+            .write(&mut flat.events);
             self.live.push(i as u32);
             self.fields_of.push(event.fields().len() as u32);
         }
@@ -225,11 +258,16 @@ impl Host {
 
 impl WasmProcessor {
     /// Calls the plugin on the flat batch (whose bytes are `chunk`, then the arena values),
-    /// retrying `retryable` errors.
-    fn call(&mut self, chunk: &[u8]) -> Result<types::Edits, Failure> {
+    /// retrying `retryable` errors. A 0.1 plugin's edits come back as op rows too.
+    fn call(&mut self, chunk: &[u8]) -> Result<rows::Edits, Failure> {
         let plugin = &self.plugin;
         let flat = &mut self.host.flat;
-        let bytes: &[u8] = if flat.extra.is_empty() {
+        if plugin.is_v1() {
+            flat.v1_records();
+        }
+        // 0.1 has one byte list: the chunk and the arena values joined (a copy of the
+        // chunk); 0.2 sends them as two lists.
+        let bytes: &[u8] = if flat.extra.is_empty() || !plugin.is_v1() {
             chunk
         } else {
             flat.joined.clear();
@@ -238,6 +276,7 @@ impl WasmProcessor {
             &flat.joined
         };
         let keys: Vec<&str> = flat.keys.iter().map(String::as_str).collect();
+        let limits = self.host.limits;
         let mut retries = 0;
         loop {
             if self.instance.is_none() {
@@ -247,14 +286,43 @@ impl WasmProcessor {
             }
             let instance = self.instance.as_mut().expect("made above");
             plugin.stats.calls.fetch_add(1, Ordering::Relaxed);
-            let batch = types::Batch {
-                bytes,
-                keys: &keys,
-                events: &flat.events,
-                fields: &flat.fields,
+            let answer = if plugin.is_v1() {
+                let batch = v1::Batch {
+                    bytes,
+                    keys: &keys,
+                    events: &flat.v1_events,
+                    fields: &flat.v1_fields,
+                };
+                instance.process_v1(&plugin.limits, batch).map(v1_ops)
+            } else {
+                let batch = types::Batch {
+                    bytes,
+                    extra: &flat.extra,
+                    keys: &keys,
+                    events: &flat.events,
+                    fields: &flat.fields,
+                    limits: types::EmitLimits {
+                        events: limits.events,
+                        bytes: limits.bytes,
+                    },
+                };
+                instance.process(&plugin.limits, batch).map(|e| rows::Edits {
+                    bytes: e.bytes,
+                    new_keys: e.new_keys,
+                    ops: e.ops,
+                    refused: e.refused,
+                })
             };
-            match instance.process(&plugin.limits, batch) {
-                Err(Failure::Plugin(types::Error::Retryable(_))) if retries < plugin.retries => {
+            if let Some(fuel) = plugin.limits.fuel
+                && let Ok(left) = instance.store.get_fuel()
+            {
+                plugin
+                    .stats
+                    .fuel_used
+                    .fetch_add(fuel.saturating_sub(left), Ordering::Relaxed);
+            }
+            match answer {
+                Err(Failure::Plugin(PluginError::Retryable(_))) if retries < plugin.retries => {
                     retries += 1;
                     plugin.stats.retries.fetch_add(1, Ordering::Relaxed);
                 }
@@ -264,54 +332,127 @@ impl WasmProcessor {
     }
 }
 
-impl Host {
-    /// Checks `edits` against the flat batch, and interns their new keys into
-    /// `self.new_keys`. Nothing is applied unless everything is valid.
-    fn check(&mut self, edits: &types::Edits) -> Result<(), String> {
-        let events = self.flat.events.len();
-        let keys = self.flat.keys.len();
-        let all_keys = keys + edits.new_keys.len();
-        let bytes = edits.bytes.len();
-        let span_ok = |s: &types::Span| {
-            (s.start as usize)
-                .checked_add(s.len as usize)
-                .is_some_and(|end| end <= bytes)
+impl Flat {
+    /// Fills the 0.1 records from the rows.
+    fn v1_records(&mut self) {
+        let span = |s: rows::Span| v1::Span {
+            start: s.start,
+            len: s.len,
         };
-        for (i, edit) in edits.edits.iter().enumerate() {
-            let (event, key, value) = match edit {
-                types::Edit::Drop(e) => (*e, None, None),
-                types::Edit::Set(s) => (s.event, Some(s.key), Some(&s.value)),
-                types::Edit::Remove(r) => (r.event, Some(r.key), None),
-                types::Edit::Timestamp(t) => (t.event, None, None),
+        self.v1_fields.clear();
+        self.v1_fields.extend((0..self.fields.len() / rows::FIELD_ROW).map(|i| {
+            let row = FieldRow::read(&self.fields, i).expect("the host writes known tags");
+            let value = match row.value {
+                rows::Value::Null => v1::Value::Null,
+                rows::Value::Boolean(b) => v1::Value::Boolean(b),
+                rows::Value::Int(n) => v1::Value::Int(n),
+                rows::Value::Float(x) => v1::Value::Float(x),
+                rows::Value::Str(s) => v1::Value::Str(span(s)),
+                rows::Value::Json(s) => v1::Value::Json(span(s)),
             };
-            if event as usize >= events {
-                return Err(format!("edit {i}: event {event} out of a batch of {events}"));
+            v1::Field { key: row.key, value }
+        }));
+        self.v1_events.clear();
+        self.v1_events.extend((0..self.events.len() / rows::EVENT_ROW).map(|i| {
+            let row = EventRow::read(&self.events, i);
+            v1::Event {
+                raw: span(row.raw),
+                timestamp: row.timestamp,
+                fields: span(row.fields),
             }
-            if let Some(key) = key
-                && key as usize >= all_keys
-            {
-                return Err(format!("edit {i}: key id {key} out of {all_keys} keys"));
-            }
-            if let Some(types::Value::Str(s) | types::Value::Json(s)) = value
-                && !span_ok(s)
-            {
-                return Err(format!(
-                    "edit {i}: value span {}+{} out of {bytes} bytes",
-                    s.start, s.len
-                ));
-            }
-            if let Some(types::Value::Json(s)) = value
-                && let Err(why) = check_json(&edits.bytes[s.start as usize..][..s.len as usize])
-            {
-                return Err(format!("edit {i}: the json value {why}"));
+        }));
+    }
+}
+
+/// Appends one op row to `ops`.
+fn write_op(ops: &mut Vec<u8>, kind: OpKind, event: u32, key: u32, value: rows::Value) {
+    Op {
+        kind,
+        event,
+        key,
+        value,
+    }
+    .write(ops);
+}
+
+/// A 0.1 plugin's edits as op rows (0.1's edits are a subset of 0.2's ops).
+fn v1_ops(edits: v1::Edits) -> rows::Edits {
+    let span = |s: &v1::Span| rows::Span {
+        start: s.start,
+        len: s.len,
+    };
+    let value = |v: &v1::Value| match v {
+        v1::Value::Null => rows::Value::Null,
+        v1::Value::Boolean(b) => rows::Value::Boolean(*b),
+        v1::Value::Int(n) => rows::Value::Int(*n),
+        v1::Value::Float(x) => rows::Value::Float(*x),
+        v1::Value::Str(s) => rows::Value::Str(span(s)),
+        v1::Value::Json(s) => rows::Value::Json(span(s)),
+    };
+    let mut ops = Vec::with_capacity(edits.edits.len() * rows::OP_ROW);
+    for edit in &edits.edits {
+        let (kind, event, key, value) = match edit {
+            v1::Edit::Drop(e) => (OpKind::Drop, *e, 0, rows::Value::Null),
+            v1::Edit::Set(s) => (OpKind::Set, s.event, s.key, value(&s.value)),
+            v1::Edit::Remove(r) => (OpKind::Remove, r.event, r.key, rows::Value::Null),
+            v1::Edit::Timestamp(t) => (
+                OpKind::Timestamp,
+                t.event,
+                0,
+                t.timestamp.map_or(rows::Value::Null, rows::Value::Int),
+            ),
+        };
+        write_op(&mut ops, kind, event, key, value);
+    }
+    rows::Edits {
+        bytes: edits.bytes,
+        new_keys: edits.new_keys,
+        ops,
+        refused: 0,
+    }
+}
+
+impl Host {
+    /// Checks `edits` against the flat batch and returns their ops, and interns their new
+    /// keys into `self.new_keys`. Nothing is applied unless everything is valid.
+    fn check(&mut self, edits: &rows::Edits) -> Result<Vec<Op>, String> {
+        let events = self.live.len();
+        let ops = edits
+            .validate(events, self.flat.keys.len(), self.limits)
+            .map_err(|e| e.message().to_string())?;
+        for (i, op) in ops.iter().enumerate() {
+            match (op.kind, op.value) {
+                (OpKind::Route, rows::Value::Str(s)) => {
+                    let name = &edits.bytes[s.start as usize..][..s.len as usize];
+                    if self.route_of(name).is_none() {
+                        let names: Vec<&str> = self.routes.iter().map(|(n, _)| n.as_str()).collect();
+                        return Err(format!(
+                            "op {i}: route to `{}`: the pipeline has no output of that name (the \
+                             outputs a plugin can route to are the named ones but the dead-letter \
+                             output: {})",
+                            String::from_utf8_lossy(name),
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        ));
+                    }
+                }
+                (OpKind::Set, rows::Value::Json(s)) => {
+                    if let Err(why) = check_json(&edits.bytes[s.start as usize..][..s.len as usize]) {
+                        return Err(format!("op {i}: the json value {why}"));
+                    }
+                }
+                _ => {}
             }
         }
-        let steps = self.apply_steps(edits);
+        let steps = self.apply_steps(&ops);
         if steps > MAX_APPLY_STEPS {
             return Err(format!(
-                "applying the {} edits could take {steps} field look-ups, over the limit of \
+                "applying the {} ops could take {steps} field look-ups, over the limit of \
                  {MAX_APPLY_STEPS}",
-                edits.edits.len()
+                ops.len()
             ));
         }
         if let Some((n, name)) = edits.new_keys.iter().enumerate().find(|(_, k)| k.len() > MAX_KEY_BYTES) {
@@ -333,79 +474,112 @@ impl Host {
                 }
             }
         }
-        Ok(())
+        Ok(ops)
     }
 
-    /// An upper bound on the field look-ups [`Host::apply`] makes for `edits`,
-    /// whose event indices are checked: a set or a remove scans its event's fields, and a
-    /// set may add one.
-    fn apply_steps(&mut self, edits: &types::Edits) -> u64 {
+    /// An upper bound on the field look-ups [`Host::apply`] makes for `ops`, whose event
+    /// numbers are checked: a set or a remove scans its event's fields, and a set may add
+    /// one; an emitted copy starts with its source's fields.
+    fn apply_steps(&mut self, ops: &[Op]) -> u64 {
         let fields = &mut self.work;
         fields.clear();
         fields.extend(self.fields_of.iter().map(|&n| u64::from(n)));
         let mut steps = 0u64;
-        for edit in &edits.edits {
-            match edit {
-                types::Edit::Set(s) => {
-                    let n = &mut fields[s.event as usize];
+        for op in ops {
+            match op.kind {
+                OpKind::Set => {
+                    let n = &mut fields[op.event as usize];
                     steps = steps.saturating_add(*n);
                     *n += 1;
                 }
-                types::Edit::Remove(r) => steps = steps.saturating_add(fields[r.event as usize]),
-                types::Edit::Drop(_) | types::Edit::Timestamp(_) => {}
+                OpKind::Remove => steps = steps.saturating_add(fields[op.event as usize]),
+                OpKind::Emit => fields.push(0),
+                OpKind::EmitCopy => {
+                    let n = fields[op.event as usize];
+                    steps = steps.saturating_add(n);
+                    fields.push(n);
+                }
+                OpKind::Drop | OpKind::Timestamp | OpKind::Raw | OpKind::Route => {}
             }
         }
         steps
     }
 
-    /// Applies checked edits to `batch`.
-    fn apply(&self, batch: &mut Batch, edits: &types::Edits) {
+    /// Applies checked ops to `batch`: emitted events are placed after the event they
+    /// follow, in the order they were emitted.
+    fn apply(&mut self, batch: &mut Batch, edits: &rows::Edits, ops: &[Op]) {
         let (mut bufs, events) = batch.parts_mut();
         let base = if edits.bytes.is_empty() {
             0
         } else {
             bufs.push(&edits.bytes).start()
         };
+        let (core_of, new_keys) = (&self.core_of, &self.new_keys);
         let key_of = |id: u32| -> Key {
             let id = id as usize;
-            match self.core_of.get(id) {
+            match core_of.get(id) {
                 Some(&k) => k,
-                None => self.new_keys[id - self.core_of.len()],
+                None => new_keys[id - core_of.len()],
             }
         };
-        let arena = |s: &types::Span| Span::new(Buf::Arena, base + s.start as usize, s.len as usize);
-        for edit in &edits.edits {
-            match edit {
-                types::Edit::Drop(e) => events[self.live[*e as usize] as usize].mark_dropped(),
-                types::Edit::Set(s) => {
-                    let event = &mut events[self.live[s.event as usize] as usize];
-                    if event.is_dropped() {
-                        continue;
-                    }
-                    let value = match &s.value {
-                        types::Value::Null => Value::Null,
-                        types::Value::Boolean(b) => Value::Bool(*b),
-                        types::Value::Int(n) => Value::Int(*n),
-                        types::Value::Float(x) => Value::Float(*x),
-                        types::Value::Str(span) => Value::Str(arena(span)),
-                        types::Value::Json(span) => Value::Json(arena(span)),
+        let arena = |s: rows::Span| Span::new(Buf::Arena, base + s.start as usize, s.len as usize);
+        let n = self.live.len();
+        let emitted = &mut self.emitted;
+        emitted.clear();
+        for op in ops {
+            let at = op.event as usize;
+            match op.kind {
+                OpKind::Emit => {
+                    let raw = op.value.span().map_or(Span::new(Buf::Arena, base, 0), arena);
+                    let after = if op.event == rows::AFTER_LAST {
+                        usize::MAX
+                    } else {
+                        self.live[at] as usize
                     };
-                    event.set(key_of(s.key), value);
+                    emitted.push((after, Event::bare(raw)));
+                    continue;
                 }
-                types::Edit::Remove(r) => {
-                    let event = &mut events[self.live[r.event as usize] as usize];
-                    if !event.is_dropped() {
-                        event.remove(key_of(r.key));
-                    }
+                OpKind::EmitCopy => {
+                    let source = self.live[at] as usize;
+                    emitted.push((source, events[source].live_copy()));
+                    continue;
                 }
-                types::Edit::Timestamp(t) => {
-                    let event = &mut events[self.live[t.event as usize] as usize];
-                    if !event.is_dropped() {
-                        event.timestamp = t.timestamp;
-                    }
+                _ => {}
+            }
+            let event = if at < n {
+                &mut events[self.live[at] as usize]
+            } else {
+                &mut emitted[at - n].1
+            };
+            if event.is_dropped() {
+                continue;
+            }
+            match (op.kind, op.value) {
+                (OpKind::Drop, _) => event.mark_dropped(),
+                (OpKind::Set, value) => {
+                    let value = match value {
+                        rows::Value::Null => Value::Null,
+                        rows::Value::Boolean(b) => Value::Bool(b),
+                        rows::Value::Int(n) => Value::Int(n),
+                        rows::Value::Float(x) => Value::Float(x),
+                        rows::Value::Str(span) => Value::Str(arena(span)),
+                        rows::Value::Json(span) => Value::Json(arena(span)),
+                    };
+                    event.set(key_of(op.key), value);
                 }
+                (OpKind::Remove, _) => {
+                    event.remove(key_of(op.key));
+                }
+                (OpKind::Timestamp, _) => event.timestamp = op.value_int(),
+                (OpKind::Raw, rows::Value::Str(span)) => event.set_raw(arena(span)),
+                (OpKind::Route, rows::Value::Str(span)) => {
+                    let name = &edits.bytes[span.start as usize..][..span.len as usize];
+                    event.set_route(route_of(&self.routes, name).expect("checked"));
+                }
+                _ => unreachable!("checked: {op:?}"),
             }
         }
+        batch.insert_events(emitted);
     }
 }
 
@@ -487,18 +661,29 @@ fn check_json(text: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The route number of the output named `name`.
+fn route_of(routes: &[(String, u16)], name: &[u8]) -> Option<u16> {
+    routes.iter().find(|(n, _)| n.as_bytes() == name).map(|&(_, r)| r)
+}
+
+impl Host {
+    fn route_of(&self, name: &[u8]) -> Option<u16> {
+        route_of(&self.routes, name)
+    }
+}
+
 /// The span in the flat bytes of `span`: chunk offsets are kept (the chunk comes first,
 /// whole); arena bytes are appended to `extra`, which follows it.
-fn flat_span(batch: &Batch, span: Span, chunk_len: usize, extra: &mut Vec<u8>) -> types::Span {
+fn flat_span(batch: &Batch, span: Span, chunk_len: usize, extra: &mut Vec<u8>) -> rows::Span {
     match span.buf() {
-        Buf::Chunk => types::Span {
+        Buf::Chunk => rows::Span {
             start: span.start() as u32,
             len: span.len() as u32,
         },
         Buf::Arena => {
             let start = chunk_len + extra.len();
             extra.extend_from_slice(batch.bytes(span));
-            types::Span {
+            rows::Span {
                 start: start as u32,
                 len: span.len() as u32,
             }
@@ -509,30 +694,41 @@ fn flat_span(batch: &Batch, span: Span, chunk_len: usize, extra: &mut Vec<u8>) -
 impl Processor for WasmProcessor {
     fn process(&mut self, batch: &mut Batch) {
         self.host.flatten(batch);
-        if self.host.flat.events.is_empty() {
+        if self.host.live.is_empty() {
             return;
         }
         self.plugin
             .stats
             .events
-            .fetch_add(self.host.flat.events.len() as u64, Ordering::Relaxed);
+            .fetch_add(self.host.live.len() as u64, Ordering::Relaxed);
         let on_error = self.plugin.on_error;
         match self.call(batch.chunk()) {
-            Ok(edits) => match self.host.check(&edits) {
-                Ok(()) => self.host.apply(batch, &edits),
-                Err(message) => {
-                    self.instance = None;
-                    self.fail(batch, FailureKind::BadEdits, &message, on_error);
+            Ok(edits) => {
+                if edits.refused > 0 {
+                    self.refused(edits.refused);
                 }
-            },
-            Err(Failure::Plugin(types::Error::DropBatch(m))) => {
+                match self.host.check(&edits) {
+                    Ok(ops) => {
+                        self.host.apply(batch, &edits, &ops);
+                        let emitted = ops.iter().filter(|op| op.kind.emits()).count() as u64;
+                        if emitted > 0 {
+                            self.plugin.stats.emitted.fetch_add(emitted, Ordering::Relaxed);
+                        }
+                    }
+                    Err(message) => {
+                        self.instance = None;
+                        self.fail(batch, FailureKind::BadEdits, &message, on_error);
+                    }
+                }
+            }
+            Err(Failure::Plugin(PluginError::DropBatch(m))) => {
                 self.fail(batch, FailureKind::DropBatch, &m, OnError::Drop);
             }
-            Err(Failure::Plugin(types::Error::Retryable(m))) => {
+            Err(Failure::Plugin(PluginError::Retryable(m))) => {
                 let message = format!("{m} (after {} retries)", self.plugin.retries);
                 self.fail(batch, FailureKind::Retryable, &message, on_error);
             }
-            Err(Failure::Plugin(types::Error::Fatal(m))) => {
+            Err(Failure::Plugin(PluginError::Fatal(m))) => {
                 self.instance = None;
                 self.fail(batch, FailureKind::Fatal, &m, on_error);
             }
@@ -550,6 +746,131 @@ impl Processor for WasmProcessor {
 
     fn take_failures(&mut self) -> u64 {
         std::mem::take(&mut self.failures)
+    }
+
+    fn flush_interval(&self) -> Option<std::time::Duration> {
+        self.plugin.flushes().then_some(self.plugin.limits.flush_interval)
+    }
+
+    fn flush(&mut self, batch: &mut Batch) {
+        self.host.flatten(batch);
+        let plugin = self.plugin.clone();
+        if self.instance.is_none() {
+            match plugin.instantiate() {
+                Ok(instance) => {
+                    plugin.stats.instances.fetch_add(1, Ordering::Relaxed);
+                    self.instance = Some(instance);
+                }
+                Err(f) => return self.flush_failed(f),
+            }
+        }
+        let instance = self.instance.as_mut().expect("made above");
+        plugin.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        let flat = &self.host.flat;
+        let keys: Vec<&str> = flat.keys.iter().map(String::as_str).collect();
+        let limits = self.host.limits;
+        let empty = types::Batch {
+            bytes: &[],
+            extra: &[],
+            keys: &keys,
+            events: &[],
+            fields: &[],
+            limits: types::EmitLimits {
+                events: limits.events,
+                bytes: limits.bytes,
+            },
+        };
+        let edits = match instance.flush(&plugin.limits, empty) {
+            Ok(Some(e)) => rows::Edits {
+                bytes: e.bytes,
+                new_keys: e.new_keys,
+                ops: e.ops,
+                refused: e.refused,
+            },
+            Ok(None) => return,
+            Err(f) => return self.flush_failed(f),
+        };
+        if edits.refused > 0 {
+            self.refused(edits.refused);
+        }
+        match self.host.check(&edits) {
+            Ok(ops) => {
+                self.host.apply(batch, &edits, &ops);
+                plugin.stats.emitted.fetch_add(
+                    ops.iter().filter(|op| op.kind.emits()).count() as u64,
+                    Ordering::Relaxed,
+                );
+            }
+            Err(message) => {
+                self.instance = None;
+                self.flush_failed(Failure::Trap(FailureKind::BadEdits, message));
+            }
+        }
+    }
+}
+
+impl WasmProcessor {
+    /// Counts and logs a failed `flush` (there is no batch to apply `on_error` to: what the
+    /// plugin held is lost with the instance when the failure discards it).
+    fn flush_failed(&mut self, failure: Failure) {
+        let plugin = &self.plugin;
+        let (kind, message) = match failure {
+            Failure::Trap(kind, m) => {
+                self.instance = None;
+                (kind, m)
+            }
+            Failure::Plugin(PluginError::Fatal(m)) => {
+                self.instance = None;
+                (FailureKind::Fatal, m)
+            }
+            Failure::Plugin(PluginError::Retryable(m)) => (FailureKind::Retryable, m),
+            Failure::Plugin(PluginError::DropBatch(m)) => (FailureKind::DropBatch, m),
+            Failure::Init(e) => {
+                self.instance = None;
+                (
+                    FailureKind::Init,
+                    format!("a new instance failed to start: {}", describe(&e)),
+                )
+            }
+        };
+        plugin.stats.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
+        if plugin.first_of(kind) {
+            tracing::warn!(
+                plugin = plugin.name(),
+                kind = kind.name(),
+                "wasm plugin failed in flush: {message}"
+            );
+        } else {
+            tracing::debug!(
+                plugin = plugin.name(),
+                kind = kind.name(),
+                "wasm plugin failed in flush: {message}"
+            );
+        }
+    }
+}
+
+impl WasmProcessor {
+    /// Counts emits the plugin refused at the per-call limits (events lost), logging the
+    /// first time.
+    fn refused(&mut self, refused: u32) {
+        let plugin = &self.plugin;
+        plugin
+            .stats
+            .emits_refused
+            .fetch_add(u64::from(refused), Ordering::Relaxed);
+        plugin.stats.failures[FailureKind::EmitLimit as usize].fetch_add(1, Ordering::Relaxed);
+        self.failures += u64::from(refused);
+        if plugin.first_of(FailureKind::EmitLimit) {
+            tracing::warn!(
+                plugin = plugin.name(),
+                refused,
+                max_events = self.host.limits.events,
+                max_bytes = self.host.limits.bytes,
+                "wasm plugin emitted past the per-call limit: the events past it are lost and \
+                 counted (weir_wasm_plugin_emits_refused_total); later ones are counted only"
+            );
+        }
     }
 }
 
@@ -571,9 +892,34 @@ pub enum PlainValue {
 #[derive(Debug, Clone)]
 pub enum PlainEdit {
     Drop(u32),
-    Set { event: u32, key: u32, value: PlainValue },
-    Remove { event: u32, key: u32 },
-    Timestamp { event: u32, timestamp: Option<i64> },
+    Set {
+        event: u32,
+        key: u32,
+        value: PlainValue,
+    },
+    Remove {
+        event: u32,
+        key: u32,
+    },
+    Timestamp {
+        event: u32,
+        timestamp: Option<i64>,
+    },
+    /// Replace the raw bytes with a span of the edits' bytes.
+    Raw {
+        event: u32,
+        start: u32,
+        len: u32,
+    },
+    /// Emit a new event after `after` (`u32::MAX`: the end) with raw bytes, if given.
+    Emit {
+        after: u32,
+        raw: Option<(u32, u32)>,
+    },
+    /// Emit a copy of `event` after it.
+    EmitCopy {
+        event: u32,
+    },
 }
 
 /// The host's check and application of a plugin's edits, without a plugin: `batch` is
@@ -590,39 +936,63 @@ pub fn check_and_apply_edits(
     edits: &[PlainEdit],
 ) -> Result<(), String> {
     let value = |v: &PlainValue| match *v {
-        PlainValue::Null => types::Value::Null,
-        PlainValue::Bool(b) => types::Value::Boolean(b),
-        PlainValue::Int(n) => types::Value::Int(n),
-        PlainValue::Float(x) => types::Value::Float(x),
-        PlainValue::Str(start, len) => types::Value::Str(types::Span { start, len }),
-        PlainValue::Json(start, len) => types::Value::Json(types::Span { start, len }),
+        PlainValue::Null => rows::Value::Null,
+        PlainValue::Bool(b) => rows::Value::Boolean(b),
+        PlainValue::Int(n) => rows::Value::Int(n),
+        PlainValue::Float(x) => rows::Value::Float(x),
+        PlainValue::Str(start, len) => rows::Value::Str(rows::Span { start, len }),
+        PlainValue::Json(start, len) => rows::Value::Json(rows::Span { start, len }),
     };
-    let edits = types::Edits {
+    let mut ops = Vec::new();
+    for edit in edits {
+        let (kind, event, key, value) = match edit {
+            PlainEdit::Drop(event) => (OpKind::Drop, *event, 0, rows::Value::Null),
+            PlainEdit::Set { event, key, value: v } => (OpKind::Set, *event, *key, value(v)),
+            PlainEdit::Remove { event, key } => (OpKind::Remove, *event, *key, rows::Value::Null),
+            PlainEdit::Timestamp { event, timestamp } => (
+                OpKind::Timestamp,
+                *event,
+                0,
+                timestamp.map_or(rows::Value::Null, rows::Value::Int),
+            ),
+            PlainEdit::Raw { event, start, len } => (
+                OpKind::Raw,
+                *event,
+                0,
+                rows::Value::Str(rows::Span {
+                    start: *start,
+                    len: *len,
+                }),
+            ),
+            PlainEdit::Emit { after, raw } => (
+                OpKind::Emit,
+                *after,
+                0,
+                raw.map_or(rows::Value::Null, |(start, len)| {
+                    rows::Value::Str(rows::Span { start, len })
+                }),
+            ),
+            PlainEdit::EmitCopy { event } => (OpKind::EmitCopy, *event, 0, rows::Value::Null),
+        };
+        write_op(&mut ops, kind, event, key, value);
+    }
+    let edits = rows::Edits {
         bytes,
         new_keys,
-        edits: edits
-            .iter()
-            .map(|e| match e {
-                PlainEdit::Drop(event) => types::Edit::Drop(*event),
-                PlainEdit::Set { event, key, value: v } => types::Edit::Set(types::SetField {
-                    event: *event,
-                    key: *key,
-                    value: value(v),
-                }),
-                PlainEdit::Remove { event, key } => types::Edit::Remove(types::RemoveField {
-                    event: *event,
-                    key: *key,
-                }),
-                PlainEdit::Timestamp { event, timestamp } => types::Edit::Timestamp(types::SetTimestamp {
-                    event: *event,
-                    timestamp: *timestamp,
-                }),
-            })
-            .collect(),
+        ops,
+        refused: 0,
     };
-    let mut host = Host::new(keys.clone(), only);
+    let limits = crate::Limits {
+        timeout: std::time::Duration::from_secs(1),
+        memory: 64 << 20,
+        fuel: None,
+        emit_events: EmitLimits::default().events,
+        emit_bytes: EmitLimits::default().bytes,
+        flush_interval: std::time::Duration::from_secs(1),
+    };
+    let mut host = Host::new(keys.clone(), only, &limits, Vec::new());
     host.flatten(batch);
-    host.check(&edits)?;
-    host.apply(batch, &edits);
+    let ops = host.check(&edits)?;
+    host.apply(batch, &edits, &ops);
     Ok(())
 }

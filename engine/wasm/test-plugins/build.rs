@@ -15,10 +15,14 @@ const PLUGINS: &[(&str, &str)] = &[
     ("redact", "REDACT"),
     ("enrich", "ENRICH"),
     ("noop", "NOOP"),
+    ("split-array", "SPLIT_ARRAY"),
+    ("count-by-service", "COUNT_BY_SERVICE"),
+    ("route-by-field", "ROUTE_BY_FIELD"),
     ("hostile-spin", "SPIN"),
     ("hostile-alloc-bomb", "ALLOC_BOMB"),
     ("hostile-trap", "TRAP"),
     ("hostile-sneaky", "SNEAKY"),
+    ("hostile-emit-flood", "EMIT_FLOOD"),
 ];
 
 fn main() {
@@ -34,6 +38,9 @@ fn main() {
         plugins.join("redact"),
         plugins.join("enrich"),
         plugins.join("noop"),
+        plugins.join("split-array"),
+        plugins.join("count-by-service"),
+        plugins.join("route-by-field"),
         plugins.join("hostile"),
         sdk.join("wit"),
         sdk.join("rust/src"),

@@ -496,7 +496,7 @@ fn a_file_that_is_not_a_plugin_is_refused_with_its_path() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("bogus.wasm is not a weir:plugin/processor@0.1.0 component"),
+        err.contains("bogus.wasm is not a weir:plugin processor component (0.2.0 or 0.1.0)"),
         "{err}"
     );
     let err = config("/nonexistent/x.wasm", &[]).build(&keys).unwrap_err().to_string();

@@ -146,7 +146,7 @@ fn a_json_value_that_is_not_json_fails_the_batch() {
         assert_eq!(p.take_failures(), 1, "{text}");
         let reason = dead_letter_reason(&b, &keys);
         assert!(
-            reason.starts_with("wasm plugin limits: bad_edits: edit 0: the json value is not JSON text: ")
+            reason.starts_with("wasm plugin limits: bad_edits: op 0: the json value is not JSON text: ")
                 && reason.contains(why),
             "{text}: {reason}"
         );
@@ -270,7 +270,7 @@ fn edits_that_would_take_too_long_to_apply_fail_the_batch() {
     assert_eq!(p.take_failures(), 1);
     let reason = dead_letter_reason(&b, &keys);
     assert!(
-        reason.contains("applying the 64000 edits could take")
+        reason.contains("applying the 64000 ops could take")
             && reason.contains(&format!("over the limit of {}", weir_wasm::MAX_APPLY_STEPS)),
         "{reason}"
     );

@@ -8,29 +8,22 @@
 use std::sync::Mutex;
 
 use crate::flat;
-use crate::plugin::{Error, Plugin, init_flat, process_flat};
+use crate::plugin::{Error, Plugin, flush_flat, init_flat, process_flat};
 
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "processor",
+        world: "flushing-processor",
         pub_export_macro: true,
         export_macro_name: "__export_processor",
         default_bindings_module: "weir_sdk::guest::bindings",
         runtime_path: "weir_sdk::guest::rt",
         with: {
-            "weir:plugin/types@0.1.0/span": crate::flat::Span,
-            "weir:plugin/types@0.1.0/value": crate::flat::Value,
-            "weir:plugin/types@0.1.0/field": crate::flat::Field,
-            "weir:plugin/types@0.1.0/event": crate::flat::Event,
-            "weir:plugin/types@0.1.0/batch": crate::flat::Batch,
-            "weir:plugin/types@0.1.0/set-field": crate::flat::SetField,
-            "weir:plugin/types@0.1.0/remove-field": crate::flat::RemoveField,
-            "weir:plugin/types@0.1.0/set-timestamp": crate::flat::SetTimestamp,
-            "weir:plugin/types@0.1.0/edit": crate::flat::Edit,
-            "weir:plugin/types@0.1.0/edits": crate::flat::Edits,
-            "weir:plugin/types@0.1.0/error": crate::plugin::Error,
+            "weir:plugin/types@0.2.0/emit-limits": crate::flat::EmitLimits,
+            "weir:plugin/types@0.2.0/batch": crate::flat::Batch,
+            "weir:plugin/types@0.2.0/edits": crate::flat::Edits,
+            "weir:plugin/types@0.2.0/error": crate::plugin::Error,
         },
     });
 }
@@ -40,11 +33,12 @@ pub mod bindings {
 #[doc(hidden)]
 pub use wit_bindgen::rt;
 
-pub use bindings::exports::weir::plugin::batch_processor::Guest;
+pub use bindings::exports::weir::plugin0_2_0::batch_processor::Guest;
+pub use bindings::exports::weir::plugin0_2_0::flush::Guest as FlushGuest;
 
 /// Writes `message` through the host's `logging.log`.
 pub(crate) fn host_log(level: crate::Level, message: &str) {
-    use bindings::weir::plugin::logging::{Level as L, log};
+    use bindings::weir::plugin0_2_0::logging::{Level as L, log};
     let level = match level {
         crate::Level::Trace => L::Trace,
         crate::Level::Debug => L::Debug,
@@ -93,7 +87,18 @@ pub fn process<P: Plugin>(slot: &Slot<P>, batch: flat::Batch) -> Result<flat::Ed
     process_flat(plugin, &batch)
 }
 
-/// Makes a [`Plugin`](crate::Plugin) the component's `weir:plugin/batch-processor` export.
+/// The export `flush`, for `export!`.
+#[doc(hidden)]
+pub fn flush<P: Plugin>(slot: &Slot<P>, batch: flat::Batch) -> Result<flat::Edits, Error> {
+    let mut guard = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+    let plugin = guard
+        .as_mut()
+        .ok_or_else(|| Error::fatal("flush called before a successful init"))?;
+    flush_flat(plugin, &batch)
+}
+
+/// Makes a [`Plugin`](crate::Plugin) the component's `weir:plugin/batch-processor` and
+/// `weir:plugin/flush` exports (world `flushing-processor@0.2.0`).
 /// Use it once, at the top level of a `cdylib` crate built for `wasm32-wasip2` with the
 /// `guest` feature of `weir-sdk`:
 ///
@@ -119,6 +124,12 @@ macro_rules! export {
 
                 fn process(batch: $crate::flat::Batch) -> ::std::result::Result<$crate::flat::Edits, $crate::Error> {
                     $crate::guest::process::<$plugin>(&__WEIR_PLUGIN, batch)
+                }
+            }
+
+            impl $crate::guest::FlushGuest for __WeirExport {
+                fn flush(batch: $crate::flat::Batch) -> ::std::result::Result<$crate::flat::Edits, $crate::Error> {
+                    $crate::guest::flush::<$plugin>(&__WEIR_PLUGIN, batch)
                 }
             }
 

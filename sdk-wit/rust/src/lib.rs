@@ -1,24 +1,28 @@
 //! The Rust SDK for Weir Wasm plugins.
 //!
-//! A plugin is a component that targets the world `weir:plugin/processor@0.1.0` (the WIT
-//! in `sdk-wit/wit/`). The host calls it once per batch with the batch in a flat form
-//! (one byte list, flat event and field lists, the batch's key table) and applies the
-//! edits it returns. This crate turns that into a small API:
+//! A plugin is a component that targets the world `weir:plugin/flushing-processor@0.2.0`
+//! (the WIT in `sdk-wit/wit/`). The host calls it once per batch with the batch in packed
+//! form (one byte list for the values, the event and field tables as byte lists of
+//! fixed-size rows, the batch's key table) and applies the edits it returns. This crate turns
+//! that into a small API:
 //!
 //! - [`BatchView`] and [`EventView`] read the batch without copying: iterate events, read
 //!   fields by name or [`Key`], get the raw line.
 //! - [`Edits`] records changes: [`Edits::drop`], [`Edits::set`], [`Edits::remove`],
-//!   [`Edits::set_timestamp`].
+//!   [`Edits::set_timestamp`], [`Edits::set_raw`], and new events: [`Edits::emit`],
+//!   [`Edits::emit_copy`] (within the call's limits, [`BatchView::limits`]).
 //! - [`Plugin`] is what an author implements: `init` from the configuration, then
-//!   `process` per batch.
+//!   `process` per batch, and optionally `flush` (called on a timer and at shutdown) to
+//!   emit what it gathered.
 //!
-//! Layers: [`flat`] mirrors the WIT types one to one; the views and the builder sit on it;
-//! [`testing`] is the host's half over plain Rust values, so everything, a whole plugin
-//! included, tests natively with `cargo test`.
+//! Layers: [`flat`] reads and writes the WIT records and their rows; the views and the
+//! builder sit on it; [`testing`] is the host's half over plain Rust values, so everything,
+//! a whole plugin included, tests natively with `cargo test`.
 //!
 //! With the `guest` feature (for `wasm32-wasip2`), `guest` holds the wit-bindgen bindings
-//! and [`export!`] makes a [`Plugin`] the component's export (it calls [`init_flat`] and
-//! [`process_flat`]). `weir plugin new` scaffolds a crate set up this way.
+//! and [`export!`] makes a [`Plugin`] the component's exports (it calls [`init_flat`],
+//! [`process_flat`] and [`flush_flat`]). `weir plugin new` scaffolds a crate set up this
+//! way.
 //!
 //! # Example: a level filter
 //!
@@ -90,11 +94,11 @@ pub mod testing;
 mod view;
 
 /// The WIT package (and version) this SDK targets: the world is
-/// `weir:plugin/processor@0.1.0`.
-pub const WIT_PACKAGE: &str = "weir:plugin@0.1.0";
+/// `weir:plugin/flushing-processor@0.2.0`.
+pub const WIT_PACKAGE: &str = "weir:plugin@0.2.0";
 
-pub use edits::Edits;
+pub use edits::{Edits, EventRef, NewEvent};
 pub use flat::FormatError;
 pub use log::{Level, log};
-pub use plugin::{Config, Error, Plugin, init_flat, process_flat};
+pub use plugin::{Config, Error, Plugin, flush_flat, init_flat, process_flat};
 pub use view::{BatchView, EventView, Events, FieldKey, Key, ValueRef};

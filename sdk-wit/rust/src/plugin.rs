@@ -1,5 +1,5 @@
 //! The author's entry point: the [`Plugin`] trait, its [`Config`] and [`Error`], and the
-//! two calls the bindings make ([`init_flat`], [`process_flat`]).
+//! calls the bindings make ([`init_flat`], [`process_flat`], [`flush_flat`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +20,14 @@ pub trait Plugin: Sized {
     /// Reads `batch` and records what to change in `edits`. Events with no edit pass
     /// through unchanged.
     fn process(&mut self, batch: &BatchView<'_>, edits: &mut Edits<'_>) -> Result<(), Error>;
+
+    /// Emits what the plugin gathered (counts, summaries) with [`Edits::emit`]: called by
+    /// the host on a timer (the processor's `flush_interval`) and once at shutdown, with an
+    /// empty batch. The default emits nothing.
+    fn flush(&mut self, edits: &mut Edits<'_>) -> Result<(), Error> {
+        let _ = edits;
+        Ok(())
+    }
 }
 
 /// The plugin's configuration: the pipeline's `config:` entries as `(key, value)` strings,
@@ -138,5 +146,27 @@ pub fn process_flat<P: Plugin>(plugin: &mut P, batch: &flat::Batch) -> Result<fl
     let view = BatchView::new(batch).map_err(|e| Error::fatal(e.to_string()))?;
     let mut edits = Edits::new(&view);
     plugin.process(&view, &mut edits)?;
-    Ok(edits.into_flat())
+    within_limits(edits.into_flat(), batch.limits)
+}
+
+/// The edits, or an error saying their value bytes pass the call's limit (the host would
+/// refuse them whole).
+fn within_limits(edits: flat::Edits, limits: flat::EmitLimits) -> Result<flat::Edits, Error> {
+    if edits.bytes.len() > limits.bytes as usize {
+        return Err(Error::fatal(format!(
+            "the edits hold {} bytes of values, over the call's limit of {}",
+            edits.bytes.len(),
+            limits.bytes
+        )));
+    }
+    Ok(edits)
+}
+
+/// The export `flush`: lets `plugin` emit into edits over `batch` (which has no events:
+/// only its key table and limits count).
+pub fn flush_flat<P: Plugin>(plugin: &mut P, batch: &flat::Batch) -> Result<flat::Edits, Error> {
+    let view = BatchView::new(batch).map_err(|e| Error::fatal(e.to_string()))?;
+    let mut edits = Edits::new(&view);
+    plugin.flush(&mut edits)?;
+    within_limits(edits.into_flat(), batch.limits)
 }

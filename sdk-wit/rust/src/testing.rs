@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::flat::{self, FormatError};
-use crate::plugin::{Error, Plugin, process_flat};
+use crate::plugin::{Error, Plugin, flush_flat, process_flat};
 use crate::view::ValueRef;
 
 /// An owned field value.
@@ -78,6 +78,8 @@ pub struct OwnedEvent {
     pub timestamp: Option<i64>,
     /// The fields, in order; a name appears at most once.
     pub fields: Vec<(String, OwnedValue)>,
+    /// The output the event was routed to, if a plugin routed it.
+    pub route: Option<String>,
 }
 
 impl OwnedEvent {
@@ -88,6 +90,7 @@ impl OwnedEvent {
             raw: line.as_bytes().to_vec(),
             timestamp: None,
             fields: vec![("message".to_owned(), OwnedValue::from(line))],
+            route: None,
         }
     }
 
@@ -125,13 +128,15 @@ impl OwnedEvent {
 
 /// The flat batch of `events`, as a host builds it: one byte list (a string value equal to
 /// its event's raw bytes, like `message`, shares them), a key table of the names used
-/// (numbered in order of first use), and the events' fields one after another.
+/// (numbered in order of first use), and the events' fields one after another; the
+/// default emit limits.
 pub fn flatten(events: &[OwnedEvent]) -> flat::Batch {
     let mut batch = flat::Batch::default();
     let mut ids: HashMap<&str, u32> = HashMap::new();
+    let mut fields = 0;
     for event in events {
         let raw = push(&mut batch.bytes, &event.raw);
-        let first_field = batch.fields.len();
+        let first_field = fields;
         for (name, value) in &event.fields {
             let key = *ids.entry(name.as_str()).or_insert_with(|| {
                 batch.keys.push(name.clone());
@@ -146,13 +151,15 @@ pub fn flatten(events: &[OwnedEvent]) -> flat::Batch {
                 OwnedValue::Str(s) => flat::Value::Str(push(&mut batch.bytes, s)),
                 OwnedValue::Json(s) => flat::Value::Json(push(&mut batch.bytes, s)),
             };
-            batch.fields.push(flat::Field { key, value });
+            flat::FieldRow { key, value }.write(&mut batch.fields);
+            fields += 1;
         }
-        batch.events.push(flat::Event {
+        flat::EventRow {
             raw,
+            fields: flat::Span::new(first_field, fields - first_field),
             timestamp: event.timestamp,
-            fields: flat::Span::new(first_field, batch.fields.len() - first_field),
-        });
+        }
+        .write(&mut batch.events);
     }
     batch
 }
@@ -163,44 +170,95 @@ fn push(bytes: &mut Vec<u8>, new: &[u8]) -> flat::Span {
     span
 }
 
-/// Applies `edits` (the answer to a batch whose key table is `keys`) to `events`, as the
-/// host does: after validating them, in order; edits to a dropped event are ignored, and
-/// dropped events are removed at the end (keeping order).
-pub fn apply(events: &mut Vec<OwnedEvent>, keys: &[String], edits: &flat::Edits) -> Result<(), FormatError> {
-    edits.validate(events.len(), keys.len())?;
+/// Applies `edits` (the answer to a batch whose key table is `keys`, with `limits`) to
+/// `events`, as the host does: after validating them, in order; ops on a dropped event are
+/// ignored, emitted events are placed after the event they follow (in the order they were
+/// emitted), and dropped events are removed at the end (keeping order). A route names any
+/// output here (the host checks the names against its pipeline).
+pub fn apply(
+    events: &mut Vec<OwnedEvent>,
+    keys: &[String],
+    limits: flat::EmitLimits,
+    edits: &flat::Edits,
+) -> Result<(), FormatError> {
+    let ops = edits.validate(events.len(), keys.len(), limits)?;
     let name = |id: u32| match keys.get(id as usize) {
         Some(name) => name.as_str(),
         None => edits.new_keys[id as usize - keys.len()].as_str(),
     };
-    let value = |v: flat::Value| {
-        let bytes = |s: flat::Span| edits.bytes[s.start as usize..(s.start + s.len) as usize].to_vec();
-        match v {
-            flat::Value::Null => OwnedValue::Null,
-            flat::Value::Boolean(b) => OwnedValue::Bool(b),
-            flat::Value::Int(i) => OwnedValue::Int(i),
-            flat::Value::Float(f) => OwnedValue::Float(f),
-            flat::Value::Str(s) => OwnedValue::Str(bytes(s)),
-            flat::Value::Json(s) => OwnedValue::Json(bytes(s)),
-        }
+    let bytes = |s: flat::Span| edits.bytes[s.start as usize..(s.start + s.len) as usize].to_vec();
+    let value = |v: flat::Value| match v {
+        flat::Value::Null => OwnedValue::Null,
+        flat::Value::Boolean(b) => OwnedValue::Bool(b),
+        flat::Value::Int(i) => OwnedValue::Int(i),
+        flat::Value::Float(f) => OwnedValue::Float(f),
+        flat::Value::Str(s) => OwnedValue::Str(bytes(s)),
+        flat::Value::Json(s) => OwnedValue::Json(bytes(s)),
     };
-    let mut dropped = vec![false; events.len()];
-    for &edit in &edits.edits {
-        let at = edit.event() as usize;
+    let n = events.len();
+    // Emitted events: (the batch event they follow, or n for the end; the event).
+    let mut emitted: Vec<(usize, OwnedEvent)> = Vec::new();
+    let mut dropped = vec![false; n];
+    for op in ops {
+        let at = op.event as usize;
+        if op.kind.emits() {
+            let after = if op.event == flat::AFTER_LAST { n } else { at };
+            let event = match op.kind {
+                flat::OpKind::EmitCopy => OwnedEvent {
+                    route: None,
+                    ..events[at].clone()
+                },
+                _ => OwnedEvent {
+                    raw: op.value.span().map(bytes).unwrap_or_default(),
+                    ..OwnedEvent::default()
+                },
+            };
+            emitted.push((after, event));
+            dropped.push(false);
+            continue;
+        }
         if dropped[at] {
             continue;
         }
-        let event = &mut events[at];
-        match edit {
-            flat::Edit::Drop(_) => dropped[at] = true,
-            flat::Edit::Set(s) => event.set(name(s.key), value(s.value)),
-            flat::Edit::Remove(r) => {
-                event.remove(name(r.key));
+        let event = if at < n {
+            &mut events[at]
+        } else {
+            &mut emitted[at - n].1
+        };
+        match op.kind {
+            flat::OpKind::Drop => dropped[at] = true,
+            flat::OpKind::Set => event.set(name(op.key), value(op.value)),
+            flat::OpKind::Remove => {
+                event.remove(name(op.key));
             }
-            flat::Edit::Timestamp(t) => event.timestamp = t.timestamp,
+            flat::OpKind::Timestamp => event.timestamp = op.value_int(),
+            flat::OpKind::Raw => event.raw = op.value.span().map(bytes).unwrap_or_default(),
+            flat::OpKind::Route => {
+                event.route = op.value.span().map(|s| String::from_utf8_lossy(&bytes(s)).into_owned());
+            }
+            flat::OpKind::Emit | flat::OpKind::EmitCopy => unreachable!("handled above"),
         }
     }
-    let mut dropped = dropped.into_iter();
-    events.retain(|_| !dropped.next().unwrap_or(false));
+    // Emitted events in the order of the event they follow (stable: in emission order).
+    let mut emitted: Vec<(usize, OwnedEvent)> = emitted
+        .into_iter()
+        .zip(&dropped[n..])
+        .filter(|(_, gone)| !**gone)
+        .map(|(e, _)| e)
+        .collect();
+    emitted.sort_by_key(|(after, _)| *after);
+    let mut out = Vec::with_capacity(n + emitted.len());
+    let mut emitted = emitted.into_iter().peekable();
+    for (i, event) in std::mem::take(events).into_iter().enumerate() {
+        if !dropped[i] {
+            out.push(event);
+        }
+        while let Some((_, e)) = emitted.next_if(|(after, _)| *after == i) {
+            out.push(e);
+        }
+    }
+    out.extend(emitted.map(|(_, e)| e));
+    *events = out;
     Ok(())
 }
 
@@ -210,6 +268,16 @@ pub fn apply(events: &mut Vec<OwnedEvent>, keys: &[String], edits: &flat::Edits)
 pub fn run<P: Plugin>(plugin: &mut P, mut events: Vec<OwnedEvent>) -> Result<Vec<OwnedEvent>, Error> {
     let batch = flatten(&events);
     let edits = process_flat(plugin, &batch)?;
-    apply(&mut events, &batch.keys, &edits).map_err(|e| Error::fatal(e.to_string()))?;
+    apply(&mut events, &batch.keys, batch.limits, &edits).map_err(|e| Error::fatal(e.to_string()))?;
+    Ok(events)
+}
+
+/// Calls `plugin`'s `flush` as the host does (over an empty batch) and returns the events
+/// it emits.
+pub fn flush<P: Plugin>(plugin: &mut P) -> Result<Vec<OwnedEvent>, Error> {
+    let batch = flat::Batch::default();
+    let edits = flush_flat(plugin, &batch)?;
+    let mut events = Vec::new();
+    apply(&mut events, &batch.keys, batch.limits, &edits).map_err(|e| Error::fatal(e.to_string()))?;
     Ok(events)
 }

@@ -140,8 +140,8 @@ impl<'a> ValueRef<'a> {
         matches!(self, ValueRef::Null)
     }
 
-    fn resolve(value: flat::Value, bytes: &'a [u8]) -> ValueRef<'a> {
-        let slice = |s: flat::Span| &bytes[s.start as usize..(s.start + s.len) as usize];
+    fn resolve(value: flat::Value, bytes: &'a [u8], extra: &'a [u8]) -> ValueRef<'a> {
+        let slice = |s: flat::Span| flat::resolve(bytes, extra, s).expect("checked by BatchView::new");
         match value {
             flat::Value::Null => ValueRef::Null,
             flat::Value::Boolean(b) => ValueRef::Bool(b),
@@ -194,26 +194,31 @@ impl From<bool> for ValueRef<'_> {
 #[derive(Clone, Copy, Debug)]
 pub struct BatchView<'a> {
     bytes: &'a [u8],
+    extra: &'a [u8],
     keys: &'a [String],
-    events: &'a [flat::Event],
-    fields: &'a [flat::Field],
+    events: &'a [u8],
+    fields: &'a [u8],
+    limits: flat::EmitLimits,
 }
 
 impl<'a> BatchView<'a> {
-    /// A view of `batch`, after checking every span and key id in it (linear in its size).
+    /// A view of `batch`, after checking every row, span and key id in it (linear in its
+    /// size).
     pub fn new(batch: &'a flat::Batch) -> Result<BatchView<'a>, FormatError> {
         batch.validate()?;
         Ok(BatchView {
             bytes: &batch.bytes,
+            extra: &batch.extra,
             keys: &batch.keys,
             events: &batch.events,
             fields: &batch.fields,
+            limits: batch.limits,
         })
     }
 
     /// Number of events.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.events.len() / flat::EVENT_ROW
     }
 
     /// True when the batch has no events.
@@ -228,13 +233,18 @@ impl<'a> BatchView<'a> {
 
     /// The event at `index`.
     pub fn event(&self, index: usize) -> Option<EventView<'a>> {
-        let event = self.events.get(index)?;
-        let fields = &self.fields[event.fields.start as usize..(event.fields.start + event.fields.len) as usize];
+        if index >= self.len() {
+            return None;
+        }
+        let row = flat::EventRow::read(self.events, index);
+        let (start, len) = (row.fields.start as usize, row.fields.len as usize);
+        let fields = &self.fields[start * flat::FIELD_ROW..(start + len) * flat::FIELD_ROW];
         Some(EventView {
             bytes: self.bytes,
+            extra: self.extra,
             keys: self.keys,
             fields,
-            event,
+            row,
             index: index as u32,
         })
     }
@@ -253,6 +263,11 @@ impl<'a> BatchView<'a> {
     /// The key table: field names by id.
     pub fn keys(&self) -> &'a [String] {
         self.keys
+    }
+
+    /// What one call may emit (see [`Edits::emit`](crate::Edits::emit)).
+    pub fn limits(&self) -> flat::EmitLimits {
+        self.limits
     }
 }
 
@@ -284,9 +299,11 @@ impl ExactSizeIterator for Events<'_> {}
 #[derive(Clone, Copy, Debug)]
 pub struct EventView<'a> {
     bytes: &'a [u8],
+    extra: &'a [u8],
     keys: &'a [String],
-    fields: &'a [flat::Field],
-    event: &'a flat::Event,
+    /// The event's field rows.
+    fields: &'a [u8],
+    row: flat::EventRow,
     index: u32,
 }
 
@@ -298,7 +315,7 @@ impl<'a> EventView<'a> {
 
     /// The bytes the event was read from (its raw line or record).
     pub fn raw(&self) -> &'a [u8] {
-        &self.bytes[self.event.raw.start as usize..(self.event.raw.start + self.event.raw.len) as usize]
+        flat::resolve(self.bytes, self.extra, self.row.raw).expect("checked by BatchView::new")
     }
 
     /// The raw bytes as text, if they are valid UTF-8.
@@ -308,16 +325,15 @@ impl<'a> EventView<'a> {
 
     /// Event time in nanoseconds since the Unix epoch (UTC), when known.
     pub fn timestamp(&self) -> Option<i64> {
-        self.event.timestamp
+        self.row.timestamp
     }
 
     /// The value of a field, by name (`event.get("level")`) or by [`Key`].
     pub fn get(&self, key: impl FieldKey) -> Option<ValueRef<'a>> {
         let key = key.lookup(self.keys)?;
-        self.fields
-            .iter()
-            .find(|f| f.key == key.0)
-            .map(|f| ValueRef::resolve(f.value, self.bytes))
+        (0..self.field_count())
+            .find(|&i| flat::FieldRow::key_at(self.fields, i) == key.0)
+            .map(|i| self.value(i))
     }
 
     /// The text of a string field that is valid UTF-8: `get(key)?.as_str()`.
@@ -327,14 +343,21 @@ impl<'a> EventView<'a> {
 
     /// The fields in order, as `(name, value)`.
     pub fn fields(&self) -> impl ExactSizeIterator<Item = (&'a str, ValueRef<'a>)> + 'a {
-        let (keys, bytes) = (self.keys, self.bytes);
-        self.fields
-            .iter()
-            .map(move |f| (keys[f.key as usize].as_str(), ValueRef::resolve(f.value, bytes)))
+        let this = *self;
+        (0..self.field_count()).map(move |i| {
+            let key = flat::FieldRow::key_at(this.fields, i);
+            (this.keys[key as usize].as_str(), this.value(i))
+        })
     }
 
     /// Number of fields.
     pub fn field_count(&self) -> usize {
-        self.fields.len()
+        self.fields.len() / flat::FIELD_ROW
+    }
+
+    /// The value of the event's `i`-th field row (checked by [`BatchView::new`]).
+    fn value(&self, i: usize) -> ValueRef<'a> {
+        let row = flat::FieldRow::read(self.fields, i).expect("checked by BatchView::new");
+        ValueRef::resolve(row.value, self.bytes, self.extra)
     }
 }

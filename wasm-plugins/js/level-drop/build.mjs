@@ -9,7 +9,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = resolve(process.argv[2] ?? join(here, "level-drop.wasm"));
 const source = await readFile(join(here, "plugin.js"), "utf8");
 const { component } = await componentize(source, {
-  witPath: join(here, "../../../sdk-wit/wit"),
+  witPath: join(here, "../../../sdk-wit/wit/deps/plugin-0.1.0"),
   worldName: "processor",
   // No fetch handler, no HTTP, no stdio, no clocks: the plugin needs none of them.
   disableFeatures: ["http", "fetch-event", "stdio", "clocks", "random"],

@@ -1,13 +1,20 @@
-//! `weir plugin new|build|test`: the plugin author's loop.
+//! `weir plugin new|build|test|compile`: the plugin author's loop.
 //!
 //! - `new NAME` writes a Rust plugin crate that builds as is: a `cdylib` depending on
 //!   `weir-sdk` (feature `guest`), the wasm32-wasip2 target set in `.cargo/config.toml`,
-//!   the repository's toolchain pin, and a worked example plugin with a native test.
-//! - `build [DIR]` runs `cargo build --release --target wasm32-wasip2` there and prints the
-//!   path of the component.
+//!   the repository's toolchain pin, a worked example plugin with a native test whose config
+//!   keys all have defaults, and a sample input.
+//! - `build [DIR]` runs `cargo build --release --target wasm32-wasip2` there, prints the
+//!   path of the component and compiles it into the precompiled cache (for pipelines
+//!   without `fuel:`), so the first `weir run` does not.
 //! - `test PLUGIN.wasm --input FILE` runs the plugin over the file's lines in batches, as a
 //!   pipeline would, and prints the events that come out (JSON lines on stdout) and the
 //!   counters (stderr).
+//! - `compile PLUGIN.wasm...` compiles components into the precompiled cache and says
+//!   where each entry lies (for a deployment: run it where `weir run` will run).
+//!
+//! `new`, `build` and `test` end with the next command to run (on stderr for `build` and
+//! `test`, whose stdout is for scripts).
 //!
 //! `weir-sdk` is not published: `new` points the crate at the SDK of the source tree this
 //! `weir` was built from (or at `--sdk DIR`), as a path dependency.
@@ -25,7 +32,7 @@ use weir_core::line::{DEFAULT_CHUNK_BYTES, LineOptions, for_each_batch};
 use weir_core::model::KeyTable;
 use weir_core::pipeline::Processor;
 use weir_core::units::{ByteSize, Dur};
-use weir_wasm::{FailureKind, OnError, PluginConfig, WasmConfig};
+use weir_wasm::{Compiled, FailureKind, OnError, PluginConfig, WasmConfig};
 
 /// `weir plugin ...`.
 #[derive(Debug, clap::Subcommand)]
@@ -42,7 +49,8 @@ pub enum PluginCommand {
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
     },
-    /// Build a plugin crate for wasm32-wasip2 in release mode; prints the component's path.
+    /// Build a plugin crate for wasm32-wasip2 in release mode; prints the component's path
+    /// and compiles it into the precompiled cache (for pipelines without `fuel:`).
     Build {
         /// The crate's directory.
         #[arg(default_value = ".")]
@@ -78,6 +86,16 @@ pub enum PluginCommand {
         #[arg(long, default_value = "1MiB")]
         batch_bytes: ByteSize,
     },
+    /// Compile plugins into the precompiled cache, so that `weir run` does not (see
+    /// WEIR_PLUGIN_CACHE); prints each cache entry and whether it was there already.
+    Compile {
+        /// The components (`.wasm`).
+        #[arg(required = true)]
+        plugins: Vec<PathBuf>,
+        /// For pipelines that set `fuel:` (fuel metering compiles to other machine code).
+        #[arg(long)]
+        fuel: bool,
+    },
 }
 
 fn parse_on_error(s: &str) -> Result<OnError, String> {
@@ -93,7 +111,16 @@ fn parse_on_error(s: &str) -> Result<OnError, String> {
 pub fn run(command: PluginCommand) -> ExitCode {
     let result = match command {
         PluginCommand::New { name, dir, sdk } => new(&name, dir, sdk),
-        PluginCommand::Build { dir } => build(&dir).map(|wasm| println!("{}", wasm.display())),
+        PluginCommand::Build { dir } => build(&dir).and_then(|wasm| {
+            println!("{}", wasm.display());
+            precompile_built(&wasm)?;
+            eprintln!(
+                "next: weir plugin test {} --input {}",
+                shell_quote(&wasm),
+                shell_quote(&dir.join(SAMPLE_INPUT))
+            );
+            Ok(())
+        }),
         PluginCommand::Test {
             plugin,
             input,
@@ -112,9 +139,12 @@ pub fn run(command: PluginCommand) -> ExitCode {
             c.on_error = on_error;
             parse_config(&config).and_then(|pairs| {
                 c.config = PluginConfig::from_pairs(pairs);
-                test(&c, &input, parse_json, batch_bytes)
+                test(&c, &input, parse_json, batch_bytes)?;
+                print_pipeline_next(&c);
+                Ok(())
             })
         }
+        PluginCommand::Compile { plugins, fuel } => plugins.iter().try_for_each(|p| compile(p, fuel)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,6 +153,82 @@ pub fn run(command: PluginCommand) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `path` as a shell word: as is when it needs no quoting, else in single quotes.
+fn shell_quote(path: &Path) -> String {
+    let s = path.display().to_string();
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,=@%".contains(&b));
+    if plain {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// After `build`: the component compiled into the cache, so the first `weir run` loads it.
+/// A cache that is off or not writable is a warning (the build itself succeeded); a
+/// component that does not compile is an error.
+fn precompile_built(wasm: &Path) -> anyhow::Result<()> {
+    match weir_wasm::precompile(wasm, false) {
+        Ok(p) => {
+            eprintln!("compiled for this machine into the plugin cache: {}", p.file.display());
+            Ok(())
+        }
+        Err(e @ weir_wasm::CacheError::Invalid { .. }) => Err(e.into()),
+        Err(e) => {
+            eprintln!("warning: not precompiled, the first `weir run` will compile it: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// `weir plugin compile`: one component into the cache, checked against the plugin world.
+fn compile(plugin: &Path, fuel: bool) -> anyhow::Result<()> {
+    let entry = weir_wasm::precompile(plugin, fuel)?;
+    // It compiled; it must also be a plugin (the world's imports and exports). This loads
+    // the entry just made, without running the plugin's `init`.
+    let mut c = WasmConfig::new(plugin);
+    c.fuel = fuel.then_some(1);
+    Compiled::load(plugin, c.plugin_name(), Vec::new(), c.limits(), OnError::Pass, 0)?;
+    let fuel = if fuel { " (for pipelines with `fuel:`)" } else { "" };
+    if entry.already_cached {
+        println!("{}: already cached{fuel}: {}", plugin.display(), entry.file.display());
+    } else {
+        println!("{}: compiled now{fuel}: {}", plugin.display(), entry.file.display());
+    }
+    Ok(())
+}
+
+/// After `test`: how to put the plugin in a pipeline, with the config it was tested with;
+/// `weir check` then also compiles it ahead of `weir run`.
+fn print_pipeline_next(c: &WasmConfig) {
+    let plugin = std::path::absolute(&c.plugin).unwrap_or_else(|_| c.plugin.clone());
+    let mut snippet = format!(
+        "processors:\n  - type: wasm\n    plugin: {}\n",
+        serde_json::Value::String(plugin.display().to_string())
+    );
+    if !c.config.entries.is_empty() {
+        let entries: Vec<String> = c
+            .config
+            .entries
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}: {}",
+                    serde_json::Value::String(k.clone()),
+                    serde_json::Value::String(v.clone())
+                )
+            })
+            .collect();
+        snippet.push_str(&format!("    config: {{ {} }}\n", entries.join(", ")));
+    }
+    eprint!(
+        "next: add the plugin to a pipeline file, then `weir check -c PIPELINE.yaml` \
+         (it also compiles the plugin ahead of `weir run`):\n{snippet}"
+    );
 }
 
 /// `KEY=VALUE` arguments as pairs.
@@ -168,13 +274,14 @@ fn new(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result
     if !sdk.join("Cargo.toml").exists() {
         bail!("--sdk {}: no Cargo.toml there", sdk.display());
     }
-    let files: [(&str, String); 6] = [
+    let files: [(&str, String); 7] = [
         ("Cargo.toml", cargo_toml(name, &sdk)),
         (".cargo/config.toml", CARGO_CONFIG.to_string()),
         ("rust-toolchain.toml", TOOLCHAIN.to_string()),
         (".gitignore", "/target\n".to_string()),
         ("src/lib.rs", LIB_RS.replace("{{name}}", name)),
         ("README.md", README.replace("{{name}}", name)),
+        (SAMPLE_INPUT, SAMPLE.to_string()),
     ];
     for (rel, text) in &files {
         let path = dir.join(rel);
@@ -184,7 +291,7 @@ fn new(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     println!("created plugin crate {} in {}", name, dir.display());
-    println!("next: weir plugin build {}", dir.display());
+    println!("next: weir plugin build {}", shell_quote(&dir));
     Ok(())
 }
 
@@ -217,16 +324,22 @@ strip = true
     )
 }
 
+/// The scaffold's sample input, which `build` names in its next command.
+const SAMPLE_INPUT: &str = "sample.log";
+
+const SAMPLE: &str = "GET /healthcheck 200\ndisk error on /dev/sda1\nuser alice logged in\n";
+
 const CARGO_CONFIG: &str =
     "# Plugins are components: build for wasm32-wasip2 by default.\n[build]\ntarget = \"wasm32-wasip2\"\n";
 
 const LIB_RS: &str = r#"//! `{{name}}`: a Weir plugin. It marks the events whose `field` (default `message`)
-//! contains `needle` with `matched: true`, and drops those that contain `drop` (when set).
+//! contains `needle` (default `error`) with `matched: true`, and drops those that contain
+//! `drop` (when set).
 //!
 //! ```yaml
 //! - type: wasm
 //!   plugin: target/wasm32-wasip2/release/{{name}}.wasm   # see `weir plugin build`
-//!   config: { needle: error, drop: healthcheck }
+//!   config: { needle: error, drop: healthcheck }         # both optional
 //! ```
 
 use weir_sdk::{BatchView, Config, Edits, Error, Plugin};
@@ -242,12 +355,17 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 impl Plugin for MyPlugin {
-    /// Called once per instance with the pipeline's `config:` entries. A fatal error here
-    /// stops the pipeline from starting, with this message.
+    /// Called once per instance with the pipeline's `config:` entries (give every key a
+    /// default, or use `config.require("key")?`). A fatal error here stops the pipeline
+    /// from starting, with this message.
     fn init(config: &Config) -> Result<Self, Error> {
+        let needle = config.get("needle").unwrap_or("error");
+        if needle.is_empty() {
+            return Err(Error::fatal("config `needle` is empty: it would match every event"));
+        }
         Ok(MyPlugin {
             field: config.get("field").unwrap_or("message").to_string(),
-            needle: config.require("needle")?.to_string(),
+            needle: needle.to_string(),
             drop: config.get("drop").map(str::to_string),
         })
     }
@@ -278,6 +396,13 @@ mod tests {
     use weir_sdk::testing::{OwnedEvent, OwnedValue, run};
 
     #[test]
+    fn needle_defaults_to_error() {
+        let mut plugin = MyPlugin::init(&Config::from_iter([("field", "message")])).unwrap();
+        let out = run(&mut plugin, vec![OwnedEvent::line("disk error").with("message", "disk error")]).unwrap();
+        assert!(out[0].fields.iter().any(|(k, v)| k == "matched" && *v == OwnedValue::Bool(true)));
+    }
+
+    #[test]
     fn marks_and_drops() {
         let config = Config::from_iter([("needle", "error"), ("drop", "healthcheck")]);
         let mut plugin = MyPlugin::init(&config).unwrap();
@@ -303,9 +428,14 @@ A Weir plugin (a WebAssembly component for `wasm32-wasip2`), made by `weir plugi
 
 ```sh
 weir plugin build .                                  # cargo build --release --target wasm32-wasip2
-weir plugin test target/wasm32-wasip2/release/{{name}}.wasm --input some.log --config needle=error
+weir plugin test target/wasm32-wasip2/release/{{name}}.wasm --input sample.log
+weir plugin test target/wasm32-wasip2/release/{{name}}.wasm --input sample.log --config needle=GET --config drop=alice
 cargo test --target x86_64-unknown-linux-gnu         # the native unit tests
 ```
+
+`build` also compiles the plugin for this machine into Weir's plugin cache, so the first
+`weir run` starts without compiling it (`weir plugin compile FILE` does that alone, e.g. on
+the machine that runs the pipeline).
 
 The contract, the SDK and the limits are described in Weir's `sdk-wit/README.md`.
 "#;

@@ -51,6 +51,13 @@ pub fn run_in_memory(
             true
         },
     )?;
+    // The end of the input is a shutdown: the gathering stages flush once.
+    for done in worker.flush() {
+        for (i, out) in outputs.iter_mut().enumerate() {
+            out.extend_from_slice(&done.per_output[i]);
+            plan.output_stats[i].events.fetch_add(done.events[i], Ordering::Relaxed);
+        }
+    }
     Ok((outputs, plan.summary(Vec::new())))
 }
 

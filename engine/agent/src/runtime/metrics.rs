@@ -61,6 +61,7 @@ impl Plan<'_> {
         self.input_metrics(&mut m);
         self.tail_metrics(&mut m);
         self.processor_metrics(&mut m);
+        self.plugin_metrics(&mut m);
         self.output_metrics(&mut m);
         if let Some(acks) = &self.acks {
             checkpoint_metrics(acks, &mut m);
@@ -189,6 +190,102 @@ impl Plan<'_> {
             for (snap, pname) in snaps.iter().zip(&self.proc_names) {
                 m.sample(name, &[("component", pname)], f(snap) as f64);
             }
+        }
+    }
+
+    /// Every Wasm plugin's own counters (its processor's events and time are in the
+    /// `weir_processor_*` families).
+    fn plugin_metrics(&self, m: &mut Metrics) {
+        use crate::config::registry::ProcessorConfig;
+        let plugins: Vec<(&str, std::sync::Arc<weir_wasm::Compiled>)> = self
+            .cfg
+            .processors
+            .iter()
+            .zip(&self.proc_names)
+            .filter_map(|(p, name)| match &p.value {
+                ProcessorConfig::Wasm(c) => c.compiled().map(|c| (name.as_str(), c)),
+                _ => None,
+            })
+            .collect();
+        if plugins.is_empty() {
+            return;
+        }
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+        type PluginCounter = fn(&weir_wasm::PluginStats) -> &AtomicU64;
+        let counters: [(&str, &str, PluginCounter); 8] = [
+            (
+                "weir_wasm_plugin_calls_total",
+                "Calls to the plugin's process (retries included).",
+                |s| &s.calls,
+            ),
+            ("weir_wasm_plugin_events_total", "Events sent to the plugin.", |s| {
+                &s.events
+            }),
+            (
+                "weir_wasm_plugin_emitted_total",
+                "Events the plugin emitted (0.2).",
+                |s| &s.emitted,
+            ),
+            (
+                "weir_wasm_plugin_emits_refused_total",
+                "Events the plugin could not emit because of the per-call limits (lost).",
+                |s| &s.emits_refused,
+            ),
+            (
+                "weir_wasm_plugin_instances_total",
+                "Instances created: one per worker, then one after each failure that discards one.",
+                |s| &s.instances,
+            ),
+            (
+                "weir_wasm_plugin_retries_total",
+                "Calls retried after a retryable error.",
+                |s| &s.retries,
+            ),
+            ("weir_wasm_plugin_flushes_total", "Calls to the plugin's flush.", |s| {
+                &s.flushes
+            }),
+            (
+                "weir_wasm_plugin_fuel_used_total",
+                "Fuel the plugin's calls used (when `fuel:` is set).",
+                |s| &s.fuel_used,
+            ),
+        ];
+        for (family, help, f) in counters {
+            m.family(family, "counter", help);
+            for (name, plugin) in &plugins {
+                m.sample(family, &[("component", name)], get(f(plugin.stats())));
+            }
+        }
+        let family = "weir_wasm_plugin_failures_total";
+        m.family(family, "counter", "Failed batches (or flushes) of the plugin, by kind.");
+        for (name, plugin) in &plugins {
+            for kind in weir_wasm::FailureKind::ALL {
+                m.sample(
+                    family,
+                    &[("component", name), ("kind", kind.name())],
+                    plugin.stats().failures_of(kind) as f64,
+                );
+            }
+        }
+        let family = "weir_wasm_plugin_ns_per_event";
+        m.family(
+            family,
+            "gauge",
+            "Time in the processor per event sent to the plugin, since the start.",
+        );
+        for (name, plugin) in &plugins {
+            let i = self
+                .proc_names
+                .iter()
+                .position(|n| n == name)
+                .expect("a processor's name");
+            let nanos = self.proc_stats[i].nanos.load(Ordering::Relaxed) as f64;
+            let events = get(&plugin.stats().events);
+            m.sample(
+                family,
+                &[("component", name)],
+                if events > 0.0 { nanos / events } else { 0.0 },
+            );
         }
     }
 

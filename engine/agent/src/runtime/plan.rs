@@ -22,6 +22,11 @@ use crate::inputs::InputStats;
 use crate::inputs::tail::TailStats;
 use crate::outputs::{Format, OutputStats};
 
+/// The route number of output `i` (see `Route::Output`).
+fn route_number(i: usize) -> u16 {
+    u16::try_from(i + 1).expect("fewer than 65535 outputs")
+}
+
 /// Everything shared by the stages of one run.
 pub(super) struct Plan<'a> {
     pub(super) cfg: &'a PipelineConfig,
@@ -47,6 +52,21 @@ impl<'a> Plan<'a> {
     pub(super) fn new(cfg: &'a PipelineConfig, workers: usize, sources: usize) -> Plan<'a> {
         let dead_letter = cfg.dead_letter.as_ref().map(|d| d.value.as_str());
         let keys = KeyTable::new();
+        // The outputs a plugin may route an event to: the named ones, but the dead-letter.
+        let routes: Vec<(String, u16)> = cfg
+            .outputs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| {
+                let name = o.value.get().name()?;
+                (Some(name) != dead_letter).then(|| (name.to_string(), route_number(i)))
+            })
+            .collect();
+        for p in &cfg.processors {
+            if let crate::config::registry::ProcessorConfig::Wasm(c) = &p.value {
+                c.set_routes(routes.clone());
+            }
+        }
         Plan {
             cfg,
             frame_keys: FrameKeys {
@@ -66,12 +86,13 @@ impl<'a> Plan<'a> {
             outputs: cfg
                 .outputs
                 .iter()
-                .map(|o| {
+                .enumerate()
+                .map(|(i, o)| {
                     let o = o.value.get();
                     let route = if o.name().is_some() && o.name() == dead_letter {
                         Route::DeadLetter
                     } else {
-                        Route::Main
+                        Route::Output(route_number(i))
                     };
                     (o.format(), route)
                 })
@@ -132,6 +153,8 @@ impl<'a> Plan<'a> {
                 .iter()
                 .map(|i| i.value.get().decoder(&self.keys))
                 .collect(),
+            flush_source: u32::MAX - n as u32,
+            flush_seq: 0,
         })
     }
 

@@ -86,6 +86,10 @@ pub(super) struct Worker {
     /// Per input, what turns its raw events into fields first (a Kafka input's
     /// `decoding: json`), if anything.
     pub(super) decoders: Vec<Option<Box<dyn Processor>>>,
+    /// The source number of the batches this worker's flushes make (one per worker, from
+    /// the top of the range, so it never meets an input's), and the next one's sequence.
+    pub(super) flush_source: u32,
+    pub(super) flush_seq: u64,
 }
 
 /// The encoded bytes and event counts of a batch, per output.
@@ -98,12 +102,24 @@ impl Worker {
     /// The worker's thread: processes what comes from `rx` and sends it on to `tx`, until
     /// `close` says the inputs are over (then drains what is queued) or a channel is gone.
     pub(super) fn run(mut self, rx: &Receiver<Work>, close: &Receiver<()>, tx: &Sender<Encoded>) {
+        // Processors that gather (a plugin that exports `flush`) are flushed on a timer.
+        let ticker = match self.pipeline.flush_interval() {
+            Some(every) => crossbeam_channel::tick(every),
+            None => crossbeam_channel::never(),
+        };
         loop {
             crossbeam_channel::select! {
                 recv(rx) -> work => match work {
                     Ok(work) => if tx.send(self.process(work)).is_err() { return },
-                    Err(_) => return,
+                    Err(_) => break,
                 },
+                recv(ticker) -> _ => {
+                    for done in self.flush() {
+                        if tx.send(done).is_err() {
+                            return;
+                        }
+                    }
+                }
                 recv(close) -> _ => {
                     // The inputs are over: what is queued is all there is.
                     for _ in 0..rx.len() {
@@ -112,10 +128,43 @@ impl Worker {
                             return;
                         }
                     }
-                    return;
+                    break;
                 }
             }
         }
+        // A last flush of what the gathering stages hold.
+        for done in self.flush() {
+            if tx.send(done).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Flushes the pipeline's gathering stages: each batch they emit, through the stages
+    /// after them, encoded for every output as a batch of the worker's own flush source
+    /// (no checkpoint rides on it).
+    pub(super) fn flush(&mut self) -> Vec<Encoded> {
+        let mut batches = Vec::new();
+        let (pipeline, encoders) = (&mut self.pipeline, &mut self.encoders);
+        let (pool, source, seq) = (&self.output_pool, self.flush_source, &mut self.flush_seq);
+        pipeline.flush(|batch| {
+            let mut out = PerOutput {
+                bufs: (0..encoders.len()).map(|_| pool.take_empty(4096)).collect(),
+                events: vec![0; encoders.len()],
+            };
+            encode_batch(encoders, batch, &mut out);
+            batches.push(Encoded {
+                source,
+                seq: *seq,
+                undelivered: AtomicUsize::new(out.bufs.len()),
+                events: out.events,
+                per_output: out.bufs,
+                pool: pool.clone(),
+                ack: None,
+            });
+            *seq += 1;
+        });
+        batches
     }
 
     /// A chunk of plain lines through a pipeline with no processors: every encoder writes it
@@ -138,16 +187,19 @@ impl Worker {
         for (encoder, route) in &mut self.encoders {
             let mut out = self.output_pool.take_empty(chunk.data.len() + chunk.data.len() / 4);
             let n = match route {
-                Route::Main => match encoder.encode_plain_lines(&chunk.data, work.opts.max_line_bytes, &mut out) {
-                    Some(n) => n,
-                    None => {
-                        self.output_pool.give(out);
-                        for buf in per_output {
-                            self.output_pool.give(buf);
+                // No processor ran: no event is routed.
+                Route::Main | Route::Output(_) => {
+                    match encoder.encode_plain_lines(&chunk.data, work.opts.max_line_bytes, &mut out) {
+                        Some(n) => n,
+                        None => {
+                            self.output_pool.give(out);
+                            for buf in per_output {
+                                self.output_pool.give(buf);
+                            }
+                            return None;
                         }
-                        return None;
                     }
-                },
+                }
                 // No processor ran: nothing is dead-lettered.
                 Route::DeadLetter => 0,
             };
@@ -338,9 +390,6 @@ impl Worker {
 pub(super) fn encode_batch(encoders: &mut [(Box<dyn Encoder>, Route)], batch: &Batch, out: &mut PerOutput) {
     for ((encoder, route), (buf, events)) in encoders.iter_mut().zip(out.bufs.iter_mut().zip(&mut out.events)) {
         encoder.encode_route(batch, *route, buf);
-        *events += match route {
-            Route::Main => batch.live().count() as u64,
-            Route::DeadLetter => batch.dead_letters().count() as u64,
-        };
+        *events += weir_core::encode::routed(batch, *route).count() as u64;
     }
 }

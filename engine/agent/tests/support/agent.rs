@@ -90,3 +90,27 @@ pub fn stop(mut child: std::process::Child) -> (std::process::ExitStatus, String
     let out = child.wait_with_output().unwrap();
     (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
 }
+
+/// Waits for `child` (wait4(2)) and returns its exit status, its peak resident set in KiB
+/// and the CPU time it used (user and system), over its whole life.
+pub fn wait_with_usage(child: std::process::Child) -> (std::process::ExitStatus, u64, Duration) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    // SAFETY: all-zero bytes are a valid `rusage` (integers and timevals).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4(2) on our own child's pid, with pointers to live locals; std does not
+    // reap it behind our back (we own the `Child` and never call its `wait`).
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(
+        pid,
+        child.id() as libc::pid_t,
+        "wait4: {}",
+        std::io::Error::last_os_error()
+    );
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss as u64,
+        tv(usage.ru_utime) + tv(usage.ru_stime),
+    )
+}

@@ -10,8 +10,12 @@ pub const ALL: &[(&str, &str)] = &[
     ("redact", REDACT),
     ("enrich", ENRICH),
     ("noop", NOOP),
+    ("split-array", SPLIT_ARRAY),
+    ("count-by-service", COUNT_BY_SERVICE),
+    ("route-by-field", ROUTE_BY_FIELD),
     ("hostile-spin", SPIN),
     ("hostile-alloc-bomb", ALLOC_BOMB),
     ("hostile-trap", TRAP),
     ("hostile-sneaky", SNEAKY),
+    ("hostile-emit-flood", EMIT_FLOOD),
 ];

@@ -73,18 +73,36 @@ impl weir_sdk::guest::Guest for Export {
     }
 
     fn process(batch: flat::Batch) -> Result<flat::Edits, Error> {
-        let bad = batch.events.iter().any(|e| {
-            let raw = &batch.bytes[e.raw.start as usize..(e.raw.start + e.raw.len) as usize];
-            raw.windows(9).any(|w| w == b"bad-edits")
+        let events = batch.event_count();
+        let bad = (0..events).any(|i| {
+            let raw = flat::EventRow::read(&batch.events, i).raw;
+            batch
+                .resolve(raw)
+                .unwrap_or_default()
+                .windows(9)
+                .any(|w| w == b"bad-edits")
         });
         if bad {
+            let mut ops = Vec::new();
+            flat::Op {
+                kind: flat::OpKind::Drop,
+                event: events as u32 + 7,
+                key: 0,
+                value: flat::Value::Null,
+            }
+            .write(&mut ops);
             return Ok(flat::Edits {
-                bytes: Vec::new(),
-                new_keys: Vec::new(),
-                edits: vec![flat::Edit::Drop(batch.events.len() as u32 + 7)],
+                ops,
+                ..flat::Edits::default()
             });
         }
         weir_sdk::guest::process::<Trap>(&SLOT, batch)
+    }
+}
+
+impl weir_sdk::guest::FlushGuest for Export {
+    fn flush(batch: flat::Batch) -> Result<flat::Edits, Error> {
+        weir_sdk::guest::flush::<Trap>(&SLOT, batch)
     }
 }
 
