@@ -20,10 +20,35 @@ use regex::bytes::Regex;
 use weir_sdk::{BatchView, Config, Edits, Error, EventView, Plugin, ValueRef};
 
 struct Filter {
-    include: Vec<(String, Regex)>,
-    exclude: Vec<(String, Regex)>,
+    include: Vec<(String, Rule)>,
+    exclude: Vec<(String, Rule)>,
     /// Scratch for the text of non-string values.
     text: String,
+}
+
+/// A pattern and the answers it gave for a few short values: the fields filters test
+/// (levels, services, status codes) take few distinct values, and a look-up among a handful
+/// of remembered ones is cheaper than running the regex again.
+struct Rule {
+    re: Regex,
+    seen: Vec<(Vec<u8>, bool)>,
+}
+
+/// Values remembered per rule, and the longest one remembered.
+const SEEN: usize = 16;
+const SEEN_BYTES: usize = 64;
+
+impl Rule {
+    fn is_match(&mut self, bytes: &[u8]) -> bool {
+        if let Some(&(_, hit)) = self.seen.iter().find(|(v, _)| v == bytes) {
+            return hit;
+        }
+        let hit = self.re.is_match(bytes);
+        if bytes.len() <= SEEN_BYTES && self.seen.len() < SEEN {
+            self.seen.push((bytes.to_vec(), hit));
+        }
+        hit
+    }
 }
 
 fn compile(key: &str, pattern: &str) -> Result<Regex, Error> {
@@ -46,7 +71,13 @@ impl Plugin for Filter {
             if field.is_empty() {
                 return Err(Error::fatal(format!("config `{key}`: the field name is empty")));
             }
-            list.push((field.to_string(), compile(key, pattern)?));
+            list.push((
+                field.to_string(),
+                Rule {
+                    re: compile(key, pattern)?,
+                    seen: Vec::new(),
+                },
+            ));
         }
         if include.is_empty() && exclude.is_empty() {
             return Err(Error::fatal("filter needs include.FIELD or exclude.FIELD entries"));
@@ -60,8 +91,8 @@ impl Plugin for Filter {
 
     fn process(&mut self, batch: &BatchView<'_>, edits: &mut Edits<'_>) -> Result<(), Error> {
         // Once per batch: a field the batch lacks is missing from every event.
-        let include: Vec<_> = self.include.iter().map(|(f, re)| (batch.key(f), re)).collect();
-        let exclude: Vec<_> = self.exclude.iter().map(|(f, re)| (batch.key(f), re)).collect();
+        let mut include: Vec<_> = self.include.iter_mut().map(|(f, rule)| (batch.key(f), rule)).collect();
+        let mut exclude: Vec<_> = self.exclude.iter_mut().map(|(f, rule)| (batch.key(f), rule)).collect();
         if include.iter().any(|(key, _)| key.is_none()) {
             // Every event misses an included field: drop them all.
             for event in batch.events() {
@@ -72,11 +103,11 @@ impl Plugin for Filter {
         let text = &mut self.text;
         for event in batch.events() {
             let keep = include
-                .iter()
-                .all(|&(key, re)| key.is_some_and(|k| field_matches(&event, k, re, text)))
+                .iter_mut()
+                .all(|(key, rule)| key.is_some_and(|k| field_matches(&event, k, rule, text)))
                 && !exclude
-                    .iter()
-                    .any(|&(key, re)| key.is_some_and(|k| field_matches(&event, k, re, text)));
+                    .iter_mut()
+                    .any(|(key, rule)| key.is_some_and(|k| field_matches(&event, k, rule, text)));
             if !keep {
                 edits.drop(&event);
             }
@@ -86,7 +117,7 @@ impl Plugin for Filter {
 }
 
 /// Whether the field `key` of `event` exists and its text matches `re`.
-fn field_matches(event: &EventView<'_>, key: weir_sdk::Key, re: &Regex, text: &mut String) -> bool {
+fn field_matches(event: &EventView<'_>, key: weir_sdk::Key, rule: &mut Rule, text: &mut String) -> bool {
     use std::fmt::Write;
     let Some(value) = event.get(key) else { return false };
     let bytes: &[u8] = match value {
@@ -105,7 +136,7 @@ fn field_matches(event: &EventView<'_>, key: weir_sdk::Key, re: &Regex, text: &m
             text.as_bytes()
         }
     };
-    re.is_match(bytes)
+    rule.is_match(bytes)
 }
 
 weir_sdk::export!(Filter);
