@@ -355,3 +355,109 @@ dead_letter: dead
         "{dead}"
     );
 }
+
+#[test]
+fn a_plugin_file_replaced_on_disk_is_picked_up_between_batches() {
+    let dir = temp_dir("reload");
+    let plugin = dir.join("plugin.wasm");
+    let out = dir.join("out.jsonl");
+    // Install a file the way deploy tools do: write beside it, then rename over it.
+    let install = |from: &str| {
+        let tmp = dir.join("plugin.wasm.new");
+        std::fs::copy(from, &tmp).unwrap();
+        std::fs::rename(&tmp, &plugin).unwrap();
+    };
+    install(plugins::NOOP);
+    let admin = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let yaml = format!(
+        r#"admin: {{ address: "{admin}" }}
+inputs:
+  - type: stdin
+processors:
+  - type: wasm
+    plugin: {plugin}
+outputs:
+  - type: file
+    path: {out}
+"#,
+        plugin = plugin.display(),
+        out = out.display()
+    );
+    let pipeline = write(&dir, "p.yaml", &yaml);
+    let mut child = weir()
+        .args(["run", "-c"])
+        .arg(&pipeline)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    let wait_for = |lines: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while read().lines().count() < lines {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited for {lines} lines: {:?}",
+                read()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    // The noop version: arrays pass whole.
+    stdin.write_all(b"[1,2]\n[3,4]\n").unwrap();
+    stdin.flush().unwrap();
+    wait_for(2);
+    // The split-array version replaces it; the agent looks at the file once a second.
+    install(plugins::SPLIT_ARRAY);
+    let m = || support::agent::metrics(&admin);
+    let reloads = |m: &std::collections::HashMap<String, f64>| {
+        m.get("weir_wasm_plugin_reloads_total{component=\"processors[0].wasm\"}")
+            .copied()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        // A batch makes the workers look (the check runs between batches).
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+        if reloads(&m()) == Some(1.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reload: {:?}", m());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // A broken file: logged and counted, the split-array version goes on.
+    std::fs::write(dir.join("plugin.wasm.new"), b"not wasm").unwrap();
+    std::fs::rename(dir.join("plugin.wasm.new"), &plugin).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+        if m().get("weir_wasm_plugin_reload_failures_total{component=\"processors[0].wasm\"}") == Some(&1.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failed reload: {:?}", m());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    stdin.write_all(b"[5,6]\n").unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    // Every line exactly once: the arrays before the swap whole, the one after split; the
+    // empty lines that prodded the workers pass as empty messages.
+    let lines: Vec<String> = read()
+        .lines()
+        .filter(|l| *l != r#"{"message":""}"#)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"message":"[1,2]"}"#,
+            r#"{"message":"[3,4]"}"#,
+            r#"{"message":5,"index":0}"#,
+            r#"{"message":6,"index":1}"#
+        ]
+    );
+}

@@ -14,6 +14,7 @@ use weir_core::units::{ByteSize, Dur};
 
 use crate::plugin::{Compiled, Limits};
 use crate::processor::WasmProcessor;
+use crate::swap::Current;
 
 /// What happens to a batch when the plugin fails on it (a trap, a deadline, fuel or memory
 /// cap hit, a `fatal` error, a `retryable` one retried in vain, or edits that break the
@@ -94,7 +95,7 @@ pub struct WasmConfig {
     pub fields: Option<Vec<String>>,
     /// The compiled plugin, shared by every worker built from this config.
     #[serde(skip)]
-    compiled: OnceLock<Result<Arc<Compiled>, String>>,
+    compiled: OnceLock<Result<Arc<Current>, String>>,
     /// The outputs the plugin may route events to: (name, route number).
     #[serde(skip)]
     routes: OnceLock<Vec<(String, u16)>>,
@@ -165,7 +166,7 @@ impl WasmConfig {
     /// The compiled plugin (its name, limits and counters), once a processor was built
     /// from this config.
     pub fn compiled(&self) -> Option<Arc<Compiled>> {
-        self.compiled.get().and_then(|c| c.as_ref().ok()).cloned()
+        self.compiled.get().and_then(|c| c.as_ref().ok()).map(|c| c.get().0)
     }
 
     /// The plugin's name in logs: `name`, else the file name without `.wasm`.
@@ -233,7 +234,7 @@ impl WasmConfig {
                     self.on_error,
                     self.retries,
                 )
-                .map(Arc::new)
+                .map(|c| Arc::new(Current::new(Arc::new(c))))
                 .map_err(|e| e.to_string())
             })
             .clone()

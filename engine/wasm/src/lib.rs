@@ -67,6 +67,7 @@ mod cache;
 mod config;
 mod plugin;
 mod processor;
+mod swap;
 
 pub use cache::{CacheError, DEFAULT_MAX_BYTES, PluginCache, Precompiled, cache_dir, cache_max_bytes, precompile};
 pub use config::{OnError, PluginConfig, WasmConfig};

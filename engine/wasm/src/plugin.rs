@@ -325,10 +325,11 @@ pub struct Compiled {
     pub(crate) limits: Limits,
     pub(crate) on_error: OnError,
     pub(crate) retries: u32,
-    /// One bit per failure kind already logged at `warn` (later ones go to `debug`).
-    logged: AtomicU32,
+    /// One bit per failure kind already logged at `warn` (later ones go to `debug`);
+    /// shared with the versions reloaded from the same file.
+    logged: Arc<AtomicU32>,
     /// Counters shared by every worker.
-    pub(crate) stats: PluginStats,
+    pub(crate) stats: Arc<PluginStats>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -405,9 +406,39 @@ impl Compiled {
             limits,
             on_error,
             retries,
-            logged: AtomicU32::new(0),
-            stats: PluginStats::default(),
+            logged: Arc::new(AtomicU32::new(0)),
+            stats: Arc::default(),
         })
+    }
+
+    /// The plugin file as it is now on disk, loaded with the same settings, and checked by
+    /// making one instance (so a config the new version rejects is found here); it counts
+    /// into the same counters.
+    pub(crate) fn reload(&self) -> Result<Compiled, String> {
+        let new = Compiled::load(
+            &self.path,
+            self.name.to_string(),
+            self.config.clone(),
+            self.limits,
+            self.on_error,
+            self.retries,
+        )
+        .map_err(|e| e.to_string())?;
+        let new = Compiled {
+            stats: self.stats.clone(),
+            logged: self.logged.clone(),
+            ..new
+        };
+        new.instantiate().map_err(|f| match f {
+            Failure::Init(e) | Failure::Plugin(e) => format!("its init failed: {}", describe(&e)),
+            Failure::Trap(_, m) => format!("it failed to start: {m}"),
+        })?;
+        Ok(new)
+    }
+
+    /// The plugin file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The contract version the component targets.

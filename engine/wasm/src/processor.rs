@@ -19,6 +19,7 @@ use crate::bindings::weir::plugin0_2_0::types;
 use crate::bindings_v1::weir::plugin0_1_0::types as v1;
 use crate::config::OnError;
 use crate::plugin::{Compiled, Failure, FailureKind, Instance, PluginError, describe};
+use crate::swap::Current;
 
 /// Counters of one plugin, shared by every worker running it.
 #[derive(Debug, Default)]
@@ -35,6 +36,10 @@ pub struct PluginStats {
     pub flushes: AtomicU64,
     /// Fuel used by the calls, when fuel is on.
     pub fuel_used: AtomicU64,
+    /// New versions of the plugin file picked up while running.
+    pub reloads: AtomicU64,
+    /// New versions of the plugin file that could not run (the previous one went on).
+    pub reload_failures: AtomicU64,
     /// Failed batches, by [`FailureKind`] (in the order of [`FailureKind::ALL`]).
     pub failures: [AtomicU64; FailureKind::ALL.len()],
     /// Events the plugin emitted (0.2).
@@ -74,6 +79,10 @@ pub const MAX_APPLY_STEPS: u64 = 1 << 28;
 /// re-created after a failure that leaves it unusable.
 pub struct WasmProcessor {
     plugin: Arc<Compiled>,
+    /// The version every worker should run (a replaced file is picked up there), and the
+    /// generation of `plugin`.
+    current: Arc<Current>,
+    generation: u64,
     instance: Option<Instance>,
     host: Host,
     error_key: Key,
@@ -139,12 +148,13 @@ impl WasmProcessor {
     /// A processor running `plugin`, with a first instance made and initialized now (so a
     /// configuration the plugin rejects is reported when the pipeline is built). With
     /// `only`, just those fields are sent to the plugin.
-    pub fn new(
-        plugin: Arc<Compiled>,
+    pub(crate) fn new(
+        current: Arc<Current>,
         keys: Arc<KeyTable>,
         only: Option<Vec<Key>>,
         routes: Vec<(String, u16)>,
     ) -> Result<WasmProcessor, String> {
+        let (plugin, generation) = current.get();
         let instance = plugin.instantiate().map_err(|f| match f {
             Failure::Init(e) => format!("plugin {} rejected its config: {}", plugin.name(), describe(&e)),
             Failure::Trap(_, m) => format!("plugin {} failed to start: {m}", plugin.name()),
@@ -155,6 +165,8 @@ impl WasmProcessor {
         Ok(WasmProcessor {
             host: Host::new(keys, only, &plugin.limits, routes),
             plugin,
+            current,
+            generation,
             instance: Some(instance),
             error_key,
             failures: 0,
@@ -691,8 +703,21 @@ fn flat_span(batch: &Batch, span: Span, chunk_len: usize, extra: &mut Vec<u8>) -
     }
 }
 
+impl WasmProcessor {
+    /// Between two batches: switches to the version the other workers run, if a new one
+    /// was published (the file is looked at here, at most once per second overall).
+    fn follow_file(&mut self) {
+        self.current.check();
+        if self.current.generation() != self.generation {
+            (self.plugin, self.generation) = self.current.get();
+            self.instance = None;
+        }
+    }
+}
+
 impl Processor for WasmProcessor {
     fn process(&mut self, batch: &mut Batch) {
+        self.follow_file();
         self.host.flatten(batch);
         if self.host.live.is_empty() {
             return;
@@ -753,6 +778,7 @@ impl Processor for WasmProcessor {
     }
 
     fn flush(&mut self, batch: &mut Batch) {
+        self.follow_file();
         self.host.flatten(batch);
         let plugin = self.plugin.clone();
         if self.instance.is_none() {

@@ -212,7 +212,7 @@ impl Plan<'_> {
         }
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
         type PluginCounter = fn(&weir_wasm::PluginStats) -> &AtomicU64;
-        let counters: [(&str, &str, PluginCounter); 8] = [
+        let counters: [(&str, &str, PluginCounter); 10] = [
             (
                 "weir_wasm_plugin_calls_total",
                 "Calls to the plugin's process (retries included).",
@@ -248,6 +248,16 @@ impl Plan<'_> {
                 "weir_wasm_plugin_fuel_used_total",
                 "Fuel the plugin's calls used (when `fuel:` is set).",
                 |s| &s.fuel_used,
+            ),
+            (
+                "weir_wasm_plugin_reloads_total",
+                "New versions of the plugin file picked up while running.",
+                |s| &s.reloads,
+            ),
+            (
+                "weir_wasm_plugin_reload_failures_total",
+                "New versions of the plugin file that could not run (the previous one went on).",
+                |s| &s.reload_failures,
             ),
         ];
         for (family, help, f) in counters {
