@@ -201,6 +201,11 @@ fn assert_fields(b: &Batch, keys: &KeyTable, lang: &[u8], raw_lens: &[i64]) {
 }
 
 #[test]
+fn the_same_plugin_in_rust_behaves_the_same() {
+    assert_level_drop(Path::new(weir_test_plugins::LEVEL_DROP), b"rust");
+}
+
+#[test]
 fn a_javascript_plugin_runs_through_the_host() {
     match build_js_plugin() {
         Ok(wasm) => assert_level_drop(&wasm, b"js"),

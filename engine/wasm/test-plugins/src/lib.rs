@@ -13,6 +13,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("split-array", SPLIT_ARRAY),
     ("count-by-service", COUNT_BY_SERVICE),
     ("route-by-field", ROUTE_BY_FIELD),
+    ("level-drop", LEVEL_DROP),
     ("hostile-spin", SPIN),
     ("hostile-alloc-bomb", ALLOC_BOMB),
     ("hostile-trap", TRAP),
