@@ -191,8 +191,9 @@ impl Pipeline {
     }
 
     /// Flushes every stage that flushes, in order: what a stage emits goes through the
-    /// stages after it, and each non-empty result is handed to `out`.
-    pub fn flush(&mut self, mut out: impl FnMut(&mut Batch)) {
+    /// stages after it; returns the batches that are not empty after that.
+    pub fn flush(&mut self) -> Vec<Batch> {
+        let mut out = Vec::new();
         for i in 0..self.stages.len() {
             if self.stages[i].inner.flush_interval().is_none() {
                 continue;
@@ -207,9 +208,10 @@ impl Pipeline {
             }
             batch.compact();
             if !batch.is_empty() {
-                out(&mut batch);
+                out.push(batch);
             }
         }
+        out
     }
 }
 

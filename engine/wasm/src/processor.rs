@@ -291,12 +291,7 @@ impl WasmProcessor {
         let limits = self.host.limits;
         let mut retries = 0;
         loop {
-            if self.instance.is_none() {
-                let instance = plugin.instantiate()?;
-                plugin.stats.instances.fetch_add(1, Ordering::Relaxed);
-                self.instance = Some(instance);
-            }
-            let instance = self.instance.as_mut().expect("made above");
+            let instance = live_instance(&mut self.instance, plugin)?;
             plugin.stats.calls.fetch_add(1, Ordering::Relaxed);
             let answer = if plugin.is_v1() {
                 let batch = v1::Batch {
@@ -313,17 +308,9 @@ impl WasmProcessor {
                     keys: &keys,
                     events: &flat.events,
                     fields: &flat.fields,
-                    limits: types::EmitLimits {
-                        events: limits.events,
-                        bytes: limits.bytes,
-                    },
+                    limits: wit_limits(limits),
                 };
-                instance.process(&plugin.limits, batch).map(|e| rows::Edits {
-                    bytes: e.bytes,
-                    new_keys: e.new_keys,
-                    ops: e.ops,
-                    refused: e.refused,
-                })
+                instance.process(&plugin.limits, batch).map(from_wit)
             };
             if let Some(fuel) = plugin.limits.fuel
                 && let Ok(left) = instance.store.get_fuel()
@@ -387,6 +374,33 @@ fn write_op(ops: &mut Vec<u8>, kind: OpKind, event: u32, key: u32, value: rows::
     .write(ops);
 }
 
+/// The worker's instance of `plugin`, made (and counted) if it has none.
+fn live_instance<'i>(instance: &'i mut Option<Instance>, plugin: &Compiled) -> Result<&'i mut Instance, Failure> {
+    if instance.is_none() {
+        *instance = Some(plugin.instantiate()?);
+        plugin.stats.instances.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(instance.as_mut().expect("made above"))
+}
+
+/// The emit limits as the WIT record.
+fn wit_limits(limits: EmitLimits) -> types::EmitLimits {
+    types::EmitLimits {
+        events: limits.events,
+        bytes: limits.bytes,
+    }
+}
+
+/// A 0.2 plugin's edits as the SDK's record (the lists move, nothing is copied).
+fn from_wit(e: types::Edits) -> rows::Edits {
+    rows::Edits {
+        bytes: e.bytes,
+        new_keys: e.new_keys,
+        ops: e.ops,
+        refused: e.refused,
+    }
+}
+
 /// A 0.1 plugin's edits as op rows (0.1's edits are a subset of 0.2's ops).
 fn v1_ops(edits: v1::Edits) -> rows::Edits {
     let span = |s: &v1::Span| rows::Span {
@@ -436,7 +450,7 @@ impl Host {
             match (op.kind, op.value) {
                 (OpKind::Route, rows::Value::Str(s)) => {
                     let name = &edits.bytes[s.start as usize..][..s.len as usize];
-                    if self.route_of(name).is_none() {
+                    if route_of(&self.routes, name).is_none() {
                         let names: Vec<&str> = self.routes.iter().map(|(n, _)| n.as_str()).collect();
                         return Err(format!(
                             "op {i}: route to `{}`: the pipeline has no output of that name (the \
@@ -678,12 +692,6 @@ fn route_of(routes: &[(String, u16)], name: &[u8]) -> Option<u16> {
     routes.iter().find(|(n, _)| n.as_bytes() == name).map(|&(_, r)| r)
 }
 
-impl Host {
-    fn route_of(&self, name: &[u8]) -> Option<u16> {
-        route_of(&self.routes, name)
-    }
-}
-
 /// The span in the flat bytes of `span`: chunk offsets are kept (the chunk comes first,
 /// whole); arena bytes are appended to `extra`, which follows it.
 fn flat_span(batch: &Batch, span: Span, chunk_len: usize, extra: &mut Vec<u8>) -> rows::Span {
@@ -729,21 +737,9 @@ impl Processor for WasmProcessor {
         let on_error = self.plugin.on_error;
         match self.call(batch.chunk()) {
             Ok(edits) => {
-                if edits.refused > 0 {
-                    self.refused(edits.refused);
-                }
-                match self.host.check(&edits) {
-                    Ok(ops) => {
-                        self.host.apply(batch, &edits, &ops);
-                        let emitted = ops.iter().filter(|op| op.kind.emits()).count() as u64;
-                        if emitted > 0 {
-                            self.plugin.stats.emitted.fetch_add(emitted, Ordering::Relaxed);
-                        }
-                    }
-                    Err(message) => {
-                        self.instance = None;
-                        self.fail(batch, FailureKind::BadEdits, &message, on_error);
-                    }
+                if let Err(message) = self.take_answer(batch, &edits) {
+                    self.instance = None;
+                    self.fail(batch, FailureKind::BadEdits, &message, on_error);
                 }
             }
             Err(Failure::Plugin(PluginError::DropBatch(m))) => {
@@ -781,16 +777,10 @@ impl Processor for WasmProcessor {
         self.follow_file();
         self.host.flatten(batch);
         let plugin = self.plugin.clone();
-        if self.instance.is_none() {
-            match plugin.instantiate() {
-                Ok(instance) => {
-                    plugin.stats.instances.fetch_add(1, Ordering::Relaxed);
-                    self.instance = Some(instance);
-                }
-                Err(f) => return self.flush_failed(f),
-            }
-        }
-        let instance = self.instance.as_mut().expect("made above");
+        let instance = match live_instance(&mut self.instance, &plugin) {
+            Ok(instance) => instance,
+            Err(f) => return self.flush_failed(f),
+        };
         plugin.stats.flushes.fetch_add(1, Ordering::Relaxed);
         let flat = &self.host.flat;
         let keys: Vec<&str> = flat.keys.iter().map(String::as_str).collect();
@@ -801,36 +791,16 @@ impl Processor for WasmProcessor {
             keys: &keys,
             events: &[],
             fields: &[],
-            limits: types::EmitLimits {
-                events: limits.events,
-                bytes: limits.bytes,
-            },
+            limits: wit_limits(limits),
         };
         let edits = match instance.flush(&plugin.limits, empty) {
-            Ok(Some(e)) => rows::Edits {
-                bytes: e.bytes,
-                new_keys: e.new_keys,
-                ops: e.ops,
-                refused: e.refused,
-            },
+            Ok(Some(e)) => from_wit(e),
             Ok(None) => return,
             Err(f) => return self.flush_failed(f),
         };
-        if edits.refused > 0 {
-            self.refused(edits.refused);
-        }
-        match self.host.check(&edits) {
-            Ok(ops) => {
-                self.host.apply(batch, &edits, &ops);
-                plugin.stats.emitted.fetch_add(
-                    ops.iter().filter(|op| op.kind.emits()).count() as u64,
-                    Ordering::Relaxed,
-                );
-            }
-            Err(message) => {
-                self.instance = None;
-                self.flush_failed(Failure::Trap(FailureKind::BadEdits, message));
-            }
+        if let Err(message) = self.take_answer(batch, &edits) {
+            self.instance = None;
+            self.flush_failed(Failure::Trap(FailureKind::BadEdits, message));
         }
     }
 }
@@ -877,6 +847,22 @@ impl WasmProcessor {
 }
 
 impl WasmProcessor {
+    /// Counts the emits the plugin refused, then checks its edits and applies them to
+    /// `batch`, counting the events emitted; the check's reason when they do not pass
+    /// (nothing applied).
+    fn take_answer(&mut self, batch: &mut Batch, edits: &rows::Edits) -> Result<(), String> {
+        if edits.refused > 0 {
+            self.refused(edits.refused);
+        }
+        let ops = self.host.check(edits)?;
+        self.host.apply(batch, edits, &ops);
+        let emitted = ops.iter().filter(|op| op.kind.emits()).count() as u64;
+        if emitted > 0 {
+            self.plugin.stats.emitted.fetch_add(emitted, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// Counts emits the plugin refused at the per-call limits (events lost), logging the
     /// first time.
     fn refused(&mut self, refused: u32) {

@@ -1,5 +1,6 @@
 //! [`run_in_memory`]: the stages of a run on one thread over bytes in memory, for tests.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::anyhow;
@@ -7,7 +8,9 @@ use anyhow::anyhow;
 use super::Summary;
 use super::plan::Plan;
 use super::readers::{read_source, readings, sources};
+use super::worker::Encoded;
 use crate::config::{Loaded, validate};
+use crate::outputs::OutputStats;
 
 /// Runs the pipeline of `loaded` on one thread over `input`, as if it came from the first
 /// input's single source, delivered in reads that end at the offsets in `cuts` (in
@@ -43,22 +46,23 @@ pub fn run_in_memory(
         &plan.chunk_pool,
         &plan.input_stats[0],
         |work| {
-            let done = worker.process(work);
-            for (i, out) in outputs.iter_mut().enumerate() {
-                out.extend_from_slice(&done.per_output[i]);
-                plan.output_stats[i].events.fetch_add(done.events[i], Ordering::Relaxed);
-            }
+            deliver(&mut outputs, &plan.output_stats, worker.process(work));
             true
         },
     )?;
     // The end of the input is a shutdown: the gathering stages flush once.
     for done in worker.flush() {
-        for (i, out) in outputs.iter_mut().enumerate() {
-            out.extend_from_slice(&done.per_output[i]);
-            plan.output_stats[i].events.fetch_add(done.events[i], Ordering::Relaxed);
-        }
+        deliver(&mut outputs, &plan.output_stats, done);
     }
     Ok((outputs, plan.summary(Vec::new())))
+}
+
+/// Appends a processed batch to each output's bytes and counts its events.
+fn deliver(outputs: &mut [Vec<u8>], stats: &[Arc<OutputStats>], done: Encoded) {
+    for (i, out) in outputs.iter_mut().enumerate() {
+        out.extend_from_slice(&done.per_output[i]);
+        stats[i].events.fetch_add(done.events[i], Ordering::Relaxed);
+    }
 }
 
 /// A reader whose reads end at the given offsets (and at the end).

@@ -197,13 +197,15 @@ impl Plan<'_> {
     /// `weir_processor_*` families).
     fn plugin_metrics(&self, m: &mut Metrics) {
         use crate::config::registry::ProcessorConfig;
-        let plugins: Vec<(&str, std::sync::Arc<weir_wasm::Compiled>)> = self
+        // (processor index, name, plugin)
+        let plugins: Vec<(usize, &str, std::sync::Arc<weir_wasm::Compiled>)> = self
             .cfg
             .processors
             .iter()
             .zip(&self.proc_names)
-            .filter_map(|(p, name)| match &p.value {
-                ProcessorConfig::Wasm(c) => c.compiled().map(|c| (name.as_str(), c)),
+            .enumerate()
+            .filter_map(|(i, (p, name))| match &p.value {
+                ProcessorConfig::Wasm(c) => c.compiled().map(|c| (i, name.as_str(), c)),
                 _ => None,
             })
             .collect();
@@ -262,13 +264,13 @@ impl Plan<'_> {
         ];
         for (family, help, f) in counters {
             m.family(family, "counter", help);
-            for (name, plugin) in &plugins {
+            for (_, name, plugin) in &plugins {
                 m.sample(family, &[("component", name)], get(f(plugin.stats())));
             }
         }
         let family = "weir_wasm_plugin_failures_total";
         m.family(family, "counter", "Failed batches (or flushes) of the plugin, by kind.");
-        for (name, plugin) in &plugins {
+        for (_, name, plugin) in &plugins {
             for kind in weir_wasm::FailureKind::ALL {
                 m.sample(
                     family,
@@ -283,13 +285,8 @@ impl Plan<'_> {
             "gauge",
             "Time in the processor per event sent to the plugin, since the start.",
         );
-        for (name, plugin) in &plugins {
-            let i = self
-                .proc_names
-                .iter()
-                .position(|n| n == name)
-                .expect("a processor's name");
-            let nanos = self.proc_stats[i].nanos.load(Ordering::Relaxed) as f64;
+        for (i, name, plugin) in &plugins {
+            let nanos = self.proc_stats[*i].nanos.load(Ordering::Relaxed) as f64;
             let events = get(&plugin.stats().events);
             m.sample(
                 family,

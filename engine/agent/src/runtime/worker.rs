@@ -144,27 +144,17 @@ impl Worker {
     /// after them, encoded for every output as a batch of the worker's own flush source
     /// (no checkpoint rides on it).
     pub(super) fn flush(&mut self) -> Vec<Encoded> {
-        let mut batches = Vec::new();
-        let (pipeline, encoders) = (&mut self.pipeline, &mut self.encoders);
-        let (pool, source, seq) = (&self.output_pool, self.flush_source, &mut self.flush_seq);
-        pipeline.flush(|batch| {
-            let mut out = PerOutput {
-                bufs: (0..encoders.len()).map(|_| pool.take_empty(4096)).collect(),
-                events: vec![0; encoders.len()],
-            };
-            encode_batch(encoders, batch, &mut out);
-            batches.push(Encoded {
-                source,
-                seq: *seq,
-                undelivered: AtomicUsize::new(out.bufs.len()),
-                events: out.events,
-                per_output: out.bufs,
-                pool: pool.clone(),
-                ack: None,
-            });
-            *seq += 1;
-        });
+        let batches = self.pipeline.flush();
         batches
+            .iter()
+            .map(|batch| {
+                let mut out = self.take_outputs(batch.live_bytes() as usize);
+                encode_batch(&mut self.encoders, batch, &mut out);
+                let seq = self.flush_seq;
+                self.flush_seq += 1;
+                self.encoded(self.flush_source, seq, None, out)
+            })
+            .collect()
     }
 
     /// A chunk of plain lines through a pipeline with no processors: every encoder writes it
