@@ -18,6 +18,13 @@ if ! command -v python3 >/dev/null; then
   exit 0
 fi
 rm -rf .venv
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check "componentize-py==$version"
+if python3 -m venv .venv 2>/dev/null; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "componentize-py==$version"
+else
+  # Debian's python3 without python3-venv has no ensurepip: a bare venv, filled by the
+  # system's pip (the OpenTelemetry set-up needs that pip too).
+  rm -rf .venv
+  python3 -m venv --without-pip .venv
+  python3 -m pip --python .venv/bin/python install --quiet --disable-pip-version-check "componentize-py==$version"
+fi
 .venv/bin/componentize-py --version
