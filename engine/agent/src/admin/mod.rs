@@ -1,13 +1,19 @@
-//! The admin endpoint: `GET /health` and `GET /metrics` (Prometheus text) on a local
-//! address, off unless the pipeline sets `admin: { address: 127.0.0.1:PORT }`.
+//! The admin endpoint: `GET /health`, `GET /metrics` (Prometheus text), `GET
+//! /api/components` (every component's counters as JSON, what `weir top` reads) and `GET
+//! /tap` (a sample of the events leaving a component, what `weir tap` reads; see [`tap`])
+//! on a local address, off unless the pipeline sets `admin: { address: 127.0.0.1:PORT }`.
 //!
-//! It runs on one thread of its own (tiny_http, blocking); what it answers is rendered by
-//! the runtime from the same counters the end-of-run summary reads.
+//! It runs on one thread of its own (tiny_http, blocking), and each tap streams from a
+//! thread of its own; what it answers is rendered by the runtime from the same counters the
+//! end-of-run summary reads.
+
+pub mod tap;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A listening admin endpoint.
@@ -30,12 +36,18 @@ impl Admin {
     /// Binds `address` (`host:port`).
     pub fn start(address: &str) -> Result<Admin, String> {
         let server = tiny_http::Server::http(address).map_err(|e| format!("cannot listen on `{address}`: {e}"))?;
-        tracing::info!(%address, "admin endpoint: /health, /metrics");
+        tracing::info!(%address, "admin endpoint: /health, /metrics, /api/components, /tap");
         Ok(Admin { server })
     }
 
-    /// Answers requests with `handler(path)` until `finished` is set.
-    pub fn serve(&self, finished: &AtomicBool, handler: impl Fn(&str) -> Reply) {
+    /// Answers requests until `finished` is set: `/tap` from `taps`, every other path with
+    /// `handler(path)`. Then ends every tap's stream.
+    pub fn serve(&self, finished: &AtomicBool, taps: &Arc<tap::Taps>, handler: impl Fn(&str) -> Reply) {
+        let bound: Option<SocketAddr> = match self.server.server_addr() {
+            tiny_http::ListenAddr::IP(a) => Some(a),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
         while !finished.load(Ordering::Relaxed) {
             let request = match self.server.recv_timeout(Duration::from_millis(100)) {
                 Ok(Some(r)) => r,
@@ -45,7 +57,12 @@ impl Admin {
                     continue;
                 }
             };
-            let path = request.url().split('?').next().unwrap_or("").to_string();
+            let (path, query) = request.url().split_once('?').unwrap_or((request.url(), ""));
+            let (path, query) = (path.to_string(), query.to_string());
+            if path == "/tap" && *request.method() == tiny_http::Method::Get {
+                tap::answer(request, &query, taps, bound);
+                continue;
+            }
             let (status, content_type, body) = if *request.method() == tiny_http::Method::Get {
                 handler(&path)
             } else {
@@ -59,6 +76,7 @@ impl Admin {
                 tracing::debug!("admin endpoint: cannot answer: {e}");
             }
         }
+        taps.close();
     }
 }
 
@@ -150,6 +168,12 @@ impl Labeled {
     /// Sets a gauge.
     pub fn set(&self, name: &'static str, help: &'static str, labels: &[(&'static str, &str)], value: f64) {
         self.update(name, "gauge", help, labels, |v| *v = value);
+    }
+
+    /// The sum of a family's values over its label sets, if the component has the family.
+    pub fn sum(&self, name: &str) -> Option<f64> {
+        let families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        families.get(name).map(|f| f.values.values().sum())
     }
 
     /// Renders the families of every component (`(component, labeled)`), each family once.

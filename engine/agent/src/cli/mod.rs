@@ -1,9 +1,11 @@
 //! The `weir` command line: its arguments and one function per command. `run` and `check`
-//! are here; `doctor`, `plugin` and `bench`/`gen` have their own files.
+//! are here; `doctor`, `plugin`, `top`, `tap` and `bench`/`gen` have their own files.
 
 pub mod bench;
 pub mod doctor;
 pub mod plugin;
+pub mod tap;
+pub mod top;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +65,12 @@ pub enum Command {
     /// Run named workloads as child `weir run` processes and report input MB/s per
     /// CPU-second, events/s, wall MB/s and peak RSS (see perf/README.md).
     Bench(BenchArgs),
+    /// A running agent's components, live: events and bytes per second, failures, queue
+    /// depth, lag (from its admin endpoint; `q` or Ctrl-C quits).
+    Top(top::TopArgs),
+    /// A sample of the events leaving one component of a running agent, as JSON lines (from
+    /// its admin endpoint; rate-limited, it never slows the pipeline).
+    Tap(tap::TapArgs),
     /// The plugin author's loop: scaffold, build and try a Wasm plugin.
     Plugin {
         #[command(subcommand)]
@@ -132,6 +140,8 @@ pub fn execute(command: Command) -> ExitCode {
         Command::Doctor { config } => doctor::main(&config),
         Command::Gen { kind, size, seed } => bench::gen_corpus(&kind, size, seed),
         Command::Bench(args) => bench::main(args),
+        Command::Top(args) => top::main(args),
+        Command::Tap(args) => tap::main(args),
         Command::Plugin { command } => plugin::run(command),
     }
 }

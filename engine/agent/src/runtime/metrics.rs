@@ -18,7 +18,12 @@ impl Plan<'_> {
         match path {
             "/metrics" => (200, "text/plain; version=0.0.4", self.metrics()),
             "/health" => (200, "application/json", self.health()),
-            _ => (404, "text/plain", "not found: try /health or /metrics\n".to_string()),
+            "/api/components" => (200, "application/json", self.components()),
+            _ => (
+                404,
+                "text/plain",
+                "not found: try /health, /metrics, /api/components or /tap?component=NAME\n".to_string(),
+            ),
         }
     }
 
@@ -53,6 +58,97 @@ impl Plan<'_> {
             body["checkpoint_age_seconds"] = serde_json::json!(acks.checkpoint_age());
         }
         body.to_string() + "\n"
+    }
+
+    /// `/api/components`: one entry per component (inputs, processors, outputs, in the
+    /// pipeline's order) with its counters since the start, its queue and its lag where
+    /// they apply, for `weir top` (which takes rates from two of these).
+    pub(super) fn components(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let lag = self.input_lag();
+        let mut all = Vec::new();
+        for (i, st) in self.input_stats.iter().enumerate() {
+            let mut c = serde_json::json!({
+                "name": self.input_name(i),
+                "kind": "input",
+                "events_in": get(&st.events),
+                "events_out": get(&st.events),
+                "bytes": get(&st.bytes),
+                "failures": get(&st.read_errors) + get(&st.format_errors),
+            });
+            if let Some((value, unit)) = lag[i] {
+                c["lag"] = value.into();
+                c["lag_unit"] = unit.into();
+            }
+            all.push(c);
+        }
+        for (name, st) in self.proc_names.iter().zip(&self.proc_stats) {
+            let s = st.snapshot();
+            all.push(serde_json::json!({
+                "name": name,
+                "kind": "processor",
+                "events_in": s.events_in,
+                "events_out": s.events_out,
+                "bytes": s.bytes_in,
+                "failures": s.failures,
+            }));
+        }
+        for (i, st) in self.output_stats.iter().enumerate() {
+            all.push(serde_json::json!({
+                "name": self.output_name(i),
+                "kind": "output",
+                "events_out": get(&st.events),
+                "bytes": get(&st.bytes),
+                "failures": get(&st.rejected),
+                "retries": get(&st.retries),
+                "queue": get(&self.queues.outputs[i]),
+            }));
+        }
+        for (c, point) in all.iter_mut().zip(self.taps.points()) {
+            let (sent, lost) = point.counts();
+            if sent + lost > 0 {
+                c["tap_sent"] = sent.into();
+                c["tap_lost"] = lost.into();
+            }
+        }
+        let body = serde_json::json!({
+            "work_queue": get(&self.queues.work),
+            "work_queue_capacity": self.queues.work_capacity,
+            "components": all,
+        });
+        body.to_string() + "\n"
+    }
+
+    /// Per input, its lag where it has one: bytes of its followed files not yet delivered,
+    /// or (Kafka) messages of its partitions not read yet.
+    fn input_lag(&self) -> Vec<Option<(f64, &'static str)>> {
+        let mut lag: Vec<Option<(f64, &'static str)>> = self
+            .input_stats
+            .iter()
+            .map(|st| st.labeled.sum("weir_kafka_consumer_lag").map(|v| (v, "messages")))
+            .collect();
+        let Some(acks) = &self.acks else { return lag };
+        for (i, _) in &self.follow_globs {
+            lag[*i] = Some((0.0, "bytes"));
+        }
+        for file in acks.lag() {
+            // A file is its input's by the globs; one renamed out of them (rotated) is the
+            // only followed input's, when there is one.
+            let input = self
+                .follow_globs
+                .iter()
+                .find(|(_, globs)| globs.iter().any(|g| g.matches_path(&file.path)))
+                .or(match &self.follow_globs[..] {
+                    [only] => Some(only),
+                    _ => None,
+                });
+            if let Some((i, _)) = input
+                && let Some((behind, _)) = &mut lag[*i]
+            {
+                *behind += file.size.saturating_sub(file.committed) as f64;
+            }
+        }
+        lag
     }
 
     /// `/metrics`: every counter, in Prometheus text.

@@ -101,6 +101,11 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
     for (_, settings) in &mut inputs.follows {
         settings.drain_on_stop = cfg.exit_when.is_some();
     }
+    plan.follow_globs = inputs
+        .follows
+        .iter()
+        .map(|(i, s)| (*i, s.paths.iter().filter_map(|p| glob::Pattern::new(p).ok()).collect()))
+        .collect();
     let mut sinks = Vec::new();
     for (o, stats) in cfg.outputs.iter().zip(&plan.output_stats) {
         sinks.push(o.value.get().open(stats, &control.abort)?);
@@ -134,7 +139,7 @@ pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> an
             s.spawn(|| control::watch_exit(&exit_when.value, &plan.input_stats, &control.stop, &finished));
         }
         if let Some(admin) = &admin {
-            s.spawn(|| admin.serve(&finished, |path| plan.admin_reply(path)));
+            s.spawn(|| admin.serve(&finished, &plan.taps, |path| plan.admin_reply(path)));
         }
         let mut worker_handles = Vec::new();
         for n in 0..workers {

@@ -2,7 +2,7 @@
 //! output driving its [`Sink`] and acknowledging what each flush delivered.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
@@ -44,7 +44,10 @@ pub(super) fn start<'scope>(
         };
         let stats = plan.output_stats[i].clone();
         let format = plan.outputs[i].0;
-        handles.push(s.spawn(move || OutputLoop::new(i, sink, &stats).run(&rx, refused.as_ref(), format)));
+        let queues = plan.queues.clone();
+        handles.push(
+            s.spawn(move || OutputLoop::new(i, sink, &stats, &queues.outputs[i]).run(&rx, refused.as_ref(), format)),
+        );
     }
     (txs, handles)
 }
@@ -112,6 +115,8 @@ struct OutputLoop<'a> {
     i: usize,
     sink: Box<dyn Sink>,
     stats: &'a OutputStats,
+    /// Where the output's queue depth is told: batches waiting and written but unflushed.
+    queue: &'a AtomicU64,
     /// Batches written since the last flush.
     pending: Vec<Arc<Encoded>>,
     pending_bytes: usize,
@@ -120,11 +125,12 @@ struct OutputLoop<'a> {
 }
 
 impl<'a> OutputLoop<'a> {
-    fn new(i: usize, sink: Box<dyn Sink>, stats: &'a OutputStats) -> OutputLoop<'a> {
+    fn new(i: usize, sink: Box<dyn Sink>, stats: &'a OutputStats, queue: &'a AtomicU64) -> OutputLoop<'a> {
         OutputLoop {
             i,
             sink,
             stats,
+            queue,
             pending: Vec::new(),
             pending_bytes: 0,
             oldest: None,
@@ -144,6 +150,8 @@ impl<'a> OutputLoop<'a> {
         let interval = self.sink.flush_interval();
         let flush_bytes = self.sink.flush_bytes();
         loop {
+            let queued = rx.len() + self.pending.len();
+            self.queue.store(queued as u64, Ordering::Relaxed);
             let wait = self
                 .oldest
                 .map_or(Duration::from_secs(3600), |t| interval.saturating_sub(t.elapsed()));

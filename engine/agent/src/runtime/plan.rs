@@ -14,6 +14,7 @@ use weir_core::pool::BufferPool;
 
 use super::worker::Worker;
 use super::{InputSummary, Summary};
+use crate::admin::tap::{Tapped, Taps};
 use crate::config::{PipelineConfig, data_dir};
 use crate::delivery::acks::Acks;
 use crate::delivery::checkpoint::Checkpoints;
@@ -25,6 +26,17 @@ use crate::outputs::{Format, OutputStats};
 /// The route number of output `i` (see `Route::Output`).
 fn route_number(i: usize) -> u16 {
     u16::try_from(i + 1).expect("fewer than 65535 outputs")
+}
+
+/// Input `i`'s name in metrics, logs and taps: `inputs[0].file`.
+fn input_name(cfg: &PipelineConfig, i: usize) -> String {
+    format!("inputs[{i}].{}", cfg.inputs[i].value.type_name())
+}
+
+/// Output `i`'s name: `outputs[0].NAME` for a named one, else `outputs[0].TYPE`.
+fn output_name(cfg: &PipelineConfig, i: usize) -> String {
+    let o = &cfg.outputs[i].value;
+    format!("outputs[{i}].{}", o.get().name().unwrap_or(o.type_name()))
 }
 
 /// Everything shared by the stages of one run.
@@ -46,6 +58,22 @@ pub(super) struct Plan<'a> {
     pub(super) acks: Option<Arc<Acks>>,
     /// The crash-loop guard, with the checkpoint store.
     pub(super) guard: Option<Arc<Guard>>,
+    /// Where `/tap` samples the events leaving each component.
+    pub(super) taps: Arc<Taps>,
+    /// Queue depths for `/api/components`.
+    pub(super) queues: Arc<Queues>,
+    /// Per followed input: its index and its globs, to tell which input a file's lag is.
+    pub(super) follow_globs: Vec<(usize, Vec<glob::Pattern>)>,
+}
+
+/// Queue depths, set by the stage that takes from the queue each time it takes.
+#[derive(Debug, Default)]
+pub(super) struct Queues {
+    /// Chunks waiting for a worker (all inputs share the queue), and how many it holds.
+    pub(super) work: AtomicU64,
+    pub(super) work_capacity: usize,
+    /// Per output: batches waiting for it, and written but not yet acknowledged.
+    pub(super) outputs: Vec<AtomicU64>,
 }
 
 impl<'a> Plan<'a> {
@@ -67,6 +95,18 @@ impl<'a> Plan<'a> {
                 c.set_routes(routes.clone());
             }
         }
+        let proc_names: Vec<String> = cfg
+            .processors
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("processors[{i}].{}", p.value.type_name()))
+            .collect();
+        let taps = Arc::new(Taps::new(
+            &keys,
+            (0..cfg.inputs.len()).map(|i| input_name(cfg, i)).collect(),
+            proc_names.clone(),
+            (0..cfg.outputs.len()).map(|i| output_name(cfg, i)).collect(),
+        ));
         Plan {
             cfg,
             frame_keys: FrameKeys {
@@ -76,12 +116,7 @@ impl<'a> Plan<'a> {
             keys,
             input_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
             proc_stats: cfg.processors.iter().map(|_| Arc::default()).collect(),
-            proc_names: cfg
-                .processors
-                .iter()
-                .enumerate()
-                .map(|(i, p)| format!("processors[{i}].{}", p.value.type_name()))
-                .collect(),
+            proc_names,
             output_stats: cfg.outputs.iter().map(|_| Arc::default()).collect(),
             outputs: cfg
                 .outputs
@@ -106,6 +141,13 @@ impl<'a> Plan<'a> {
             tail_stats: cfg.inputs.iter().map(|_| Arc::default()).collect(),
             acks: None,
             guard: None,
+            taps,
+            queues: Arc::new(Queues {
+                work: AtomicU64::new(0),
+                work_capacity: workers,
+                outputs: cfg.outputs.iter().map(|_| AtomicU64::new(0)).collect(),
+            }),
+            follow_globs: Vec::new(),
         }
     }
 
@@ -131,9 +173,11 @@ impl<'a> Plan<'a> {
             .iter()
             .zip(&self.proc_stats)
             .zip(&self.proc_names)
-            .map(|((p, stats), name)| {
+            .enumerate()
+            .map(|(i, ((p, stats), name))| {
                 let built = p.value.build(&self.keys).map_err(|e| anyhow!("{name}: {e}"))?;
-                Ok(Counted::new(name.as_str(), built, stats.clone()))
+                let tapped = Box::new(Tapped::new(built, self.taps.processor(i).clone()));
+                Ok(Counted::new(name.as_str(), tapped, stats.clone()))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Worker {
@@ -155,16 +199,17 @@ impl<'a> Plan<'a> {
                 .collect(),
             flush_source: u32::MAX - n as u32,
             flush_seq: 0,
+            taps: self.taps.clone(),
+            queues: self.queues.clone(),
         })
     }
 
     pub(super) fn input_name(&self, i: usize) -> String {
-        format!("inputs[{i}].{}", self.cfg.inputs[i].value.type_name())
+        input_name(self.cfg, i)
     }
 
     pub(super) fn output_name(&self, i: usize) -> String {
-        let o = &self.cfg.outputs[i].value;
-        format!("outputs[{i}].{}", o.get().name().unwrap_or(o.type_name()))
+        output_name(self.cfg, i)
     }
 
     pub(super) fn summary(&self, errors: Vec<String>) -> Summary {

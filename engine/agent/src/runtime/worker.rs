@@ -14,6 +14,8 @@ use weir_core::model::{Batch, Key, KeyTable, Origin, Value};
 use weir_core::pipeline::{Pipeline, Processor};
 use weir_core::pool::BufferPool;
 
+use super::plan::Queues;
+use crate::admin::tap::Taps;
 use crate::delivery::Ack;
 use crate::delivery::guard::{Guard, Slot, WatchedFile, event_hash, fault_point};
 use crate::inputs::{InputStats, SourceFields};
@@ -90,6 +92,10 @@ pub(super) struct Worker {
     /// the top of the range, so it never meets an input's), and the next one's sequence.
     pub(super) flush_source: u32,
     pub(super) flush_seq: u64,
+    /// Where `/tap` samples inputs and outputs (processors are tapped in the pipeline).
+    pub(super) taps: Arc<Taps>,
+    /// Where the work queue's depth is told.
+    pub(super) queues: Arc<Queues>,
 }
 
 /// The encoded bytes and event counts of a batch, per output.
@@ -110,7 +116,10 @@ impl Worker {
         loop {
             crossbeam_channel::select! {
                 recv(rx) -> work => match work {
-                    Ok(work) => if tx.send(self.process(work)).is_err() { return },
+                    Ok(work) => {
+                        self.queues.work.store(rx.len() as u64, Ordering::Relaxed);
+                        if tx.send(self.process(work)).is_err() { return }
+                    }
                     Err(_) => break,
                 },
                 recv(ticker) -> _ => {
@@ -149,7 +158,7 @@ impl Worker {
             .iter()
             .map(|batch| {
                 let mut out = self.take_outputs(batch.live_bytes() as usize);
-                encode_batch(&mut self.encoders, batch, &mut out);
+                encode_batch(&mut self.encoders, batch, &mut out, &self.taps);
                 let seq = self.flush_seq;
                 self.flush_seq += 1;
                 self.encoded(self.flush_source, seq, None, out)
@@ -168,6 +177,7 @@ impl Worker {
             || chunk.is_cut_piece
             || work.opts.skip_empty_lines
             || work.pod.is_some()
+            || self.taps.wants_events(work.input)
         {
             return None;
         }
@@ -258,7 +268,7 @@ impl Worker {
         fault_point(&self.batch);
         self.pipeline.run(&mut self.batch);
         let mut out = self.take_outputs(self.batch.chunk().len());
-        encode_batch(&mut self.encoders, &self.batch, &mut out);
+        encode_batch(&mut self.encoders, &self.batch, &mut out, &self.taps);
         self.encoded(source, seq, ack, out)
     }
 
@@ -299,7 +309,7 @@ impl Worker {
                 fault_point(&one);
                 self.pipeline.run(&mut one);
             }
-            encode_batch(&mut self.encoders, &one, &mut out);
+            encode_batch(&mut self.encoders, &one, &mut out, &self.taps);
         }
         self.single = one;
         self.encoded(source, seq, ack, out)
@@ -350,6 +360,10 @@ impl Worker {
                 .format_errors
                 .fetch_add(failed, Ordering::Relaxed);
         }
+        let tap = self.taps.input(work.input);
+        if tap.is_attached() {
+            tap.sample(&self.batch, Route::Main);
+        }
         (work.source, work.seq, work.ack)
     }
 
@@ -376,9 +390,20 @@ impl Worker {
     }
 }
 
-/// Appends `batch`'s events to every output's buffer, each through its encoder and route.
-pub(super) fn encode_batch(encoders: &mut [(Box<dyn Encoder>, Route)], batch: &Batch, out: &mut PerOutput) {
-    for ((encoder, route), (buf, events)) in encoders.iter_mut().zip(out.bufs.iter_mut().zip(&mut out.events)) {
+/// Appends `batch`'s events to every output's buffer, each through its encoder and route,
+/// offering them to the output's tap when one is attached.
+pub(super) fn encode_batch(
+    encoders: &mut [(Box<dyn Encoder>, Route)],
+    batch: &Batch,
+    out: &mut PerOutput,
+    taps: &Taps,
+) {
+    let outputs = encoders.iter_mut().zip(out.bufs.iter_mut().zip(&mut out.events));
+    for (i, ((encoder, route), (buf, events))) in outputs.enumerate() {
+        let tap = taps.output(i);
+        if tap.is_attached() {
+            tap.sample(batch, *route);
+        }
         encoder.encode_route(batch, *route, buf);
         *events += weir_core::encode::routed(batch, *route).count() as u64;
     }
