@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod doctor;
+pub mod import;
 pub mod plugin;
 pub mod tap;
 pub mod top;
@@ -76,6 +77,12 @@ pub enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
+    /// Translate another agent's pipeline config into a Weir pipeline, listing what could
+    /// not be translated.
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,6 +150,7 @@ pub fn execute(command: Command) -> ExitCode {
         Command::Top(args) => top::main(args),
         Command::Tap(args) => tap::main(args),
         Command::Plugin { command } => plugin::run(command),
+        Command::Import { command } => import::run(command),
     }
 }
 
