@@ -334,8 +334,10 @@ mod tests {
         let keys = KeyTable::new();
         let engine = |p: &str| config(p).build(&keys).unwrap().parser().engine_name();
         assert_eq!(engine(r"^(?P<a>\S+) (?P<b>\d+|-)$"), "scanner");
-        // One-pass but not scannable: a repeated group.
-        assert_eq!(engine(r"^(?P<a>a)(?:bc)*d"), "onepass");
+        // A repeated group whose iterations the next character decides scans too.
+        assert_eq!(engine(r"^(?P<a>a)(?:bc)*d"), "scanner");
+        // One-pass but not scannable: a group repeated a bounded number of times.
+        assert_eq!(engine(r"^(?P<a>a)(?:bc){2,3}d"), "onepass");
         // Neither: `\S+` may go on into `x`.
         assert_eq!(engine(r"^(?P<a>\S+)x"), "meta");
         assert_eq!(engine(r"(?P<a>\S+)x"), "meta");

@@ -22,6 +22,9 @@
 //!   pairwise disjoint characters: `(\d+|-)`, `(GET|POST|PUT)`;
 //! - an optional group `(?:...)?` whose body cannot match empty and starts with
 //!   characters that cannot start what follows it: `(?: (\d+))?$`;
+//! - a repeated group `(?:...)*` or `(?:...)+` (greedy, no capture group inside) whose
+//!   body cannot match empty and starts with characters that cannot follow it: the
+//!   structured data of RFC 5424, `(?:\[(?:[^\]\\]|\\.)*\])+`;
 //! - `$` (the end of the input).
 //!
 //! Each choice must be decided by the next character alone (an LL(1) condition, checked
@@ -32,22 +35,24 @@
 //!   may be empty up to the unanchored end of the pattern (then the greedy choice is the
 //!   regex's first choice and nothing after it can fail);
 //! - the branches of an alternation start with disjoint characters, so at most one can
-//!   match; an optional body starts with characters that cannot follow it.
+//!   match; an optional body, and a repeated body, start with characters that cannot
+//!   follow them (so the next character says whether another iteration comes).
 //!
 //! Everything else is refused, with a reason ([`Scanner::new`]): an unanchored pattern,
 //! a run followed by what may continue it (`\S+\S`, `(\w+)(\d+)`), overlapping branches
-//! (`(\S+|-)`, `(a|ab)`), a repeated group (`(?:ab)+`), look-arounds other than `^` at
-//! the start and `$`, multi-line anchors, empty branches, an optional part at the
-//! unanchored end. Such patterns use the one-pass DFA or `meta::Regex`.
+//! (`(\S+|-)`, `(a|ab)`), a group repeated a bounded number of times (`(?:ab){2}`) or
+//! holding a capture group, look-arounds other than `^` at the start and `$`, multi-line
+//! anchors, empty branches, an optional or repeated part at the unanchored end. Such
+//! patterns use the one-pass DFA or `meta::Regex`.
 //!
 //! # Why it is exact
 //!
 //! Under those conditions any match takes the path the scanner takes: a run that stops
 //! early leaves a character of `C` where what follows needs a character outside `C`, so
 //! the only run that can be followed is the longest (or the forced count); a choice
-//! among branches or an optional part is fixed by the next character. So the scanner
-//! matches exactly when the regex does, with the same group spans (groups in a branch
-//! not taken are absent, as in the regex).
+//! among branches, an optional part or one more iteration of a repeated group is fixed
+//! by the next character. So the scanner matches exactly when the regex does, with the
+//! same group spans (groups in a branch not taken are absent, as in the regex).
 //!
 //! Unicode is honoured, not approximated: classes are Unicode-aware in the regex (`\S`
 //! matches `é`, `\d` matches `٣`), and they match here the same way. A byte below 0x80 is
@@ -133,6 +138,15 @@ enum Step {
     Alt(Box<Alt>),
     /// `body` when the next character is in class `first`, else nothing.
     Opt { first: u32, body: Box<[Step]> },
+    /// `body` again and again while the next character is in class `first`; at least
+    /// once when `min` is 1. `run`: the class of a one-character branch of `body` (an
+    /// alternation), whose characters are skipped as a run before each other iteration.
+    Loop {
+        first: u32,
+        min: u32,
+        run: Option<u32>,
+        body: Box<[Step]>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -238,6 +252,12 @@ fn fuse(steps: Vec<Step>, spare: u32) -> Box<[Step]> {
             }
             Step::Opt { first, body } => out.push(Step::Opt {
                 first,
+                body: fuse(body.into_vec(), spare),
+            }),
+            Step::Loop { first, min, run, body } => out.push(Step::Loop {
+                first,
+                min,
+                run,
                 body: fuse(body.into_vec(), spare),
             }),
             other => out.push(other),
@@ -474,6 +494,10 @@ enum Item<'h> {
     End,
     Alt(&'h [Hir]),
     Opt(&'h Hir),
+    Loop {
+        sub: &'h Hir,
+        min: u32,
+    },
 }
 
 fn disjoint(a: &ClassUnicode, b: &ClassUnicode) -> bool {
@@ -536,7 +560,11 @@ fn flatten<'h>(hir: &'h Hir, out: &mut Vec<Item<'h>>) -> Result<(), Refused> {
                 greedy: rep.greedy,
             }),
             None if rep.min == 0 && rep.max == Some(1) => out.push(Item::Opt(&rep.sub)),
-            None => return refuse("only single characters or classes may repeat (a repeated group does not)"),
+            None if rep.min <= 1 && rep.max.is_none() && rep.greedy => out.push(Item::Loop {
+                sub: &rep.sub,
+                min: rep.min,
+            }),
+            None => return refuse("a repeated group must be `(?:...)*` or `(?:...)+`, greedy"),
         },
         HirKind::Capture(cap) => {
             out.push(Item::Slot(cap.index * 2));
@@ -687,10 +715,67 @@ fn compile_items(
                 follow.first.union(&body_follow.first);
                 follow.never_fails = false;
             }
+            Item::Loop { sub, min } => {
+                if follow.open {
+                    return refuse("a repeated group at the unanchored end");
+                }
+                if sub.properties().explicit_captures_len() > 0 {
+                    return refuse("a capture group inside a repeated group");
+                }
+                // What the body starts with does not depend on what follows it, as it
+                // cannot match empty; the second compile checks the body against what
+                // may follow each iteration: another one, or the rest.
+                let (_, body_follow, body_nullable) = compile(sub, follow.clone(), classes)?;
+                if body_nullable {
+                    return refuse("a repeated group can match empty");
+                }
+                if !disjoint(&body_follow.first, &follow.first) {
+                    return refuse("a repeated group can start with a character that can follow it");
+                }
+                let mut again = follow.clone();
+                again.first.union(&body_follow.first);
+                again.never_fails = false;
+                let (body, _, _) = compile(sub, again, classes)?;
+                let first = add_class(classes, &body_follow.first);
+                steps.push(Step::Loop {
+                    first,
+                    min: *min,
+                    run: one_char_branch(&body),
+                    body: body.into_boxed_slice(),
+                });
+                if *min >= 1 {
+                    follow = Follow::consuming(body_follow.first);
+                    nullable = false;
+                } else {
+                    follow.first.union(&body_follow.first);
+                    follow.never_fails = false;
+                }
+            }
         }
     }
     steps.reverse();
     Ok((steps, follow, nullable))
+}
+
+/// The class of a branch that is one character of a class and nothing else, when `body`
+/// is an alternation with such a branch (`(?:[^\]\\]|\\.)*`): the loop skips a run of
+/// them at once, as taking that branch once per character would (the branch is chosen
+/// by the next character alone).
+fn one_char_branch(body: &[Step]) -> Option<u32> {
+    let [Step::Alt(alt)] = body else { return None };
+    alt.branches.iter().find_map(|branch| match &**branch {
+        [
+            Step::Run {
+                class,
+                min: 1,
+                max: 1,
+                open: NO_SLOT,
+                close: NO_SLOT,
+                then,
+            },
+        ] if then.len == 0 => Some(*class),
+        _ => None,
+    })
 }
 
 impl Scanner {
@@ -810,6 +895,25 @@ impl Scanner {
                         at = self.exec(body, hay, at, slots)?;
                     }
                 }
+                Step::Loop { first, min, run, body } => {
+                    let first = &self.classes[*first as usize];
+                    let mut taken = false;
+                    loop {
+                        if let Some(run) = run {
+                            let end = self.classes[*run as usize].run_unbounded(hay, at);
+                            taken |= end > at;
+                            at = end;
+                        }
+                        if first.width_at(hay, at).is_none() {
+                            break;
+                        }
+                        at = self.exec(body, hay, at, slots)?;
+                        taken = true;
+                    }
+                    if *min > 0 && !taken {
+                        return None;
+                    }
+                }
             }
         }
         Some(at)
@@ -827,6 +931,9 @@ mod tests {
     const APACHE: &str = r#"^(\S+) \S+ (\S+) \[([^\]]+)\] "([^"]*)" (\d{3}) (\S+)$"#;
     const SHORT_NGINX: &str =
         r#"^(?P<ip>\S+) \S+ \S+ \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\S+)"#;
+    /// `perf/workloads/syslog-regex.yaml`: RFC 5424 or 3164, structured data as a repeated
+    /// group of a repeated alternation.
+    const SYSLOG: &str = r#"^<(?P<pri>\d{1,3})>(?:1 (?P<time>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) (?P<sd>-|(?:\[(?:[^\]\\]|\\.)*\])+)|(?P<bsd_time>[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}) (?P<bsd_host>\S+) (?P<tag>[^:\[\s]+)(?:\[(?P<pid>\d+)\])?:) (?P<msg>.*)$"#;
     const OWN: &[&str] = &[
         r"^(\w+)(?: (\d+))?$",
         r"^(?P<level>[A-Z]+) +(?P<code>\d{1,3})(?P<rest>.*)",
@@ -841,6 +948,10 @@ mod tests {
         r"^(a\d|a\s)(?P<sp>\s+)(?P<rest>\S+)",
         r"^[^ ]{2,5} (.)(?P<two>\S{2}) (\S{1,3})$",
         r"^(?:(?P<n>\d+)|(?P<w>[a-z]+))(?:\.(?P<f>\d+))?(?P<minus>-?)$",
+        r#"^"(?P<q>(?:[^"\\]|\\.)*)"(?: (?P<rest>.*))?$"#,
+        r"^(?:\[[^\]]*\])* (?P<m>.*)$",
+        r"^(?P<kv>(?:[a-z]+=[^ ]* )+)-(?P<rest>.*)$",
+        r"^(?:ab|c)+(?P<n>\d*)$",
     ];
 
     fn refused(pattern: &str) -> String {
@@ -852,7 +963,7 @@ mod tests {
 
     #[test]
     fn log_patterns_compile() {
-        for p in [NGINX, APACHE, SHORT_NGINX].iter().chain(OWN) {
+        for p in [NGINX, APACHE, SHORT_NGINX, SYSLOG].iter().chain(OWN) {
             if let Err(e) = Scanner::new(p) {
                 panic!("`{p}`: {e}");
             }
@@ -880,8 +991,12 @@ mod tests {
         assert!(refused(r"^(a|) ").contains("empty"));
         // `a\d|a\s` becomes `a(?:\d|\s)` in the HIR: disjoint branches.
         assert!(Scanner::new(r"^(a\d|a\s)").is_ok());
-        assert!(refused(r"^(?:ab)+").contains("repeated group"));
-        assert!(refused(r"^(?P<x>(a+)+)b").contains("repeated group"));
+        assert!(refused(r"^(?:ab)+").contains("repeated group at the unanchored end"));
+        assert!(refused(r"^(?P<x>(a+)+)b").contains("capture group inside a repeated group"));
+        assert!(refused(r"^(?:ab)+a").contains("can start with a character that can follow it"));
+        assert!(refused(r"^(?:ab|c)*?d").contains("greedy"));
+        assert!(refused(r"^(?:ab){2,}c").contains("greedy"));
+        assert!(refused(r"^(?:a*)+b").contains("can match empty"));
         assert!(refused(r"^\bword").contains("assertion"));
         assert!(refused(r"(?m)^a$").contains("not anchored"));
         assert!(refused(r"^a(?m:$)").contains("assertion"));
@@ -967,18 +1082,32 @@ mod tests {
         b"10.0.0.1\xc2\xa0- - [x] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"",
         b"",
         b"garbage line",
+        b"<30>1 2026-11-25T10:00:00.730Z db-01 auth 57556 ID47 [exampleSDID@32473 iut=\"0\" eventSource=\"Application\"] order placed",
+        b"<165>1 2003-10-11T22:14:15.003Z host app - ID47 [a@1 x=\"]\\\"\"][b@2] - BOM msg",
+        b"<13>1 - - - - - - ",
+        b"<30>Nov 25 10:00:00 db-01 kernel: [424081.194259] eth0: link up",
+        b"<86>Nov  5 10:00:01 worker-7 systemd[1]: Started nginx.service",
+        b"<86>Nov 25 10:00:01 worker-7 systemd[x]: bad pid",
+        b"<1>1 t h a p m [unterminated x",
+        b"\"say \\\"hi\\\"\" rest",
+        b"[a][b] c",
+        b"k=v x=1 -tail",
+        b"ababc42",
     ];
 
     #[test]
     fn real_lines_match_the_regex() {
         let mut matched = 0;
-        for pattern in [NGINX, APACHE, SHORT_NGINX].iter().chain(OWN) {
+        for pattern in [NGINX, APACHE, SHORT_NGINX, SYSLOG].iter().chain(OWN) {
             let mut both = Both::new(pattern);
             for line in LINES {
                 matched += usize::from(both.check(line));
             }
         }
         assert!(matched >= 12, "{matched}");
+        let mut syslog = Both::new(SYSLOG);
+        let hits = LINES.iter().filter(|line| syslog.check(line)).count();
+        assert_eq!(hits, 4, "syslog lines of both formats match");
         let mut both = Both::new(NGINX);
         let (_, got) = both.answers(LINES[3]);
         let got = got.expect("a line with UTF-8 text matches");
@@ -1053,6 +1182,16 @@ mod tests {
         b"\xe2\x9c",
         b"]",
         b"[",
+        b"<30>",
+        b"1 ",
+        b"Nov 25 10:00:00",
+        b"[id@1 a=\"b\\\"c\"]",
+        b"\\",
+        b"=",
+        b"k=v ",
+        b"ab",
+        b"c",
+        b": ",
     ];
 
     fn line() -> impl Strategy<Value = Vec<u8>> {
@@ -1090,7 +1229,7 @@ mod tests {
     #[test]
     fn scanner_equals_meta_regex_on_random_lines() {
         use proptest::test_runner::{Config, TestRunner};
-        let mut engines: Vec<Both> = [NGINX, APACHE, SHORT_NGINX]
+        let mut engines: Vec<Both> = [NGINX, APACHE, SHORT_NGINX, SYSLOG]
             .iter()
             .chain(OWN)
             .map(|p| Both::new(p))
