@@ -57,7 +57,9 @@ pub struct Chunk {
 /// Turns a stream of reads into [`Chunk`]s of whole lines. See the module docs.
 #[derive(Debug)]
 pub struct LineChunker {
-    /// Always `capacity` long (initialized); `buf[..filled]` holds data.
+    /// `buf[..filled]` holds data; the buffer is at most `capacity` long, and only as long
+    /// as what [`LineChunker::spare`] has offered (recycled buffers keep the length they
+    /// had, so zeroing new room happens about once per buffer, not once per chunk).
     buf: Vec<u8>,
     pool: Arc<BufferPool>,
     filled: usize,
@@ -108,15 +110,17 @@ impl LineChunker {
     /// about `chunk_bytes`, not the buffer's capacity (which is at least `max_line_bytes`).
     /// Past it (a line longer than the chunk) the rest of the buffer is offered.
     pub fn spare(&mut self) -> &mut [u8] {
-        if self.buf.len() < self.capacity {
-            // Only the part never initialized is zeroed, once per buffer's life.
-            self.buf.resize(self.capacity, 0);
-        }
         let end = if self.filled < self.chunk_bytes {
             self.chunk_bytes.min(self.capacity)
         } else {
             self.capacity
         };
+        if self.buf.len() < end {
+            // Only room never offered before is zeroed: a recycled chunk's buffer is
+            // already about `chunk_bytes` long. (Zeroing up to `capacity`, which is at
+            // least `max_line_bytes`, cost a memset of several times the input.)
+            self.buf.resize(end, 0);
+        }
         &mut self.buf[self.filled..end]
     }
 
@@ -178,8 +182,8 @@ impl LineChunker {
     fn take(&mut self, len: usize, is_cut_piece: bool) -> Chunk {
         let rest = self.filled - len;
         let mut next = self.pool.take();
-        if next.len() < self.capacity.max(rest) {
-            next.resize(self.capacity.max(rest), 0);
+        if next.len() < rest {
+            next.resize(rest, 0);
         }
         next[..rest].copy_from_slice(&self.buf[len..self.filled]);
         let mut data = std::mem::replace(&mut self.buf, next);
