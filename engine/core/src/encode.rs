@@ -59,9 +59,55 @@ pub fn routed(batch: &Batch, route: Route) -> Box<dyn Iterator<Item = &Event> + 
 #[derive(Debug)]
 pub struct JsonEncoder {
     keys: Arc<KeyTable>,
-    /// `"name":` for each key id seen so far, escaped once.
-    prefixes: Vec<Box<[u8]>>,
+    /// `,"name":` for each key id seen so far, escaped once.
+    prefixes: Vec<Prefix>,
     timestamp_key: Option<Key>,
+}
+
+/// A field's `,"name":`, followed by zeros so that it can be copied in whole 16-byte
+/// blocks from its first or its second byte (the first field has no comma): a fixed-size
+/// copy is one vector move, where a `memcpy` call of a few bytes cost more than the rest
+/// of the field on short values.
+#[derive(Debug)]
+struct Prefix {
+    padded: Box<[u8]>,
+    len: usize,
+}
+
+impl Prefix {
+    fn new(name: &str) -> Prefix {
+        let mut bytes = vec![b','];
+        write_json_str(&mut bytes, name.as_bytes());
+        bytes.push(b':');
+        let len = bytes.len();
+        bytes.resize(len.next_multiple_of(16) + 16, 0);
+        Prefix {
+            padded: bytes.into_boxed_slice(),
+            len,
+        }
+    }
+
+    /// Appends the prefix, without its comma when `first`.
+    #[inline(always)]
+    fn write(&self, out: &mut Vec<u8>, first: bool) {
+        let from = usize::from(first);
+        let len = self.len - from;
+        let blocks = len.div_ceil(16);
+        out.reserve(blocks * 16);
+        let at = out.len();
+        // SAFETY: `padded` holds `from + 16 * blocks` bytes (its length is `len` rounded up
+        // to 16, plus 16), the capacity holds `16 * blocks` more bytes (reserved above), and
+        // the two do not overlap. Only the first `len` bytes written count; they are the
+        // prefix's.
+        unsafe {
+            let src = self.padded.as_ptr().add(from);
+            let dst = out.as_mut_ptr().add(at);
+            for k in 0..blocks {
+                std::ptr::copy_nonoverlapping(src.add(16 * k), dst.add(16 * k), 16);
+            }
+            out.set_len(at + len);
+        }
+    }
 }
 
 impl JsonEncoder {
@@ -81,10 +127,7 @@ impl JsonEncoder {
             if &*name == "timestamp" {
                 self.timestamp_key = Some(key_at(id));
             }
-            let mut prefix = Vec::with_capacity(name.len() + 3);
-            write_json_str(&mut prefix, name.as_bytes());
-            prefix.push(b':');
-            self.prefixes.push(prefix.into_boxed_slice());
+            self.prefixes.push(Prefix::new(&name));
         }
     }
 
@@ -104,11 +147,8 @@ impl JsonEncoder {
             if event.timestamp.is_some() && Some(field.key) == self.timestamp_key {
                 continue;
             }
-            if !first {
-                out.push(b',');
-            }
+            self.prefixes[field.key.index()].write(out, first);
             first = false;
-            out.extend_from_slice(&self.prefixes[field.key.index()]);
             write_value(out, batch, field.value);
         }
         out.extend_from_slice(b"}\n");
@@ -282,6 +322,9 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     // Room for the quotes, the text as is, and one block store past it; an escape checks
     // for its own extra room.
     out.reserve(s.len() + 2 + SLACK);
+    if s.len() <= 16 && write_short_clean(out, s) {
+        return;
+    }
     let mut w = Writer { out, len: 0 };
     w.len = w.out.len();
     w.push(b'"');
@@ -302,6 +345,62 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Spare capacity a block store may write past the text (discarded: `len` does not move).
 const SLACK: usize = 16;
+
+/// Appends `"s"` when `s` (at most 16 bytes) needs no escaping, and returns true; returns
+/// false, `out` unchanged, when it does. Most values of parsed log lines are short (an
+/// address, a status, a method): two overlapping word loads cover the whole value, one
+/// check says it is clean, and two word stores write it, with no loop and no `memcpy`
+/// call. The caller reserved `s.len() + 2` bytes.
+#[inline(always)]
+fn write_short_clean(out: &mut Vec<u8>, s: &[u8]) -> bool {
+    let n = s.len();
+    debug_assert!(n <= 16 && out.capacity() - out.len() >= n + 2);
+    let word = |at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u64::from(u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes")));
+    // Every byte of `s` is in `a` or `b`, and every byte of them is a byte of `s` (a
+    // padding byte would be taken for a control byte).
+    let (a, b) = match n {
+        8.. => (word(0), word(n - 8)),
+        4..=7 => {
+            let w = half(0) | half(n - 4) << 32;
+            (w, w)
+        }
+        1..=3 => {
+            let w = u64::from_le_bytes([s[0], s[n / 2], s[n - 1], s[0], s[0], s[0], s[0], s[0]]);
+            (w, w)
+        }
+        0 => (LO, LO),
+    };
+    if special_bytes(a) | special_bytes(b) != 0 {
+        return false;
+    }
+    let len = out.len();
+    // SAFETY: the capacity holds `n + 2` more bytes (the caller reserved them); each store
+    // below writes inside `out[len..len + n + 2]`, and together they write all of it.
+    unsafe {
+        let p = out.as_mut_ptr().add(len);
+        *p = b'"';
+        match n {
+            8.. => {
+                std::ptr::write_unaligned(p.add(1) as *mut u64, a.to_le());
+                std::ptr::write_unaligned(p.add(1 + n - 8) as *mut u64, b.to_le());
+            }
+            4..=7 => {
+                std::ptr::write_unaligned(p.add(1) as *mut u32, (a as u32).to_le());
+                std::ptr::write_unaligned(p.add(1 + n - 4) as *mut u32, ((a >> 32) as u32).to_le());
+            }
+            1..=3 => {
+                *p.add(1) = s[0];
+                *p.add(1 + n / 2) = s[n / 2];
+                *p.add(n) = s[n - 1];
+            }
+            0 => {}
+        }
+        *p.add(n + 1) = b'"';
+        out.set_len(len + n + 2);
+    }
+    true
+}
 
 /// Writes into a `Vec`'s spare capacity. Invariant: `len <= out.capacity()`, every byte of
 /// `out[..len]` is initialized, and before each write the capacity holds what it writes.
@@ -354,7 +453,10 @@ impl Writer<'_> {
             // `s` (`i + 16 <= s.len()`). Each store writes 16 bytes at `len`, inside the
             // capacity: checked before the loop and after every advance (a clean block
             // advances input and output alike, so the room that was there for the input's
-            // rest, plus SLACK, stays there).
+            // rest, plus SLACK, stays there). The tail's load reads `s[len - 16..]`; its
+            // store starts `i - back` bytes before `len`, over output this call wrote from
+            // `s[back..i]` (clean bytes copied as they are, as `back >= from`), so it
+            // rewrites them unchanged and ends `s.len() - i` bytes past `len`, in the room.
             unsafe {
                 let quote = _mm_set1_epi8(b'"' as i8);
                 let backslash = _mm_set1_epi8(b'\\' as i8);
@@ -379,6 +481,28 @@ impl Writer<'_> {
                     }
                     i += 16;
                     self.len += 16;
+                }
+                // The tail: the last sixteen bytes of `s`, when they do not reach back
+                // before `from` (their output would overwrite what came before), are
+                // stored again over the output of those already copied, and checked;
+                // the bytes before `i` are known clean, so the mask is shifted past them.
+                if i < s.len() && s.len() >= 16 && s.len() - 16 >= from {
+                    let back = s.len() - 16;
+                    let v = _mm_loadu_si128(s.as_ptr().add(back) as *const __m128i);
+                    let done = i - back;
+                    _mm_storeu_si128(base.add(self.len - done) as *mut __m128i, v);
+                    let hits = _mm_or_si128(
+                        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                        _mm_cmplt_epi8(v, space),
+                    );
+                    let mask = (_mm_movemask_epi8(hits) as u32) >> done;
+                    let n = if mask == 0 {
+                        s.len() - i
+                    } else {
+                        mask.trailing_zeros() as usize
+                    };
+                    self.len += n;
+                    return i + n - from;
                 }
             }
             let rest = find_special_swar(s, i);
@@ -529,6 +653,32 @@ mod tests {
                 s.push(b);
                 s.extend_from_slice(b"tail-of-it");
                 assert_eq!(json(&s), reference(&s), "byte {b:#04x} after {pad}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_length_with_specials_anywhere_matches_serde_json() {
+        // Short values take the two-word path, longer ones the block loop and the
+        // overlapping tail: every length up to three blocks, clean or with one or two
+        // special bytes at every position, written after text already in the buffer.
+        for len in 0..=48usize {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut cases = vec![base.clone()];
+            for at in 0..len {
+                for special in [b'"', b'\\', b'\n', 0x7f, 0x1f, 0xc3, 0xff] {
+                    let mut s = base.clone();
+                    s[at] = special;
+                    cases.push(s.clone());
+                    s[len - 1 - at / 2] = b'"';
+                    cases.push(s);
+                }
+            }
+            for s in cases {
+                let mut out = b"{\"k\":".to_vec();
+                write_json_str(&mut out, &s);
+                let want = format!("{{\"k\":{}", reference(&s));
+                assert_eq!(String::from_utf8(out).unwrap(), want, "{s:?}");
             }
         }
     }
