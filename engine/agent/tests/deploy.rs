@@ -197,6 +197,8 @@ struct Pipeline {
     marker_file: Option<PathBuf>,
     sigterm_drains: bool,
     file_paths: Vec<String>,
+    /// A `kubernetes_logs` input asks the API server for pod metadata.
+    pod_metadata_api: bool,
 }
 
 fn pipeline(label: &str, text: &str) -> Pipeline {
@@ -211,6 +213,12 @@ fn pipeline(label: &str, text: &str) -> Pipeline {
         })
         .flatten()
         .collect();
+    let pod_metadata_api = cfg.inputs.iter().any(|i| match &i.value {
+        weir::config::registry::InputConfig::KubernetesLogs(k) => {
+            k.metadata.as_ref().is_some_and(|m| m.value.uses_api())
+        }
+        _ => false,
+    });
     Pipeline {
         admin_port: cfg.admin.as_ref().map(|a| {
             let address = &a.value.address.value;
@@ -225,6 +233,7 @@ fn pipeline(label: &str, text: &str) -> Pipeline {
             .and_then(|e| e.value.marker_file.as_ref().map(|m| m.value.clone())),
         sigterm_drains: cfg.exit_when.as_ref().is_some_and(|e| e.value.sigterm),
         file_paths,
+        pod_metadata_api,
     }
 }
 
@@ -361,6 +370,47 @@ fn daemonset_mounts_probes_and_scrape_agree_with_its_pipeline() {
     );
     let sa = pod["serviceAccountName"].as_str().expect("serviceAccountName");
     assert!(of_kind(&docs, "ServiceAccount").iter().any(|s| name(s) == sa));
+
+    // `metadata:` (pod labels from the API): the account may get, list and watch pods, its
+    // token is mounted, and NODE_NAME names the node whose pods to watch.
+    assert!(
+        p.pod_metadata_api,
+        "the DaemonSet pipeline enriches events with pod metadata"
+    );
+    assert_ne!(
+        pod["automountServiceAccountToken"], false,
+        "the API token must be mounted"
+    );
+    let bound: Vec<&str> = of_kind(&docs, "ClusterRoleBinding")
+        .into_iter()
+        .filter(|b| {
+            list(&b["subjects"]).iter().any(|s| {
+                s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == ds["metadata"]["namespace"]
+            })
+        })
+        .map(|b| b["roleRef"]["name"].as_str().unwrap())
+        .collect();
+    let can = |verb: &str| {
+        of_kind(&docs, "ClusterRole")
+            .iter()
+            .filter(|r| bound.contains(&name(r)))
+            .any(|r| {
+                list(&r["rules"]).iter().any(|rule| {
+                    list(&rule["apiGroups"]).iter().any(|g| g == "")
+                        && list(&rule["resources"]).iter().any(|x| x == "pods")
+                        && list(&rule["verbs"]).iter().any(|v| v == verb)
+                })
+            })
+    };
+    for verb in ["get", "list", "watch"] {
+        assert!(can(verb), "the service account {sa} must be allowed to {verb} pods");
+    }
+    let node_name = list(&weir["env"]).iter().find(|e| e["name"] == "NODE_NAME");
+    assert_eq!(
+        node_name.map(|e| &e["valueFrom"]["fieldRef"]["fieldPath"]),
+        Some(&Value::from("spec.nodeName")),
+        "NODE_NAME from the downward API"
+    );
     assert_eq!(
         ds["spec"]["selector"]["matchLabels"],
         ds["spec"]["template"]["metadata"]["labels"]

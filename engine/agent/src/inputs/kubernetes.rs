@@ -7,23 +7,29 @@
 //! file tailer (so a file is read once, by identity, however many links point at it), takes
 //! `namespace`, `pod`, `pod_uid`, `container` and `restart` from the path and `container_id`
 //! from the link that points at the file, detects CRI or Docker per file, joins partial lines,
-//! and keeps only the pods the include/exclude patterns allow.
+//! and keeps only the pods the include/exclude patterns allow. With `metadata:`, events also
+//! get their pod's labels, annotations and node from the Kubernetes API ([`metadata`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use regex_automata::meta::Regex;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::frame::Format;
 use weir_core::line::{DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, LineOptions};
+use weir_core::model::KeyTable;
 use weir_core::multiline::MultilineConfig;
+use weir_core::pipeline::Processor;
 use weir_core::units::{ByteSize, Dur};
 
+use self::metadata::{Enrich, MetaCache, MetadataConfig};
 use super::tail::{FollowTiming, TailSettings};
 use super::{Framing, Input, ReadFrom, Reading, SourceFields, container_fields};
 use crate::config::error::{ConfigError, Pos};
+
+pub mod metadata;
 
 /// Where the kubelet puts container logs.
 pub const DEFAULT_PATHS: &str = "/var/log/pods/*/*/*.log";
@@ -97,6 +103,12 @@ pub struct KubernetesLogsConfig {
     /// The last multiline record of a quiet file goes out after this long (default 1s).
     #[serde(default)]
     pub flush_timeout: Option<Spanned<Dur>>,
+    /// Pod labels, annotations and node from the Kubernetes API (off when absent).
+    #[serde(default)]
+    pub metadata: Option<Spanned<MetadataConfig>>,
+    /// The metadata cache the input's file discovery and decoders share, made once.
+    #[serde(skip)]
+    cache: OnceLock<Option<Arc<MetaCache>>>,
 }
 
 impl KubernetesLogsConfig {
@@ -140,7 +152,24 @@ impl KubernetesLogsConfig {
         if let Some(m) = &self.multiline {
             m.value.build().map_err(|e| ConfigError::at(file, Pos::of(m), e.0))?;
         }
+        if let Some(m) = &self.metadata {
+            m.value.check(file)?;
+        }
         Ok(())
+    }
+
+    /// The metadata cache, when `metadata:` asks for the API (its settings were checked by
+    /// `validate`).
+    fn cache(&self) -> Option<Arc<MetaCache>> {
+        self.cache
+            .get_or_init(|| {
+                let m = self.metadata.as_ref()?;
+                m.value.cache(Path::new("pipeline")).unwrap_or_else(|e| {
+                    tracing::error!("{e}");
+                    None
+                })
+            })
+            .clone()
     }
 
     fn discovery(&self, file: &Path) -> Result<Discovery, ConfigError> {
@@ -175,6 +204,7 @@ impl KubernetesLogsConfig {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTAINERS_DIR)),
             ids: Mutex::default(),
+            meta: None,
         })
     }
 
@@ -214,7 +244,10 @@ impl KubernetesLogsConfig {
             framing: Some(Framing { format, rules }),
             detect_format: self.format == ContainerFormat::Auto,
             pod_fields: false,
-            discovery: Some(Arc::new(self.discovery(file)?)),
+            discovery: Some(Arc::new(Discovery {
+                meta: self.cache(),
+                ..self.discovery(file)?
+            })),
             timing: self.timing(file)?,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             drain_on_stop: false,
@@ -228,7 +261,14 @@ impl Input for KubernetesLogsConfig {
     }
 
     fn reading(&self, file: &Path) -> Result<Reading, ConfigError> {
+        if let (Some(m), Some(cache)) = (&self.metadata, self.cache()) {
+            m.value.start(&cache);
+        }
         self.tail_settings(file).map(Reading::Follow)
+    }
+
+    fn decoder(&self, keys: &Arc<KeyTable>) -> Option<Box<dyn Processor>> {
+        Some(Box::new(Enrich::new(self.cache()?, keys)))
     }
 }
 
@@ -240,6 +280,8 @@ pub struct Discovery {
     containers_dir: PathBuf,
     /// Link target (canonical) -> container id, from `containers_dir`.
     ids: Mutex<HashMap<PathBuf, String>>,
+    /// Pod metadata from the API, for the label filters.
+    meta: Option<Arc<MetaCache>>,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -330,6 +372,12 @@ impl Discovery {
             .cloned();
         if let Some(p) = PodPath::parse(path).or_else(|| PodPath::parse(&canonical)) {
             if !self.allowed([&p.namespace, &p.pod, &p.container]) {
+                return None;
+            }
+            // A pod the label filters leave out; one not known yet is read (see `metadata`).
+            if let Some(meta) = &self.meta
+                && meta.get(&p.pod_uid).is_some_and(|m| !m.allowed)
+            {
                 return None;
             }
             let mut fields = vec![

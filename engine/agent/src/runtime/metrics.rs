@@ -172,6 +172,9 @@ impl Plan<'_> {
         for (i, st) in self.output_stats.iter().enumerate() {
             labeled.push((self.output_name(i), &st.labeled));
         }
+        if let Some(k) = crate::inputs::kubernetes::metadata::metrics() {
+            labeled.push(("kubernetes_logs".into(), k));
+        }
         Labeled::render(&labeled, &mut m);
         m.finish()
     }
