@@ -5,7 +5,8 @@
 //! match files, those files can be opened and the directories they live in can be listed
 //! (watched); `data_dir` exists or can be created and takes a file; the checkpoints load and
 //! each entry's offset is within its file; each output is reachable (a file output's
-//! directory takes a file, an http output's host:port accepts a TCP connection); the admin
+//! directory takes a file, an http output's host:port accepts a TCP connection); each disk
+//! buffer's size and the age of its oldest segment (a warning when 90% full); the admin
 //! address can be bound (or a running agent answers on it); the system clock is sane.
 //!
 //! Doctor leaves nothing behind: the probe file it writes is removed, and directories it had
@@ -33,6 +34,7 @@ use crate::inputs::file::{FileInputConfig, FileMode};
 use crate::inputs::kafka::KafkaInputConfig;
 use crate::inputs::kubernetes::{self, KubernetesLogsConfig};
 use crate::net::kafka::Client;
+use crate::outputs::buffer::{self, BufferKind};
 use rdkafka::producer::Producer as _;
 
 /// How a check came out.
@@ -175,6 +177,7 @@ pub fn check(path: &Path, opts: &Options) -> Report {
         None
     };
     check_outputs(&loaded, opts, &mut report);
+    check_buffers(&loaded, &data_dir, &mut report);
     check_admin(&loaded, opts, &mut report);
     check_clock(SystemTime::now(), checkpoint_mtime, &mut report);
     report
@@ -667,6 +670,50 @@ fn check_outputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
                 let fixed = (!c.topic.value.contains('{')).then_some(c.topic.value.as_str());
                 check_kafka(c.client(), fixed.as_slice(), &subject, opts, report);
             }
+        }
+    }
+}
+
+/// Each disk buffer: bytes and segments waiting, and when the oldest segment was written;
+/// a warning when it is at least 90% full (the output is behind: it blocks or drops).
+fn check_buffers(loaded: &Loaded, data_dir: &Path, report: &mut Report) {
+    for (i, output) in loaded.config.outputs.iter().enumerate() {
+        let output = output.value.get();
+        let Some(config) = output.buffer().filter(|b| b.kind == BufferKind::Disk) else {
+            continue;
+        };
+        let subject = format!("outputs[{i}] buffer");
+        let dir = buffer::dir(data_dir, i, output.name());
+        if !dir.exists() {
+            report.add(
+                Status::Pass,
+                subject,
+                format!("{} is empty (not created yet)", dir.display()),
+            );
+            continue;
+        }
+        match buffer::usage(&dir) {
+            Ok((bytes, segments, oldest)) => {
+                let age = oldest
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .map_or("none".to_string(), |d| format!("{}s ago", d.as_secs()));
+                let max = config.max_size();
+                let status = if bytes.saturating_mul(10) >= max.saturating_mul(9) {
+                    Status::Warn
+                } else {
+                    Status::Pass
+                };
+                report.add(
+                    status,
+                    subject,
+                    format!(
+                        "{}: {bytes} bytes of {max} in {}, oldest written {age}",
+                        dir.display(),
+                        plural(segments, "segment")
+                    ),
+                );
+            }
+            Err(e) => report.add(Status::Fail, subject, format!("{} cannot be read: {e}", dir.display())),
         }
     }
 }

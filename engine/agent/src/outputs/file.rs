@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::buffer::BufferConfig;
 use super::{Format, Output, OutputStats, Sink};
 use crate::config::error::{ConfigError, Pos};
 
@@ -20,6 +21,9 @@ pub struct FileOutputConfig {
     /// A name, for the pipeline's `dead_letter` and for metrics.
     #[serde(default)]
     pub name: Option<String>,
+    /// `buffer:`: where batches wait for the destination (default: in memory).
+    #[serde(default)]
+    pub buffer: Option<BufferConfig>,
     /// The file to write; created if missing.
     pub path: Spanned<PathBuf>,
     /// `json` (default) or `raw`.
@@ -59,6 +63,10 @@ impl FileOutputConfig {
 impl Output for FileOutputConfig {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    fn buffer(&self) -> Option<&BufferConfig> {
+        self.buffer.as_ref()
     }
 
     fn format(&self) -> Format {

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::units::{ByteSize, Dur};
 
+use super::buffer::BufferConfig;
 use super::{Format, Output, OutputStats, Sink};
 use crate::config::error::{ConfigError, Pos};
 use crate::net::auth::HttpAuthConfig;
@@ -109,6 +110,9 @@ pub struct HttpOutputConfig {
     /// A name, for the pipeline's `dead_letter`, metrics and logs.
     #[serde(default)]
     pub name: Option<String>,
+    /// `buffer:`: where batches wait for the destination (default: in memory).
+    #[serde(default)]
+    pub buffer: Option<BufferConfig>,
     /// Where requests are POSTed: `http://host:port/path` or `https://...`.
     pub uri: Spanned<String>,
     /// TLS settings for an `https://` uri (default: the system's CAs, names verified).
@@ -427,6 +431,10 @@ impl HttpOutputConfig {
 impl Output for HttpOutputConfig {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    fn buffer(&self) -> Option<&BufferConfig> {
+        self.buffer.as_ref()
     }
 
     fn format(&self) -> Format {

@@ -31,6 +31,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use weir_core::units::{ByteSize, Dur};
 
+use super::buffer::BufferConfig;
 use super::{DeadLetter, DeadLetters, Format, Output, OutputStats, Sink};
 use crate::config::error::{ConfigError, Pos};
 use crate::net::kafka::{Client, KafkaSaslConfig};
@@ -103,6 +104,9 @@ pub struct KafkaOutputConfig {
     /// A name, for the pipeline's `dead_letter`, metrics and logs.
     #[serde(default)]
     pub name: Option<String>,
+    /// `buffer:`: where batches wait for the destination (default: in memory).
+    #[serde(default)]
+    pub buffer: Option<BufferConfig>,
     /// `host:port` of one or more brokers, comma-separated.
     pub bootstrap_servers: Spanned<String>,
     /// The topic: a name, or a template with field parts (`logs-{namespace}`).
@@ -307,6 +311,10 @@ impl Output for KafkaOutputConfig {
 
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    fn buffer(&self) -> Option<&BufferConfig> {
+        self.buffer.as_ref()
     }
 
     fn format(&self) -> Format {

@@ -4,6 +4,7 @@
 //! asked, and return `Ok` from a flush only for what is delivered, since every batch
 //! written before it is then acknowledged and checkpoints move past it.
 
+pub mod buffer;
 pub mod file;
 pub mod http;
 pub mod kafka;
@@ -25,6 +26,9 @@ use crate::config::error::{ConfigError, Pos};
 pub trait Output {
     /// The output's `name`, if it has one (for `dead_letter` and metrics).
     fn name(&self) -> Option<&str>;
+
+    /// Its `buffer:` (`None`: the default, in memory).
+    fn buffer(&self) -> Option<&buffer::BufferConfig>;
 
     /// How events are encoded for it.
     fn format(&self) -> Format;
@@ -78,6 +82,9 @@ pub struct OutputStats {
     pub rejected: AtomicU64,
     /// Batches written but never acknowledged (the run stopped first): read again on restart.
     pub unacked_batches: AtomicU64,
+    /// With a disk buffer: when the oldest record not yet delivered was written (Unix ms;
+    /// 0 when none), for `weir_buffer_oldest_record_age_seconds` (see [`buffer`]).
+    pub buffer_oldest_ms: AtomicU64,
     /// The output's own metrics by label (per Kafka topic...).
     pub labeled: crate::admin::Labeled,
 }

@@ -37,6 +37,7 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 use weir_core::units::Dur;
 
+use super::buffer::BufferConfig;
 use super::http::{Body, HttpBatchConfig, HttpCompression, HttpOutputConfig, HttpRetryConfig};
 use super::{Format, Output, OutputStats, Sink};
 use crate::config::error::{ConfigError, Pos};
@@ -69,6 +70,9 @@ pub struct OpentelemetryOutputConfig {
     /// A name, for the pipeline's `dead_letter`, metrics and logs.
     #[serde(default)]
     pub name: Option<String>,
+    /// `buffer:`: where batches wait for the destination (default: in memory).
+    #[serde(default)]
+    pub buffer: Option<BufferConfig>,
     /// The OTLP/HTTP logs URL, e.g. `https://collector:4318/v1/logs`.
     pub endpoint: Spanned<String>,
     /// `protobuf` (default) or `json`.
@@ -105,6 +109,7 @@ impl OpentelemetryOutputConfig {
     fn http(&self) -> HttpOutputConfig {
         HttpOutputConfig {
             name: self.name.clone(),
+            buffer: None,
             uri: self.endpoint.clone(),
             tls: self.tls.clone(),
             auth: self.auth.clone(),
@@ -124,6 +129,10 @@ impl OpentelemetryOutputConfig {
 impl Output for OpentelemetryOutputConfig {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    fn buffer(&self) -> Option<&BufferConfig> {
+        self.buffer.as_ref()
     }
 
     fn format(&self) -> Format {

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Deserialize;
 
+use super::buffer::BufferConfig;
 use super::{Format, Output, OutputStats, Sink};
 use crate::config::error::{ConfigError, Pos};
 
@@ -17,6 +18,9 @@ pub struct StdoutConfig {
     /// A name, for the pipeline's `dead_letter` and for metrics.
     #[serde(default)]
     pub name: Option<String>,
+    /// `buffer:`: where batches wait for the destination (default: in memory).
+    #[serde(default)]
+    pub buffer: Option<BufferConfig>,
     /// `json` (default) or `raw`.
     #[serde(default)]
     pub format: Format,
@@ -25,6 +29,10 @@ pub struct StdoutConfig {
 impl Output for StdoutConfig {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    fn buffer(&self) -> Option<&BufferConfig> {
+        self.buffer.as_ref()
     }
 
     fn format(&self) -> Format {

@@ -428,6 +428,25 @@ impl Plan<'_> {
                 m.sample(name, &[("component", &self.output_name(i))], get(f(st)));
             }
         }
+        // Disk buffers (the rest of their metrics are labeled families, see outputs/buffer.rs).
+        let buffered: Vec<usize> = (0..self.output_stats.len())
+            .filter(|i| {
+                let buffer = self.cfg.outputs[*i].value.get().buffer();
+                buffer.is_some_and(|b| b.kind == crate::outputs::buffer::BufferKind::Disk)
+            })
+            .collect();
+        if !buffered.is_empty() {
+            let name = "weir_buffer_oldest_record_age_seconds";
+            m.family(name, "gauge", "Age of the oldest disk buffer record not yet delivered.");
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            for i in buffered {
+                let at = self.output_stats[i].buffer_oldest_ms.load(Ordering::Relaxed);
+                let age = if at == 0 { 0 } else { now_ms.saturating_sub(at) };
+                m.sample(name, &[("component", &self.output_name(i))], age as f64 / 1000.0);
+            }
+        }
     }
 }
 

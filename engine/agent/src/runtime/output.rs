@@ -1,7 +1,9 @@
 //! The output side: the dispatcher that restores each source's order, and one thread per
-//! output driving its [`Sink`] and acknowledging what each flush delivered.
+//! output driving its [`Sink`] (or its disk buffer, `outputs/buffer.rs`) and acknowledging
+//! what each flush delivered.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
@@ -14,6 +16,8 @@ use weir_core::encode::Route;
 
 use super::plan::Plan;
 use super::worker::Encoded;
+use crate::config::data_dir;
+use crate::outputs::buffer::{self, BufferConfig, BufferKind, BufferSink};
 use crate::outputs::{DeadLetterBatch, DeadLetters, Format, OutputStats, Sink};
 
 /// An output thread: what its sink returned at the end.
@@ -45,11 +49,24 @@ pub(super) fn start<'scope>(
         let stats = plan.output_stats[i].clone();
         let format = plan.outputs[i].0;
         let queues = plan.queues.clone();
-        handles.push(
-            s.spawn(move || OutputLoop::new(i, sink, &stats, &queues.outputs[i]).run(&rx, refused.as_ref(), format)),
-        );
+        let buffer = disk_buffer(plan, i);
+        handles.push(s.spawn(move || {
+            // A disk buffer takes the batches in place of the sink, which its drain feeds.
+            let sink = match buffer {
+                Some((dir, config)) => Box::new(BufferSink::open(&dir, &config, sink, stats.clone())?),
+                None => sink,
+            };
+            OutputLoop::new(i, sink, &stats, &queues.outputs[i]).run(&rx, refused.as_ref(), format)
+        }));
     }
     (txs, handles)
+}
+
+/// Output `i`'s disk buffer, if it has one: its directory and settings.
+fn disk_buffer(plan: &Plan<'_>, i: usize) -> Option<(PathBuf, BufferConfig)> {
+    let output = plan.cfg.outputs[i].value.get();
+    let config = output.buffer().filter(|b| b.kind == BufferKind::Disk)?;
+    Some((buffer::dir(&data_dir(plan.cfg), i, output.name()), config.clone()))
 }
 
 /// The dispatcher: releases each source's batches in sequence to every output, until the
