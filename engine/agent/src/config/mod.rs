@@ -39,7 +39,8 @@ pub struct PipelineConfig {
     #[serde(default)]
     pub workers: Option<Spanned<usize>>,
     /// Where checkpoints live (default: `$WEIR_DATA_DIR`, else `$XDG_STATE_HOME/weir`, else
-    /// `~/.local/state/weir`); created if missing. Only follow-mode file inputs use it.
+    /// `~/.local/state/weir`); created if missing. Follow-mode file inputs keep their
+    /// checkpoints there, and outputs with `buffer: {type: disk}` their segments.
     #[serde(default)]
     pub data_dir: Option<Spanned<PathBuf>>,
     /// Most time between two checkpoint saves (default 1s); they are saved on shutdown too.
