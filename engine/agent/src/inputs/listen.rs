@@ -302,7 +302,13 @@ async fn answer(
     let declared = header("content-length").and_then(|v| v.parse::<usize>().ok());
     let reply = if req.method() != hyper::Method::POST {
         Reply::text(405, "only POST\n")
-    } else if declared.is_some_and(|n| n > limits.max_body_bytes) {
+    } else if let Some(n) = declared.filter(|&n| n > limits.max_body_bytes) {
+        // Read and dropped (up to four times the limit; nothing is kept), so a client that
+        // sends its whole body before reading the answer hears 413 rather than a broken
+        // pipe mid-send; a body declared larger than that is refused at once.
+        if n <= limits.max_body_bytes.saturating_mul(4) {
+            discard(req.into_body(), n).await;
+        }
         too_large(limits, metrics, what)
     } else {
         // Room for the body in the listener's budget first (all it declares, or the most it
