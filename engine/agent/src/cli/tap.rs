@@ -114,7 +114,7 @@ fn tap(args: &TapArgs) -> Result<(), String> {
 }
 
 /// `name` with every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
-fn percent_encode(name: &str) -> String {
+pub(crate) fn percent_encode(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

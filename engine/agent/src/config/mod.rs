@@ -204,7 +204,7 @@ pub fn parse(text: &str) -> Result<PipelineConfig, (Pos, String)> {
 
 /// The error's message without serde-saphyr's own location prefix and snippet: we print
 /// `file:line:column: message` ourselves.
-fn plain_message(e: &serde_saphyr::Error) -> String {
+pub(crate) fn plain_message(e: &serde_saphyr::Error) -> String {
     let rendered = e.without_snippet().to_string();
     let first = rendered.lines().next().unwrap_or_default();
     let first = first.strip_prefix("error: ").unwrap_or(first);

@@ -1706,9 +1706,9 @@ impl<'a> Translator<'a> {
                     continue;
                 }
                 uri.push(sep);
-                uri.push_str(&percent_encode(&k));
+                uri.push_str(&crate::cli::tap::percent_encode(&k));
                 uri.push('=');
-                uri.push_str(&percent_encode(&v));
+                uri.push_str(&crate::cli::tap::percent_encode(&v));
                 sep = '&';
             }
         }
@@ -2418,19 +2418,6 @@ fn go_duration(text: &str) -> Option<std::time::Duration> {
         rest = &rest[unit_end..];
     }
     std::time::Duration::try_from_secs_f64(total).ok()
-}
-
-/// Percent-encodes a query part (RFC 3986 unreserved characters stay).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

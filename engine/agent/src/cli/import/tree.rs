@@ -96,25 +96,9 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
                 column: l.column() as u32,
             })
             .unwrap_or_default(),
-        message: first_line(&e),
+        message: crate::config::plain_message(&e),
     })?;
     Ok(node(spanned))
-}
-
-/// serde-saphyr's message without its own location and snippet (the caller prints
-/// `file:line:column`).
-fn first_line(e: &serde_saphyr::Error) -> String {
-    let rendered = e.without_snippet().to_string();
-    let first = rendered.lines().next().unwrap_or_default();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let msg = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-        Some((loc, msg)) if loc.contains(" column ") => msg,
-        _ => first,
-    };
-    match msg.rsplit_once(" at line ") {
-        Some((head, tail)) if tail.contains(", column ") => head.to_string(),
-        _ => msg.to_string(),
-    }
 }
 
 fn pos_of<T>(s: &Spanned<T>) -> Pos {
