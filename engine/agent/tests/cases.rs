@@ -97,6 +97,7 @@ fn load(path: &Path) -> (Case, Loaded) {
         Loaded {
             file: path.to_path_buf(),
             config,
+            text: String::new(),
         },
     )
 }

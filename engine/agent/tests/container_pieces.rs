@@ -15,6 +15,7 @@ fn pipeline(input_options: &str) -> Loaded {
     Loaded {
         file: "pieces.yaml".into(),
         config: parse(&yaml).unwrap_or_else(|(pos, msg)| panic!("{pos:?} {msg}")),
+        text: yaml,
     }
 }
 

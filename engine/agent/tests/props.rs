@@ -13,6 +13,7 @@ fn loaded(yaml: &str) -> Loaded {
     Loaded {
         file: "prop.yaml".into(),
         config,
+        text: yaml.to_string(),
     }
 }
 

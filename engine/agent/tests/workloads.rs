@@ -40,6 +40,7 @@ fn every_generator_through_its_workload() {
         let loaded = Loaded {
             file: w.path.clone(),
             config,
+            text: String::new(),
         };
         let want = w.expect.count(&input, corpus.lines).unwrap();
         assert!(want > 0, "{}: expects no event", w.name);

@@ -37,6 +37,11 @@ pub enum Command {
         /// per core).
         #[arg(long)]
         workers: Option<usize>,
+        /// Reload the pipeline when its file changes (as on SIGHUP): components that did
+        /// not change go on (files stay open at their positions); a file that does not
+        /// validate is refused and the running pipeline goes on.
+        #[arg(long)]
+        watch_config: bool,
     },
     /// Validate a pipeline file without running it; errors name file and line:column.
     Check {
@@ -142,7 +147,11 @@ pub struct BenchArgs {
 /// Runs the command.
 pub fn execute(command: Command) -> ExitCode {
     match command {
-        Command::Run { config, workers } => run(&config, workers),
+        Command::Run {
+            config,
+            workers,
+            watch_config,
+        } => run(&config, workers, watch_config),
         Command::Check { config } => check(&config),
         Command::Doctor { config } => doctor::main(&config),
         Command::Gen { kind, size, seed } => bench::gen_corpus(&kind, size, seed),
@@ -176,7 +185,7 @@ fn check(file: &std::path::Path) -> ExitCode {
 }
 
 /// `weir run`: runs the pipeline, then logs what each component did.
-fn run(file: &std::path::Path, workers: Option<usize>) -> ExitCode {
+fn run(file: &std::path::Path, workers: Option<usize>, watch_config: bool) -> ExitCode {
     let loaded = match config::load(file) {
         Ok(l) => l,
         Err(e) => {
@@ -184,7 +193,7 @@ fn run(file: &std::path::Path, workers: Option<usize>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime::run(&loaded, workers) {
+    match runtime::run(loaded, workers, watch_config) {
         Ok(summary) => {
             log_summary(&summary);
             if summary.errors.is_empty() {

@@ -122,6 +122,9 @@ pub struct Loaded {
     pub file: PathBuf,
     /// The parsed config.
     pub config: PipelineConfig,
+    /// The file's text as read (before `${NAME}` expansion): a reload compares components
+    /// by it, and `/metrics` shows its hash. Empty for a config made in memory.
+    pub text: String,
 }
 
 impl Loaded {
@@ -185,6 +188,7 @@ pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
     Ok(Loaded {
         file: file.to_path_buf(),
         config,
+        text,
     })
 }
 

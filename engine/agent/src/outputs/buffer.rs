@@ -379,8 +379,16 @@ impl BufferSink {
         sink: Box<dyn Sink>,
         stats: Arc<OutputStats>,
     ) -> io::Result<BufferSink> {
-        Self::try_open(dir, config, sink, stats)
-            .map_err(|e| io::Error::new(e.kind(), format!("disk buffer {}: {e}", dir.display())))
+        if !open_dirs().insert(dir.to_path_buf()) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("disk buffer {}: already open in this agent", dir.display()),
+            ));
+        }
+        Self::try_open(dir, config, sink, stats).map_err(|e| {
+            open_dirs().remove(dir);
+            io::Error::new(e.kind(), format!("disk buffer {}: {e}", dir.display()))
+        })
     }
 
     fn try_open(
@@ -607,7 +615,21 @@ impl Drop for BufferSink {
         if let Some(drain) = self.drain.take() {
             let _ = drain.join();
         }
+        open_dirs().remove(&self.shared.dir);
     }
+}
+
+/// The buffer directories open in this process: one writer and one drain each (a reload
+/// that would open one twice is refused, see [`in_use`]).
+fn open_dirs() -> MutexGuard<'static, std::collections::BTreeSet<PathBuf>> {
+    static OPEN: Mutex<std::collections::BTreeSet<PathBuf>> = Mutex::new(std::collections::BTreeSet::new());
+    OPEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether a disk buffer of this process has `dir` open (its output runs, or a reload
+/// removed it and it is still delivering what it holds).
+pub fn in_use(dir: &Path) -> bool {
+    open_dirs().contains(dir)
 }
 
 /// A record read back.
@@ -968,6 +990,7 @@ mod tests {
         b.flush().unwrap();
         // A crash: the drain never delivers, the writer is gone without closing.
         std::mem::forget(b);
+        open_dirs().remove(tmp.path());
         let sink2 = Collect::default();
         let (b2, stats) = open(tmp.path(), 1 << 20, WhenFull::Block, &sink2);
         drop(b2);
@@ -992,6 +1015,8 @@ mod tests {
         }
         b.flush().unwrap();
         std::mem::forget(b);
+        // The process that held it is gone.
+        open_dirs().remove(dir);
         list_segments(dir).unwrap()
     }
 

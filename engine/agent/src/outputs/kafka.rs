@@ -641,9 +641,9 @@ impl Sink for KafkaSink {
         Duration::from_millis(200)
     }
 
-    fn set_dead_letters(&mut self, to: DeadLetters) {
-        self.reports.0.keep_refused.store(true, Ordering::Relaxed);
-        self.dead_letters = Some(to);
+    fn set_dead_letters(&mut self, to: Option<DeadLetters>) {
+        self.reports.0.keep_refused.store(to.is_some(), Ordering::Relaxed);
+        self.dead_letters = to;
     }
 }
 

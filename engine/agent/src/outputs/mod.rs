@@ -187,7 +187,9 @@ pub trait Sink: Send {
     /// Given the pipeline's `dead_letter` output (when it has one and this is another):
     /// a sink that can tell which events its destination refused for good sends them
     /// there with [`DeadLetters::deliver`]. By default refused events are only counted.
-    fn set_dead_letters(&mut self, _to: DeadLetters) {}
+    /// `None` lets go of it (the pipeline's output threads are ending, or a reload took
+    /// the dead-letter output away).
+    fn set_dead_letters(&mut self, _to: Option<DeadLetters>) {}
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The run's own threads besides the stages: ending it (signals, readers done, the
 //! shutdown deadline, the sidecar's `exit_when`) and saving checkpoints.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -83,18 +83,38 @@ pub(super) fn process_running(name: &str) -> bool {
 }
 
 /// The closer: once every reader is done (or, after a stop, every reader that can stop),
-/// drops `close`, telling the workers to drain and finish.
-pub(super) fn close_when_read(mut readers: Vec<Reader>, close: Sender<()>, stop: &AtomicBool) {
-    loop {
-        let stopping = stop.load(Ordering::Relaxed);
-        // A reader of stdin may be blocked in a read: after a stop it is not waited for.
-        readers.retain(|r| !(r.handle.is_finished() || stopping && r.stdin));
-        if readers.is_empty() {
-            break;
+/// or when a reload hands the run over to the next pipeline (`handoff`), drops `close`,
+/// telling the workers to drain what is queued and finish. A stop of the run is passed on
+/// to every reader. Returns whether the readers were done. Also returns once the pipeline
+/// `ended` without it (its outputs failed): a reader may then wait forever on a full queue.
+pub(super) fn close_when_read(
+    readers: &Mutex<Vec<Reader>>,
+    close: Sender<()>,
+    stop: &AtomicBool,
+    handoff: &AtomicBool,
+    ended: &AtomicBool,
+) -> bool {
+    let done = loop {
+        if handoff.load(Ordering::Relaxed) || ended.load(Ordering::Relaxed) {
+            break false;
         }
+        let stopping = stop.load(Ordering::Relaxed);
+        let mut readers = readers.lock().unwrap_or_else(|e| e.into_inner());
+        // A reader of stdin may be blocked in a read: after a stop it is not waited for.
+        readers.retain(|r| {
+            if stopping {
+                r.stop.store(true, Ordering::Relaxed);
+            }
+            !(r.handle.is_finished() || stopping && r.stdin)
+        });
+        if readers.is_empty() {
+            break true;
+        }
+        drop(readers);
         std::thread::sleep(Duration::from_millis(5));
-    }
+    };
     drop(close);
+    done
 }
 
 /// The watchdog: after a stop, gives the drain `timeout`, then sets `abort`.

@@ -1,7 +1,7 @@
 //! [`run_in_memory`]: the stages of a run on one thread over bytes in memory, for tests.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::anyhow;
 
@@ -26,9 +26,13 @@ pub fn run_in_memory(
     let cfg = &loaded.config;
     let plan = Plan::new(cfg, 1, 1);
     let mut worker = plan.worker(0)?;
-    let mut source = sources(readings(loaded)?)
+    let readings = readings(loaded)?.into_iter().enumerate().collect();
+    let mut source = sources(readings, &plan.input_runs, &AtomicU32::new(0))
         .once
-        .remove(0)
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("the first input is not read once"))?
+        .1
         .into_iter()
         .next()
         .ok_or_else(|| anyhow!("no source"))?;

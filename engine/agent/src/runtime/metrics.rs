@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use weir_core::pipeline::StatsSnapshot;
 
 use super::plan::Plan;
+use super::reload::Reloads;
 use crate::admin::{Labeled, Metrics};
 use crate::delivery::acks::Acks;
 use crate::delivery::guard::GuardStats;
@@ -14,10 +15,10 @@ use crate::outputs::OutputStats;
 
 impl Plan<'_> {
     /// What the admin endpoint answers at `path`.
-    pub(super) fn admin_reply(&self, path: &str) -> crate::admin::Reply {
+    pub(super) fn admin_reply(&self, path: &str, reloads: &Reloads) -> crate::admin::Reply {
         match path {
-            "/metrics" => (200, "text/plain; version=0.0.4", self.metrics()),
-            "/health" => (200, "application/json", self.health()),
+            "/metrics" => (200, "text/plain; version=0.0.4", self.metrics(reloads)),
+            "/health" => (200, "application/json", self.health(reloads)),
             "/api/components" => (200, "application/json", self.components()),
             _ => (
                 404,
@@ -27,8 +28,9 @@ impl Plan<'_> {
         }
     }
 
-    /// `/health`: live, and the state of every input and output.
-    pub(super) fn health(&self) -> String {
+    /// `/health`: live, the state of every input and output, and the pipeline file's (its
+    /// hash, reloads, why the last one was refused).
+    pub(super) fn health(&self, reloads: &Reloads) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let inputs: Vec<serde_json::Value> = (0..self.input_stats.len())
             .map(|i| {
@@ -57,6 +59,12 @@ impl Plan<'_> {
         if let Some(acks) = &self.acks {
             body["checkpoint_age_seconds"] = serde_json::json!(acks.checkpoint_age());
         }
+        body["config"] = serde_json::json!({
+            "sha256": *reloads.sha256.lock().unwrap_or_else(|e| e.into_inner()),
+            "reloads": get(&reloads.applied),
+            "reload_failures": get(&reloads.failed),
+            "last_reload_error": *reloads.last_error.lock().unwrap_or_else(|e| e.into_inner()),
+        });
         body.to_string() + "\n"
     }
 
@@ -152,8 +160,9 @@ impl Plan<'_> {
     }
 
     /// `/metrics`: every counter, in Prometheus text.
-    pub(super) fn metrics(&self) -> String {
+    pub(super) fn metrics(&self, reloads: &Reloads) -> String {
         let mut m = Metrics::default();
+        reload_metrics(reloads, &mut m);
         self.input_metrics(&mut m);
         self.tail_metrics(&mut m);
         self.processor_metrics(&mut m);
@@ -516,4 +525,35 @@ fn guard_metrics(stats: &GuardStats, m: &mut Metrics) {
         m.family(name, "counter", help);
         m.sample(name, &[], get(f(stats)));
     }
+}
+
+/// The pipeline file's hash and the reloads.
+fn reload_metrics(reloads: &Reloads, m: &mut Metrics) {
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+    let hash = reloads.sha256.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    m.family("weir_config_info", "gauge", "The running pipeline file: its SHA-256.")
+        .sample("weir_config_info", &[("sha256", &hash)], 1.0);
+    m.family(
+        "weir_config_reloads_total",
+        "counter",
+        "Reloads applied (SIGHUP, --watch-config).",
+    )
+    .sample("weir_config_reloads_total", &[], get(&reloads.applied));
+    m.family(
+        "weir_config_reload_failures_total",
+        "counter",
+        "Reloads refused: the file did not load, validate or build; the running pipeline went on.",
+    )
+    .sample("weir_config_reload_failures_total", &[], get(&reloads.failed));
+    let failing = reloads.last_error.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+    m.family(
+        "weir_config_last_reload_successful",
+        "gauge",
+        "0 while the last reload was refused, else 1.",
+    )
+    .sample(
+        "weir_config_last_reload_successful",
+        &[],
+        if failing { 0.0 } else { 1.0 },
+    );
 }

@@ -14,7 +14,8 @@
 //! - [`worker`]: a chunk into a batch, the pipeline, the encoders;
 //! - [`output`]: the dispatcher and the output threads driving each `Sink`;
 //! - [`plan`]: what the stages share, and the summary; [`metrics`]: `/health`, `/metrics`;
-//! - [`control`]: signals, the shutdown deadline, `exit_when`, checkpoint saves.
+//! - [`control`]: signals, the shutdown deadline, `exit_when`, checkpoint saves;
+//! - [`reload`]: SIGHUP and `--watch-config`: what a new pipeline keeps of the old.
 
 mod control;
 mod memory;
@@ -22,9 +23,10 @@ mod metrics;
 mod output;
 mod plan;
 mod readers;
+mod reload;
 mod worker;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::anyhow;
@@ -32,9 +34,14 @@ use weir_core::pipeline::StatsSnapshot;
 
 pub use control::Control;
 pub use memory::run_in_memory;
+pub use reload::Reloads;
 
-use crate::config::{Loaded, Pos, validate};
-use plan::Plan;
+use crate::config::{Loaded, PipelineConfig, Pos, validate};
+use crate::outputs::Sink;
+use output::Reorder;
+use plan::{Handover, Plan};
+use readers::Reader;
+use reload::Prepared;
 use worker::{Encoded, Work};
 
 /// The counters of one input at the end of a run.
@@ -80,86 +87,173 @@ pub struct Summary {
     pub checkpoints: Option<(usize, u64)>,
 }
 
-/// Runs the pipeline until every input ends, or SIGTERM/SIGINT.
-pub fn run(loaded: &Loaded, workers: Option<usize>) -> anyhow::Result<Summary> {
-    run_with(loaded, workers, Control::from_signals()?)
+/// Runs the pipeline until every input ends, or SIGTERM/SIGINT; reloads it on SIGHUP, and
+/// with `watch_config` when its file changes (see [`reload`]).
+pub fn run(loaded: Loaded, workers: Option<usize>, watch_config: bool) -> anyhow::Result<Summary> {
+    let reloads = Reloads::new(&loaded.file, watch_config)?;
+    run_with(loaded, workers, Control::from_signals()?, reloads)
 }
 
-/// Runs the pipeline until every input ends or `control.stop` is set.
-pub fn run_with(loaded: &Loaded, workers: Option<usize>, control: Control) -> anyhow::Result<Summary> {
-    validate(loaded)?;
-    let cfg = &loaded.config;
-    let workers = workers
-        .or(cfg.workers.as_ref().map(|w| w.value))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let mut inputs = readers::sources(readers::readings(loaded)?);
-    let mut plan = Plan::new(cfg, workers, inputs.once.iter().map(Vec::len).sum::<usize>().max(4));
-    if !inputs.follows.is_empty() {
-        plan.open_checkpoints()?;
-    }
-    for (_, settings) in &mut inputs.follows {
-        settings.drain_on_stop = cfg.exit_when.is_some();
-    }
-    plan.follow_globs = inputs
-        .follows
-        .iter()
-        .map(|(i, s)| (*i, s.paths.iter().filter_map(|p| glob::Pattern::new(p).ok()).collect()))
-        .collect();
-    let mut sinks = Vec::new();
-    for (o, stats) in cfg.outputs.iter().zip(&plan.output_stats) {
-        sinks.push(o.value.get().open(stats, &control.abort)?);
-    }
-    let admin = match &cfg.admin {
+/// Runs the pipeline until every input ends or `control.stop` is set, replacing it each
+/// time `reloads` asks and the file loads well.
+///
+/// A reload goes: the new file is prepared (`reload::prepare`: validated, processors
+/// built, new inputs' readings and new outputs' sinks opened); the readers of the inputs
+/// it does not keep are stopped and joined; the workers drain what is queued and end, the
+/// outputs deliver it all; then the next pipeline starts with the kept readers (which
+/// went on reading into the work queue meanwhile), the kept sinks, the counters of kept
+/// components, and the dispatcher's order.
+pub fn run_with(
+    loaded: Loaded,
+    workers: Option<usize>,
+    control: Control,
+    reloads: Arc<Reloads>,
+) -> anyhow::Result<Summary> {
+    validate(&loaded)?;
+    reloads.running(&loaded);
+    let workers_of = |cfg: &PipelineConfig| {
+        workers
+            .or(cfg.workers.as_ref().map(|w| w.value))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    };
+    let admin = match &loaded.config.admin {
         Some(a) => Some(
             crate::admin::Admin::start(&a.value.address.value)
                 .map_err(|e| anyhow!("{}", loaded.error(Pos::of(&a.value.address), format!("admin: {e}"))))?,
         ),
         None => None,
     };
-
-    let (work_tx, work_rx) = crossbeam_channel::bounded::<Work>(workers);
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<Encoded>(workers);
-    // Dropped when the inputs are over (or abandoned at shutdown): workers drain and stop.
-    let (close_tx, close_rx) = crossbeam_channel::bounded::<()>(0);
+    // The work queue and the readers outlive a reload; everything else is per pipeline.
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<Work>(workers_of(&loaded.config));
+    let readers: Mutex<Vec<Reader>> = Mutex::default();
+    let next_source = Arc::new(AtomicU32::new(0));
+    let mut next_input_run = loaded.config.inputs.len();
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
-    let finished = AtomicBool::new(false);
-    // Readers run on their own threads, not joined: one blocked reading stdin must not hold
-    // up a shutdown.
-    let readers = readers::start(&plan, inputs, &work_tx, &control.stop, &errors)?;
-    drop(work_tx);
+    let mut order = Reorder::default();
+    let mut current = Arc::new(loaded);
+    let mut carried: Option<(Handover, Prepared)> = None;
+    loop {
+        let loaded = current.clone();
+        let cfg = &loaded.config;
+        let workers = workers_of(cfg);
+        let mut plan = Plan::new(cfg, workers, 4);
+        // Per output: its sink, and whether it is new (not yet behind its disk buffer).
+        let (sinks, readings): (Vec<(Box<dyn Sink>, bool)>, _) = match carried.take() {
+            None => {
+                let mut sinks = Vec::new();
+                for (o, stats) in cfg.outputs.iter().zip(&plan.output_stats) {
+                    sinks.push((o.value.get().open(stats, &control.abort)?, true));
+                }
+                (sinks, readers::readings(&loaded)?.into_iter().enumerate().collect())
+            }
+            Some((handover, prepared)) => {
+                let mut kept = plan.take_over(handover, &prepared.kept, &mut next_input_run);
+                let mut fresh = vec![false; kept.len()];
+                for (i, sink, stats) in prepared.sinks {
+                    plan.output_stats[i] = stats;
+                    kept[i] = Some(sink);
+                    fresh[i] = true;
+                }
+                let mut sinks = Vec::new();
+                for (i, (sink, fresh)) in kept.into_iter().zip(fresh).enumerate() {
+                    sinks.push(match sink {
+                        Some(sink) => (sink, fresh),
+                        None => (
+                            cfg.outputs[i].value.get().open(&plan.output_stats[i], &control.abort)?,
+                            true,
+                        ),
+                    });
+                }
+                (sinks, prepared.readings)
+            }
+        };
+        let mut inputs = readers::sources(readings, &plan.input_runs, &next_source);
+        if !inputs.follows.is_empty() && plan.acks.is_none() {
+            plan.open_checkpoints()?;
+        }
+        for (i, settings) in &mut inputs.follows {
+            settings.drain_on_stop = cfg.exit_when.is_some();
+            let globs = settings
+                .paths
+                .iter()
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .collect();
+            plan.follow_globs.push((*i, globs));
+        }
+        let sinks = sinks
+            .into_iter()
+            .enumerate()
+            .map(|(i, (sink, fresh))| {
+                if fresh {
+                    output::buffered(&plan, i, sink)
+                } else {
+                    Ok(sink)
+                }
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let started = readers::start(&plan, inputs, &work_tx, &next_source, &errors)?;
+        readers.lock().unwrap_or_else(|e| e.into_inner()).extend(started);
 
-    let result = std::thread::scope(|s| -> anyhow::Result<()> {
-        s.spawn(|| control::close_when_read(readers, close_tx, &control.stop));
-        s.spawn(|| control::watchdog(&control, &finished, cfg.shutdown_timeout()));
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<Encoded>(workers);
+        // Dropped when the inputs are over, abandoned at shutdown, or at a reload: the
+        // workers drain what is queued and stop.
+        let (close_tx, close_rx) = crossbeam_channel::bounded::<()>(0);
+        // `ended`: the pipeline's stages are done (its reloader stops); `finished`: its
+        // sinks are closed too (the other helper threads stop).
+        let (finished, ended, handoff) = (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
+        let result = std::thread::scope(|s| -> anyhow::Result<_> {
+            s.spawn(|| control::close_when_read(&readers, close_tx, &control.stop, &handoff, &ended));
+            s.spawn(|| control::watchdog(&control, &finished, cfg.shutdown_timeout()));
+            let reloader = s.spawn(|| reload::watch(&reloads, &loaded, &plan, &readers, &control, &handoff, &ended));
+            if let Some(acks) = &plan.acks {
+                s.spawn(|| control::save_checkpoints(acks, &finished, cfg.checkpoint_interval()));
+            }
+            if let Some(exit_when) = &cfg.exit_when {
+                s.spawn(|| control::watch_exit(&exit_when.value, &plan.input_stats, &control.stop, &finished));
+            }
+            if let Some(admin) = &admin {
+                s.spawn(|| admin.serve(&finished, &plan.taps, |path| plan.admin_reply(path, &reloads)));
+            }
+            let mut worker_handles = Vec::new();
+            for n in 0..workers {
+                let (worker, rx, close, tx) = (plan.worker(n)?, work_rx.clone(), close_rx.clone(), done_tx.clone());
+                worker_handles.push(s.spawn(move || worker.run(&rx, &close, &tx)));
+            }
+            drop((done_tx, close_rx));
+            let (output_txs, output_handles) = output::start(s, sinks, &plan);
+            output::dispatch(done_rx, output_txs, &mut order);
+            let sinks = output::join(output_handles, &plan, &control.abort, &errors);
+            let workers_ok = worker_handles.into_iter().all(|h| h.join().is_ok());
+            ended.store(true, Ordering::Relaxed);
+            let prepared = reloader.join().ok().flatten();
+            // Without a reload the sinks close here, while the watchdog still runs: a disk
+            // buffer's drain delivers what it holds until the shutdown deadline.
+            let sinks = match (sinks, &prepared) {
+                (Ok(sinks), None) => {
+                    drop(sinks);
+                    Ok(Vec::new())
+                }
+                (sinks, _) => sinks,
+            };
+            finished.store(true, Ordering::Relaxed);
+            anyhow::ensure!(workers_ok, "a worker panicked");
+            Ok((sinks?, prepared))
+        });
         if let Some(acks) = &plan.acks {
-            s.spawn(|| control::save_checkpoints(acks, &finished, cfg.checkpoint_interval()));
+            acks.save();
         }
-        if let Some(exit_when) = &cfg.exit_when {
-            s.spawn(|| control::watch_exit(&exit_when.value, &plan.input_stats, &control.stop, &finished));
+        let (sinks, prepared) = result?;
+        match prepared {
+            Some(prepared) => {
+                reloads.applied(&prepared.loaded);
+                current = prepared.loaded.clone();
+                carried = Some((plan.hand_over(loaded.clone(), sinks), prepared));
+            }
+            None => {
+                let errors = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
+                return Ok(plan.summary(errors));
+            }
         }
-        if let Some(admin) = &admin {
-            s.spawn(|| admin.serve(&finished, &plan.taps, |path| plan.admin_reply(path)));
-        }
-        let mut worker_handles = Vec::new();
-        for n in 0..workers {
-            let (worker, rx, close, tx) = (plan.worker(n)?, work_rx.clone(), close_rx.clone(), done_tx.clone());
-            worker_handles.push(s.spawn(move || worker.run(&rx, &close, &tx)));
-        }
-        drop((done_tx, work_rx, close_rx));
-        let (output_txs, output_handles) = output::start(s, sinks, &plan);
-        output::dispatch(done_rx, output_txs);
-        let failure = output::join(output_handles, &plan, &control.abort, &errors);
-        for h in worker_handles {
-            h.join().map_err(|_| anyhow!("a worker panicked"))?;
-        }
-        finished.store(true, Ordering::Relaxed);
-        failure
-    });
-    if let Some(acks) = &plan.acks {
-        acks.save();
     }
-    result?;
-    let errors = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(plan.summary(errors))
 }

@@ -3,7 +3,6 @@
 //! what each flush delivered.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
@@ -17,15 +16,30 @@ use weir_core::encode::Route;
 use super::plan::Plan;
 use super::worker::Encoded;
 use crate::config::data_dir;
-use crate::outputs::buffer::{self, BufferConfig, BufferKind, BufferSink};
+use crate::outputs::buffer::{self, BufferKind, BufferSink};
 use crate::outputs::{DeadLetterBatch, DeadLetters, Format, OutputStats, Sink};
 
-/// An output thread: what its sink returned at the end.
-pub(super) type OutputThread<'scope> = ScopedJoinHandle<'scope, std::io::Result<()>>;
+/// An output thread: its sink at the end, for the next pipeline after a reload.
+pub(super) type OutputThread<'scope> = ScopedJoinHandle<'scope, std::io::Result<Box<dyn Sink>>>;
+
+/// Output `i`'s sink as its thread drives it: behind its disk buffer when it has one
+/// (the buffer takes the batches, its drain feeds the sink).
+pub(super) fn buffered(plan: &Plan<'_>, i: usize, sink: Box<dyn Sink>) -> std::io::Result<Box<dyn Sink>> {
+    let output = plan.cfg.outputs[i].value.get();
+    match output.buffer().filter(|b| b.kind == BufferKind::Disk) {
+        Some(config) => {
+            let dir = buffer::dir(&data_dir(plan.cfg), i, output.name());
+            let stats = plan.output_stats[i].clone();
+            Ok(Box::new(BufferSink::open(&dir, config, sink, stats)?))
+        }
+        None => Ok(sink),
+    }
+}
 
 /// Starts one thread per sink (in the order of `plan.outputs`); returns the channel into
 /// each and the threads. With a `dead_letter` output, every other sink gets a way to it
-/// ([`Sink::set_dead_letters`]) for the events its destination refuses.
+/// ([`Sink::set_dead_letters`]) for the events its destination refuses, until its thread
+/// ends.
 pub(super) fn start<'scope>(
     s: &'scope Scope<'scope, '_>,
     sinks: Vec<Box<dyn Sink>>,
@@ -41,38 +55,23 @@ pub(super) fn start<'scope>(
         let refused = if Some(i) == dead {
             Some(refused_rx.clone())
         } else {
-            if dead.is_some() {
-                sink.set_dead_letters(DeadLetters::new(refused_tx.clone()));
-            }
+            sink.set_dead_letters(dead.map(|_| DeadLetters::new(refused_tx.clone())));
             None
         };
         let stats = plan.output_stats[i].clone();
         let format = plan.outputs[i].0;
         let queues = plan.queues.clone();
-        let buffer = disk_buffer(plan, i);
-        handles.push(s.spawn(move || {
-            // A disk buffer takes the batches in place of the sink, which its drain feeds.
-            let sink = match buffer {
-                Some((dir, config)) => Box::new(BufferSink::open(&dir, &config, sink, stats.clone())?),
-                None => sink,
-            };
-            OutputLoop::new(i, sink, &stats, &queues.outputs[i]).run(&rx, refused.as_ref(), format)
-        }));
+        handles.push(
+            s.spawn(move || OutputLoop::new(i, sink, &stats, &queues.outputs[i]).run(&rx, refused.as_ref(), format)),
+        );
     }
     (txs, handles)
 }
 
-/// Output `i`'s disk buffer, if it has one: its directory and settings.
-fn disk_buffer(plan: &Plan<'_>, i: usize) -> Option<(PathBuf, BufferConfig)> {
-    let output = plan.cfg.outputs[i].value.get();
-    let config = output.buffer().filter(|b| b.kind == BufferKind::Disk)?;
-    Some((buffer::dir(&data_dir(plan.cfg), i, output.name()), config.clone()))
-}
-
 /// The dispatcher: releases each source's batches in sequence to every output, until the
-/// workers are done (or an output is gone).
-pub(super) fn dispatch(done: Receiver<Encoded>, outputs: Vec<Sender<Arc<Encoded>>>) {
-    let mut order = Reorder::default();
+/// workers are done (or an output is gone). `order` goes on from the pipeline before a
+/// reload.
+pub(super) fn dispatch(done: Receiver<Encoded>, outputs: Vec<Sender<Arc<Encoded>>>, order: &mut Reorder) {
     while let Ok(batch) = done.recv() {
         for ready in order.push(batch) {
             let ready = Arc::new(ready);
@@ -85,20 +84,25 @@ pub(super) fn dispatch(done: Receiver<Encoded>, outputs: Vec<Sender<Arc<Encoded>
     }
 }
 
-/// Waits for the output threads. An output that failed after the shutdown deadline
-/// (`abort`) is an error of the run (pushed to `errors`: its batches are read again on
-/// restart); one that failed before, or panicked, fails the run.
+/// Waits for the output threads; returns each one's sink when it ended well. An output
+/// that failed after the shutdown deadline (`abort`) is an error of the run (pushed to
+/// `errors`: its batches are read again on restart); one that failed before, or
+/// panicked, fails the run.
 pub(super) fn join(
     handles: Vec<OutputThread<'_>>,
     plan: &Plan<'_>,
     abort: &AtomicBool,
     errors: &Mutex<Vec<String>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Option<Box<dyn Sink>>>> {
     let mut failure = None;
+    let mut sinks = Vec::new();
     for (i, h) in handles.into_iter().enumerate() {
         let name = plan.output_name(i);
         match h.join() {
-            Ok(Ok(())) => {}
+            Ok(Ok(sink)) => {
+                sinks.push(Some(sink));
+                continue;
+            }
             Ok(Err(e)) if abort.load(Ordering::Relaxed) => {
                 let n = plan.output_stats[i].unacked_batches.load(Ordering::Relaxed);
                 let msg = format!(
@@ -111,8 +115,9 @@ pub(super) fn join(
             Ok(Err(e)) => failure = failure.or(Some(anyhow!("{name}: write failed: {e}"))),
             Err(_) => failure = failure.or(Some(anyhow!("{name} panicked"))),
         }
+        sinks.push(None);
     }
-    failure.map_or(Ok(()), Err)
+    failure.map_or(Ok(sinks), Err)
 }
 
 /// What an output thread got.
@@ -161,7 +166,7 @@ impl<'a> OutputLoop<'a> {
         rx: &Receiver<Arc<Encoded>>,
         refused: Option<&Receiver<DeadLetterBatch>>,
         format: Format,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Box<dyn Sink>> {
         let never = crossbeam_channel::never();
         let mut side = refused.unwrap_or(&never);
         let interval = self.sink.flush_interval();
@@ -200,12 +205,16 @@ impl<'a> OutputLoop<'a> {
             self.flush()?;
         }
         self.flush()?;
-        if let Some(refused) = refused {
-            while let Ok(batch) = refused.recv() {
-                self.dead_letters(batch, format)?;
+        match refused {
+            Some(refused) => {
+                while let Ok(batch) = refused.recv() {
+                    self.dead_letters(batch, format)?;
+                }
             }
+            // Lets go of the way to the dead-letter output, whose thread waits for that.
+            None => self.sink.set_dead_letters(None),
         }
-        Ok(())
+        Ok(self.sink)
     }
 
     fn write(&mut self, batch: Arc<Encoded>) -> std::io::Result<()> {

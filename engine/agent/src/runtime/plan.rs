@@ -12,16 +12,17 @@ use weir_core::model::{Batch, KeyTable};
 use weir_core::pipeline::{ComponentStats, Counted, Pipeline};
 use weir_core::pool::BufferPool;
 
+use super::reload::Kept;
 use super::worker::Worker;
 use super::{InputSummary, Summary};
 use crate::admin::tap::{Tapped, Taps};
-use crate::config::{PipelineConfig, data_dir};
+use crate::config::{Loaded, PipelineConfig, data_dir};
 use crate::delivery::acks::Acks;
 use crate::delivery::checkpoint::Checkpoints;
 use crate::delivery::guard::Guard;
 use crate::inputs::InputStats;
 use crate::inputs::tail::TailStats;
-use crate::outputs::{Format, OutputStats};
+use crate::outputs::{Format, OutputStats, Sink};
 
 /// The route number of output `i` (see `Route::Output`).
 fn route_number(i: usize) -> u16 {
@@ -64,6 +65,32 @@ pub(super) struct Plan<'a> {
     pub(super) queues: Arc<Queues>,
     /// Per followed input: its index and its globs, to tell which input a file's lag is.
     pub(super) follow_globs: Vec<(usize, Vec<glob::Pattern>)>,
+    /// Per input: its number in the run, the `input` of its chunks. The index in the
+    /// config the run started with; an input added by a reload gets the next free one.
+    pub(super) input_runs: Vec<usize>,
+    /// Per input, when it was kept from before a reload: the config that started its
+    /// reader, and its index there (its decoder is built from that component, which may
+    /// hold state the reader shares, such as a metadata cache).
+    pub(super) input_origins: Vec<Option<(Arc<Loaded>, usize)>>,
+}
+
+/// What a run carries from one pipeline to the next at a reload: the counters of the
+/// components kept, the sinks of the outputs kept (their connections, their disk buffers),
+/// and what every pipeline shares (buffers, the checkpoint store, the crash-loop guard).
+pub(super) struct Handover {
+    pub(super) loaded: Arc<Loaded>,
+    pub(super) input_stats: Vec<Arc<InputStats>>,
+    pub(super) tail_stats: Vec<Arc<TailStats>>,
+    pub(super) follow_globs: Vec<(usize, Vec<glob::Pattern>)>,
+    pub(super) input_runs: Vec<usize>,
+    pub(super) input_origins: Vec<Option<(Arc<Loaded>, usize)>>,
+    pub(super) proc_stats: Vec<Arc<ComponentStats>>,
+    pub(super) output_stats: Vec<Arc<OutputStats>>,
+    /// Per output, its sink, when its thread ended well.
+    pub(super) sinks: Vec<Option<Box<dyn Sink>>>,
+    pub(super) chunk_pool: Arc<BufferPool>,
+    pub(super) acks: Option<Arc<Acks>>,
+    pub(super) guard: Option<Arc<Guard>>,
 }
 
 /// Queue depths, set by the stage that takes from the queue each time it takes.
@@ -148,6 +175,82 @@ impl<'a> Plan<'a> {
                 outputs: cfg.outputs.iter().map(|_| AtomicU64::new(0)).collect(),
             }),
             follow_globs: Vec::new(),
+            input_runs: (0..cfg.inputs.len()).collect(),
+            input_origins: cfg.inputs.iter().map(|_| None).collect(),
+        }
+    }
+
+    /// Takes over from the pipeline before a reload what `kept` says this one keeps (its
+    /// inputs' readers go on; its outputs' sinks are reused, returned) and what every
+    /// pipeline shares. `next_run` is the number the next new input gets.
+    pub(super) fn take_over(
+        &mut self,
+        mut old: Handover,
+        kept: &Kept,
+        next_run: &mut usize,
+    ) -> Vec<Option<Box<dyn Sink>>> {
+        self.chunk_pool = old.chunk_pool;
+        self.acks = old.acks;
+        self.guard = old.guard;
+        for (i, from) in kept.inputs.iter().enumerate() {
+            match *from {
+                Some(j) => {
+                    self.input_stats[i] = old.input_stats[j].clone();
+                    self.tail_stats[i] = old.tail_stats[j].clone();
+                    self.input_runs[i] = old.input_runs[j];
+                    self.input_origins[i] =
+                        Some(old.input_origins[j].clone().unwrap_or_else(|| (old.loaded.clone(), j)));
+                    if let Some((_, globs)) = old.follow_globs.iter().find(|(k, _)| *k == j) {
+                        self.follow_globs.push((i, globs.clone()));
+                    }
+                }
+                None => {
+                    self.input_runs[i] = *next_run;
+                    *next_run += 1;
+                }
+            }
+        }
+        for (i, from) in kept.processors.iter().enumerate() {
+            if let Some(j) = *from {
+                self.proc_stats[i] = old.proc_stats[j].clone();
+            }
+        }
+        let mut sinks = Vec::new();
+        for (i, from) in kept.outputs.iter().enumerate() {
+            let sink = from.and_then(|j| {
+                self.output_stats[i] = old.output_stats[j].clone();
+                old.sinks[j].take()
+            });
+            sinks.push(sink);
+        }
+        // The outputs the new pipeline does not keep: a disk buffer's drain delivers what
+        // the buffer holds before it lets go, maybe not soon (the destination may be
+        // down), so on a thread of its own; an ending run does not wait for it.
+        let retired: Vec<Box<dyn Sink>> = old.sinks.into_iter().flatten().collect();
+        if !retired.is_empty() {
+            let _ = std::thread::Builder::new()
+                .name("weir-retire".into())
+                .spawn(move || drop(retired));
+        }
+        sinks
+    }
+
+    /// What the next pipeline may take over from this one, with the sinks its output
+    /// threads gave back.
+    pub(super) fn hand_over(self, loaded: Arc<Loaded>, sinks: Vec<Option<Box<dyn Sink>>>) -> Handover {
+        Handover {
+            loaded,
+            input_stats: self.input_stats,
+            tail_stats: self.tail_stats,
+            follow_globs: self.follow_globs,
+            input_runs: self.input_runs,
+            input_origins: self.input_origins,
+            proc_stats: self.proc_stats,
+            output_stats: self.output_stats,
+            sinks,
+            chunk_pool: self.chunk_pool,
+            acks: self.acks,
+            guard: self.guard,
         }
     }
 
@@ -191,12 +294,20 @@ impl<'a> Plan<'a> {
             keys: self.keys.clone(),
             guard: self.guard.as_ref().map(|g| (g.clone(), g.slot(n))),
             single: Batch::default(),
-            decoders: self
-                .cfg
-                .inputs
-                .iter()
-                .map(|i| i.value.get().decoder(&self.keys))
+            decoders: (0..self.cfg.inputs.len())
+                .map(|i| match &self.input_origins[i] {
+                    Some((loaded, j)) => loaded.config.inputs[*j].value.get().decoder(&self.keys),
+                    None => self.cfg.inputs[i].value.get().decoder(&self.keys),
+                })
                 .collect(),
+            input_index: {
+                let runs = self.input_runs.iter().max().map_or(0, |m| m + 1);
+                let mut index = vec![usize::MAX; runs];
+                for (i, run) in self.input_runs.iter().enumerate() {
+                    index[*run] = i;
+                }
+                index
+            },
             flush_source: u32::MAX - n as u32,
             flush_seq: 0,
             taps: self.taps.clone(),

@@ -27,32 +27,33 @@ pub(super) fn readings(loaded: &Loaded) -> Result<Vec<Reading>, ConfigError> {
     inputs.iter().map(|i| i.value.get().reading(&loaded.file)).collect()
 }
 
-/// The inputs, by how the runtime starts them.
+/// The inputs to start, by how the runtime starts them; each with its index in the
+/// pipeline.
 pub(super) struct Inputs {
-    /// Per input, the sources read once to their end (empty for other inputs), numbered
-    /// from 0 in input order.
-    pub(super) once: Vec<Vec<Source>>,
-    /// Followed inputs, with their index.
+    /// Inputs whose sources are read once to their end, with their sources, numbered
+    /// from `next_source`.
+    pub(super) once: Vec<(usize, Vec<Source>)>,
+    /// Followed inputs.
     pub(super) follows: Vec<(usize, TailSettings)>,
-    /// Inputs that run on their own (network inputs), with their index.
+    /// Inputs that run on their own (network inputs).
     pub(super) runs: Vec<(usize, Box<dyn Run>)>,
 }
 
-/// Sorts the inputs by how they are read.
-pub(super) fn sources(readings: Vec<Reading>) -> Inputs {
+/// Sorts the inputs by how they are read; `input_runs` gives each input's number in the
+/// run (the `input` of its chunks), `next_source` the next free source number.
+pub(super) fn sources(readings: Vec<(usize, Reading)>, input_runs: &[usize], next_source: &AtomicU32) -> Inputs {
     let mut inputs = Inputs {
         once: Vec::new(),
         follows: Vec::new(),
         runs: Vec::new(),
     };
-    let mut next_id = 0u32;
-    for (input, reading) in readings.into_iter().enumerate() {
-        let mut list = Vec::new();
+    for (index, reading) in readings {
         match reading {
-            Reading::Follow(settings) => inputs.follows.push((input, settings)),
-            Reading::Run(run) => inputs.runs.push((input, run)),
+            Reading::Follow(settings) => inputs.follows.push((index, settings)),
+            Reading::Run(run) => inputs.runs.push((index, run)),
             Reading::Once { paths, opts, framing } => {
                 let container = framing.as_ref().is_some_and(|f| f.format != Format::Raw);
+                let mut list = Vec::new();
                 for path in paths {
                     let pod = match (&path, container) {
                         (Some(p), true) => container_fields(p).map(SourceFields::from),
@@ -60,56 +61,63 @@ pub(super) fn sources(readings: Vec<Reading>) -> Inputs {
                     };
                     let framing = framing.clone();
                     list.push(Source {
-                        id: next_id,
-                        input,
+                        id: next_source.fetch_add(1, Ordering::Relaxed),
+                        input: input_runs[index],
                         path,
                         opts,
                         framing,
                         pod,
                     });
-                    next_id += 1;
                 }
+                inputs.once.push((index, list));
             }
         }
-        inputs.once.push(list);
     }
     inputs
 }
 
-/// A reader thread, and whether it reads stdin (a read that may block forever: after a
-/// stop it is not waited for).
+/// A reader thread: the input it reads (its number in the run), its own stop flag (set
+/// by a stop of the run, or by a reload that removes the input), and whether it reads
+/// stdin (a read that may block forever: after a stop it is not waited for).
 pub(super) struct Reader {
     pub(super) handle: JoinHandle<()>,
+    pub(super) input: usize,
+    pub(super) stop: Arc<AtomicBool>,
     pub(super) stdin: bool,
 }
 
 /// Starts a thread per input with sources to read once, a tailer thread per followed
 /// input and a thread per input that runs on its own; they send their chunks to `tx` until
-/// they are done or `stop` is set. Problems met reading go to `errors`.
+/// they are done or their stop is set. Problems met reading go to `errors`.
 pub(super) fn start(
     plan: &Plan<'_>,
     inputs: Inputs,
     tx: &Sender<Work>,
-    stop: &Arc<AtomicBool>,
+    next_source: &Arc<AtomicU32>,
     errors: &Arc<Mutex<Vec<String>>>,
 ) -> std::io::Result<Vec<Reader>> {
-    let next_source = Arc::new(AtomicU32::new(inputs.once.iter().map(|l| l.len() as u32).sum()));
     let mut readers = Vec::new();
-    for (input, list) in inputs.once.into_iter().enumerate() {
+    for (input, list) in inputs.once {
         if list.is_empty() {
             continue;
         }
         let stdin = list.iter().any(|s| s.path.is_none());
-        let (tx, stop, errors) = (tx.clone(), stop.clone(), errors.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, errors, flag) = (tx.clone(), errors.clone(), stop.clone());
         let stats = plan.input_stats[input].clone();
         let pool = plan.chunk_pool.clone();
         let handle = std::thread::Builder::new()
             .name(format!("weir-input-{input}"))
             .spawn(move || {
-                let errs = read_input(&list, &tx, &stats, &pool, &stop);
+                let errs = read_input(&list, &tx, &stats, &pool, &flag);
                 errors.lock().unwrap_or_else(|e| e.into_inner()).extend(errs);
             })?;
-        readers.push(Reader { handle, stdin });
+        readers.push(Reader {
+            handle,
+            input: plan.input_runs[input],
+            stop,
+            stdin,
+        });
     }
     for (input, settings) in inputs.follows {
         let opts = settings.opts;
@@ -121,31 +129,44 @@ pub(super) fn start(
             plan.tail_stats[input].clone(),
             plan.input_stats[input].clone(),
         );
-        let (tx, stop) = (tx.clone(), stop.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, flag, run) = (tx.clone(), stop.clone(), plan.input_runs[input]);
         let handle = std::thread::Builder::new()
             .name(format!("weir-tail-{input}"))
-            .spawn(move || tailer.run(&stop, &mut |c| tx.send(work(c, input, opts)).is_ok()))?;
-        readers.push(Reader { handle, stdin: false });
+            .spawn(move || tailer.run(&flag, &mut |c| tx.send(work(c, run, opts)).is_ok()))?;
+        readers.push(Reader {
+            handle,
+            input: run,
+            stop,
+            stdin: false,
+        });
     }
     for (input, run) in inputs.runs {
-        let (tx, stop, next_source) = (tx.clone(), stop.clone(), next_source.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, flag, next_source) = (tx.clone(), stop.clone(), next_source.clone());
         let (pool, stats) = (plan.chunk_pool.clone(), plan.input_stats[input].clone());
         let drain_timeout = plan.cfg.shutdown_timeout() * 3 / 4;
+        let number = plan.input_runs[input];
         let handle = std::thread::Builder::new()
             .name(format!("weir-input-{input}"))
             .spawn(move || {
                 let ctx = RunContext {
-                    stop: &stop,
+                    stop: &flag,
                     next_source: &next_source,
                     pool: &pool,
                     stats,
                     drain_timeout,
-                    send: &mut |c| send_until_stopped(&tx, work(c, input, LineOptions::default()), &stop),
-                    offer: &mut |c, deadline| offer(&tx, work(c, input, LineOptions::default()), deadline, &stop),
+                    send: &mut |c| send_until_stopped(&tx, work(c, number, LineOptions::default()), &flag),
+                    offer: &mut |c, deadline| offer(&tx, work(c, number, LineOptions::default()), deadline, &flag),
                 };
                 run.run(ctx);
             })?;
-        readers.push(Reader { handle, stdin: false });
+        readers.push(Reader {
+            handle,
+            input: number,
+            stop,
+            stdin: false,
+        });
     }
     Ok(readers)
 }

@@ -96,6 +96,9 @@ pub(super) struct Worker {
     pub(super) taps: Arc<Taps>,
     /// Where the work queue's depth is told.
     pub(super) queues: Arc<Queues>,
+    /// An input's index in this pipeline by its number in the run (the `input` of its
+    /// chunks, see `Plan::input_runs`); `usize::MAX` for one a reload removed.
+    pub(super) input_index: Vec<usize>,
 }
 
 /// The encoded bytes and event counts of a batch, per output.
@@ -221,7 +224,19 @@ impl Worker {
 
     /// Processes one chunk: split or fill a batch, run the pipeline, encode for every output.
     /// A chunk of a file that an earlier run died on goes one event at a time (see `guard`).
-    pub(super) fn process(&mut self, work: Work) -> Encoded {
+    pub(super) fn process(&mut self, mut work: Work) -> Encoded {
+        work.input = match self.input_index.get(work.input) {
+            Some(&i) if i != usize::MAX => i,
+            // A reload removes an input only once its reader is done and what it read
+            // is processed; a chunk still from it goes on as the first input's.
+            _ => {
+                tracing::warn!(
+                    input = work.input,
+                    "a chunk of a removed input: processed as the first input's"
+                );
+                0
+            }
+        };
         let Some((file, start, end)) = self.watch(&work) else {
             return self.process_batch(work);
         };

@@ -214,6 +214,7 @@ fn check(yaml: &str, file: &Path) -> Result<(), String> {
     let loaded = Loaded {
         file: file.to_path_buf(),
         config: parsed,
+        text: String::new(),
     };
     config::validate(&loaded).map_err(|e| e.message)
 }
