@@ -721,6 +721,11 @@ impl<'a> Target<'a> {
         if let Some(n) = workers {
             cmd.arg("--workers").arg(n.to_string());
         }
+        if !w.exec.is_empty() {
+            let corpus = self.corpus.to_string_lossy();
+            cmd.args(["--exec", "--"])
+                .args(w.exec.iter().map(|a| a.replace("{corpus}", &corpus)));
+        }
         let stderr = self.work_dir.join(format!("{}.stderr", w.name));
         let to_check = (!produce).then_some(output);
         let measured = Measured::start(cmd, None, to_check, &stderr)?;

@@ -109,6 +109,8 @@ struct Meta {
     kafka: Option<KafkaRole>,
     #[serde(default)]
     send: Option<SendRole>,
+    #[serde(default)]
+    exec: Vec<String>,
 }
 
 /// A named workload.
@@ -130,6 +132,9 @@ pub struct Workload {
     pub kafka: Option<KafkaRole>,
     /// What the harness sends to its listening input, if it has one.
     pub send: Option<SendRole>,
+    /// A command for `weir run --exec -- ...` (`{corpus}` in its arguments is the corpus
+    /// file), when the workload reads a child's output.
+    pub exec: Vec<String>,
     /// The pipeline text, placeholders included.
     pub template: String,
 }
@@ -193,6 +198,7 @@ impl Workload {
             forbid: meta.forbid,
             kafka: meta.kafka,
             send: meta.send,
+            exec: meta.exec,
             template: text.to_string(),
         })
     }

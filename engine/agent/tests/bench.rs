@@ -375,3 +375,34 @@ fn scale_runs_each_worker_count_and_reports_the_speedup() {
     assert!(!out.status.success());
     assert!(stderr.contains("--scale: worker counts start at 1"), "{stderr}");
 }
+
+#[test]
+fn the_exec_workload_wraps_its_command_and_counts_every_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let (out, stdout, stderr) = run(bench(dir.path())
+        .args([
+            "-w",
+            "exec-passthrough",
+            "-w",
+            "passthrough",
+            "--size",
+            "1MiB",
+            "--json",
+        ])
+        .arg(&json));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let workloads = r["workloads"].as_array().unwrap();
+    assert_eq!(workloads.len(), 2);
+    // `cat` of the corpus under `weir run --exec`: every line an event, as when the same
+    // corpus is read from its file.
+    let events: Vec<u64> = workloads
+        .iter()
+        .map(|w| w["expected_events"].as_u64().unwrap())
+        .collect();
+    assert_eq!(events[0], events[1]);
+    for w in workloads {
+        check_figures(&w["weir"], w["expected_events"].as_u64().unwrap());
+    }
+}

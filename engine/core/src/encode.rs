@@ -38,9 +38,16 @@ pub trait Encoder: Send {
     /// event per line that `split_lines` would make of it (no processors ran) would be
     /// encoded: same output, without making the events. Returns the number of events, or
     /// `None` (and `out` unchanged) when the chunk needs the general path: its last byte is
-    /// not `\n`, or a line is longer than `max_line_bytes`.
-    fn encode_plain_lines(&mut self, chunk: &[u8], max_line_bytes: usize, out: &mut Vec<u8>) -> Option<u64> {
-        let _ = (chunk, max_line_bytes, out);
+    /// not `\n`, or a line is longer than `max_line_bytes`. `fields` are set on every event
+    /// after its message (a source's constant fields, such as an exec input's `stream`).
+    fn encode_plain_lines(
+        &mut self,
+        chunk: &[u8],
+        max_line_bytes: usize,
+        fields: &[(&str, &str)],
+        out: &mut Vec<u8>,
+    ) -> Option<u64> {
+        let _ = (chunk, max_line_bytes, fields, out);
         None
     }
 }
@@ -163,21 +170,35 @@ impl Encoder for JsonEncoder {
         }
     }
 
-    fn encode_plain_lines(&mut self, chunk: &[u8], max_line_bytes: usize, out: &mut Vec<u8>) -> Option<u64> {
-        encode_plain_lines_json(chunk, max_line_bytes, out)
+    fn encode_plain_lines(
+        &mut self,
+        chunk: &[u8],
+        max_line_bytes: usize,
+        fields: &[(&str, &str)],
+        out: &mut Vec<u8>,
+    ) -> Option<u64> {
+        let mut close = Vec::new();
+        for (name, value) in fields {
+            close.push(b',');
+            write_json_str(&mut close, name.as_bytes());
+            close.push(b':');
+            write_json_str(&mut close, value.as_bytes());
+        }
+        close.extend_from_slice(b"}\n");
+        encode_plain_lines_json(chunk, max_line_bytes, &close, out)
     }
 }
 
-/// [`Encoder::encode_plain_lines`] for JSON lines: `{"message":"<line>"}` per line, in one
-/// pass of the string escaper over the whole chunk (a line end is one more byte it stops
-/// at). Measured on nginx lines: the per-event work it skips (making events, the field
-/// loop, a call per string) was about a seventh of a passthrough run's CPU.
-pub fn encode_plain_lines_json(chunk: &[u8], max_line_bytes: usize, out: &mut Vec<u8>) -> Option<u64> {
+/// [`Encoder::encode_plain_lines`] for JSON lines: `{"message":"<line>"<close>` per line
+/// (`close`: the constant fields, then `}\n`), in one pass of the string escaper over the
+/// whole chunk (a line end is one more byte it stops at). Measured on nginx lines: the
+/// per-event work it skips (making events, the field loop, a call per string) was about a
+/// seventh of a passthrough run's CPU.
+pub fn encode_plain_lines_json(chunk: &[u8], max_line_bytes: usize, close: &[u8], out: &mut Vec<u8>) -> Option<u64> {
     if chunk.last().is_some_and(|&b| b != b'\n') {
         return None;
     }
     const OPEN: &[u8] = b"{\"message\":\"";
-    const CLOSE: &[u8] = b"\"}\n";
     let start_len = out.len();
     out.reserve(chunk.len() + chunk.len() / 8 + SLACK);
     let mut w = Writer { out, len: start_len };
@@ -210,7 +231,8 @@ pub fn encode_plain_lines_json(chunk: &[u8], max_line_bytes: usize, out: &mut Ve
             unsafe { w.out.set_len(start_len) };
             return None;
         }
-        w.extend(CLOSE);
+        w.extend(b"\"");
+        w.extend(close);
         i += 1;
         events += 1;
     }
@@ -252,8 +274,15 @@ impl Encoder for RawEncoder {
         }
     }
 
-    /// The chunk as it is, when its lines end in `\n` alone and none is too long.
-    fn encode_plain_lines(&mut self, chunk: &[u8], max_line_bytes: usize, out: &mut Vec<u8>) -> Option<u64> {
+    /// The chunk as it is, when its lines end in `\n` alone and none is too long (fields
+    /// are not in raw output).
+    fn encode_plain_lines(
+        &mut self,
+        chunk: &[u8],
+        max_line_bytes: usize,
+        _fields: &[(&str, &str)],
+        out: &mut Vec<u8>,
+    ) -> Option<u64> {
         if chunk.last().is_some_and(|&b| b != b'\n') || memchr::memchr(b'\r', chunk).is_some() {
             return None;
         }
@@ -762,6 +791,12 @@ mod tests {
 
     /// The chunk-wide path gives the bytes the per-event path gives, or declines.
     fn check_plain_lines(data: &[u8], max: usize) {
+        check_plain_lines_with(data, max, &[]);
+        check_plain_lines_with(data, max, &[("stream", "stdout"), ("pod", "we\"ird\n")]);
+    }
+
+    /// The same, with constant `fields` on every event.
+    fn check_plain_lines_with(data: &[u8], max: usize, fields: &[(&str, &str)]) {
         use crate::line::{Chunk, LineOptions, split_lines};
         let opts = LineOptions {
             max_line_bytes: max,
@@ -773,8 +808,17 @@ mod tests {
             first_continues_cut: false,
             is_cut_piece: false,
         };
-        let (batch, _) = split_lines(chunk, &opts, 0, 0);
+        let (mut batch, _) = split_lines(chunk, &opts, 0, 0);
         let keys = KeyTable::new();
+        let values: Vec<(Key, Value)> = fields
+            .iter()
+            .map(|(k, v)| (keys.intern(k), Value::Str(batch.push_arena(v.as_bytes()))))
+            .collect();
+        for event in batch.parts_mut().1 {
+            for (k, v) in &values {
+                event.set(*k, *v);
+            }
+        }
         for (name, mut enc) in [
             ("json", Box::new(JsonEncoder::new(keys.clone())) as Box<dyn Encoder>),
             ("raw", Box::new(RawEncoder)),
@@ -782,7 +826,7 @@ mod tests {
             let mut general = b"prefix".to_vec();
             enc.encode(&batch, &mut general);
             let mut fast = b"prefix".to_vec();
-            match enc.encode_plain_lines(data, max, &mut fast) {
+            match enc.encode_plain_lines(data, max, fields, &mut fast) {
                 Some(events) => {
                     assert_eq!(
                         String::from_utf8_lossy(&fast),

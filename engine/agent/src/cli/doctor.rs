@@ -212,6 +212,11 @@ fn check_inputs(loaded: &Loaded, opts: &Options, report: &mut Report) {
             InputConfig::File(c) => check_file_input(c, &subject, opts, report),
             InputConfig::KubernetesLogs(c) => check_kubernetes_input(c, &subject, opts, report),
             InputConfig::Stdin(_) => report.add(Status::Pass, subject, "standard input: nothing to check on disk"),
+            InputConfig::Exec(_) => report.add(
+                Status::Pass,
+                subject,
+                "the output of the command of `weir run --exec`: nothing to check on disk",
+            ),
             InputConfig::Kafka(c) => {
                 let topics: Vec<&str> = c.topics.value.iter().map(|t| t.value.as_str()).collect();
                 check_kafka(c.client(), &topics, &subject, opts, report);

@@ -40,14 +40,26 @@ pub enum Command {
         /// Reload the pipeline when its file changes (as on SIGHUP): components that did
         /// not change go on (files stay open at their positions); a file that does not
         /// validate is refused and the running pipeline goes on.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "exec")]
         watch_config: bool,
+        /// Same-container mode: start COMMAND (after `--`, no shell) as Weir's child, read
+        /// its stdout and stderr as the pipeline's exec input (copied unchanged to Weir's
+        /// own), pass signals on to it, and exit with its code once everything it wrote is
+        /// delivered.
+        #[arg(long, requires = "command")]
+        exec: bool,
+        /// The command for --exec, and its arguments.
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
     },
     /// Validate a pipeline file without running it; errors name file and line:column.
     Check {
         /// The pipeline file (YAML).
         #[arg(short, long)]
         config: PathBuf,
+        /// Check it as `weir run --exec` runs it (its exec input implied).
+        #[arg(long)]
+        exec: bool,
     },
     /// Check what stops collection silently: the config, input paths and their files,
     /// data_dir, checkpoints, outputs, the admin address, the clock. Exits non-zero on a failure.
@@ -150,9 +162,17 @@ pub fn execute(command: Command) -> ExitCode {
         Command::Run {
             config,
             workers,
+            exec: true,
+            command,
+            ..
+        } => run_exec(&config, workers, &command),
+        Command::Run {
+            config,
+            workers,
             watch_config,
+            ..
         } => run(&config, workers, watch_config),
-        Command::Check { config } => check(&config),
+        Command::Check { config, exec } => check(&config, exec),
         Command::Doctor { config } => doctor::main(&config),
         Command::Gen { kind, size, seed } => bench::gen_corpus(&kind, size, seed),
         Command::Bench(args) => bench::main(args),
@@ -163,9 +183,16 @@ pub fn execute(command: Command) -> ExitCode {
     }
 }
 
-/// `weir check`: loads and validates the pipeline file.
-fn check(file: &std::path::Path) -> ExitCode {
-    match config::load(file).and_then(|l| config::validate(&l).map(|()| l)) {
+/// `weir check`: loads and validates the pipeline file (with `exec`, as `weir run --exec`
+/// runs it).
+fn check(file: &std::path::Path, exec: bool) -> ExitCode {
+    let loaded = config::load(file).map(|mut l| {
+        if exec {
+            l.exec_input();
+        }
+        l
+    });
+    match loaded.and_then(|l| config::validate(&l).map(|()| l)) {
         Ok(loaded) => {
             let c = &loaded.config;
             println!(
@@ -182,6 +209,23 @@ fn check(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `weir run --exec -- COMMAND`: runs the pipeline around COMMAND, logs what each
+/// component did, exits with COMMAND's code.
+fn run_exec(file: &std::path::Path, workers: Option<usize>, command: &[std::ffi::OsString]) -> ExitCode {
+    let loaded = match config::load(file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e} (the command was not started)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let end = runtime::run_exec(loaded, workers, command);
+    if let Some(summary) = &end.summary {
+        log_summary(summary);
+    }
+    ExitCode::from(u8::try_from(end.code).unwrap_or(1))
 }
 
 /// `weir run`: runs the pipeline, then logs what each component did.

@@ -24,7 +24,8 @@ pub use validate::validate;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// Where events come from.
+    /// Where events come from (`weir run --exec` adds its exec input when there is none).
+    #[serde(default)]
     pub inputs: Vec<Spanned<InputConfig>>,
     /// What happens to them, in order.
     #[serde(default)]
@@ -131,6 +132,23 @@ impl Loaded {
     /// An error at `pos` in this file.
     pub fn error(&self, pos: Pos, message: impl Into<String>) -> ConfigError {
         ConfigError::at(&self.file, pos, message)
+    }
+
+    /// For `weir run --exec`: the pipeline's exec input, added (with its defaults) when it
+    /// has none.
+    pub fn exec_input(&mut self) -> &crate::inputs::exec::ExecConfig {
+        fn exec(i: &Spanned<InputConfig>) -> Option<&crate::inputs::exec::ExecConfig> {
+            match &i.value {
+                InputConfig::Exec(c) => Some(c),
+                _ => None,
+            }
+        }
+        if !self.config.inputs.iter().any(|i| exec(i).is_some()) {
+            let implied = InputConfig::Exec(crate::inputs::exec::ExecConfig::default());
+            let nowhere = serde_saphyr::Location::UNKNOWN;
+            self.config.inputs.push(Spanned::new(implied, nowhere, nowhere));
+        }
+        self.config.inputs.iter().find_map(exec).expect("an exec input")
     }
 }
 

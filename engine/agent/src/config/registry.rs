@@ -28,6 +28,7 @@ use weir_wasm::{OnError, WasmConfig};
 
 use super::tagged::{Tagged, deserialize_tagged};
 use crate::inputs::Input;
+use crate::inputs::exec::ExecConfig;
 use crate::inputs::file::FileInputConfig;
 use crate::inputs::http::HttpInputConfig;
 use crate::inputs::kafka::KafkaInputConfig;
@@ -144,6 +145,8 @@ registry! {
         "http" => Http(HttpInputConfig),
         /// `syslog`: RFC 5424 and RFC 3164 over TCP (newline or octet-counting, TLS) or UDP.
         "syslog" => Syslog(SyslogInputConfig),
+        /// `exec`: the output of the command `weir run --exec -- CMD` runs.
+        "exec" => Exec(ExecConfig),
     }
 }
 

@@ -15,7 +15,20 @@ pub fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
     let cfg = &loaded.config;
     let top = Pos { line: 1, column: 1 };
     if cfg.inputs.is_empty() {
-        return Err(loaded.error(top, "the pipeline has no inputs"));
+        return Err(loaded.error(
+            top,
+            "the pipeline has no inputs (for `weir run --exec`, whose exec input is implied, check it with `weir check --exec`)",
+        ));
+    }
+    let mut execs = cfg
+        .inputs
+        .iter()
+        .filter(|i| matches!(i.value, crate::config::registry::InputConfig::Exec(_)));
+    if let (Some(_), Some(second)) = (execs.next(), execs.next()) {
+        return Err(loaded.error(
+            Pos::of(second),
+            "a pipeline has at most one exec input (it reads the one command of `weir run --exec`)",
+        ));
     }
     if cfg.outputs.is_empty() {
         return Err(loaded.error(top, "the pipeline has no outputs"));

@@ -5,6 +5,7 @@
 //! [`tail::Tailer`]. Chunks of whole lines go to the workers, numbered so the output keeps
 //! each source's order.
 
+pub mod exec;
 pub mod file;
 pub mod http;
 pub mod kafka;
@@ -74,6 +75,9 @@ pub enum Reading {
     Follow(tail::TailSettings),
     /// A source that runs on its own thread and acknowledges on its own (network inputs).
     Run(Box<dyn Run>),
+    /// The standard output and error of the command `weir run --exec` started, each read
+    /// to its end on its own thread.
+    Exec(exec::ExecSettings),
 }
 
 /// An input that runs on its own thread until it ends or `stop` is set, handing over

@@ -82,6 +82,9 @@ pub struct OutputStats {
     pub rejected: AtomicU64,
     /// Batches written but never acknowledged (the run stopped first): read again on restart.
     pub unacked_batches: AtomicU64,
+    /// Events given to the output and never delivered: in batches written but not
+    /// acknowledged, or still queued, when the output gave up (the shutdown deadline).
+    pub undelivered: AtomicU64,
     /// With a disk buffer: when the oldest record not yet delivered was written (Unix ms;
     /// 0 when none), for `weir_buffer_oldest_record_age_seconds` (see [`buffer`]).
     pub buffer_oldest_ms: AtomicU64,

@@ -2,7 +2,7 @@
 //! shutdown deadline, the sidecar's `exit_when`) and saving checkpoints.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -40,10 +40,10 @@ impl Control {
 }
 
 /// Sidecar mode: sets `stop` when a condition of `exit_when` holds.
-pub(super) fn watch_exit(exit_when: &ExitWhen, inputs: &[Arc<InputStats>], stop: &AtomicBool, finished: &AtomicBool) {
+pub(super) fn watch_exit(exit_when: &ExitWhen, inputs: &[Arc<InputStats>], stop: &AtomicBool, finished: &Latch) {
     let bytes = || inputs.iter().map(|s| s.bytes.load(Ordering::Relaxed)).sum::<u64>();
     let mut last = (bytes(), Instant::now());
-    while !finished.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+    while !finished.is_set() && !stop.load(Ordering::Relaxed) {
         if let Some(marker) = &exit_when.marker_file
             && marker.value.exists()
         {
@@ -65,7 +65,7 @@ pub(super) fn watch_exit(exit_when: &ExitWhen, inputs: &[Arc<InputStats>], stop:
                 break;
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        finished.wait(Duration::from_millis(50));
     }
 }
 
@@ -92,10 +92,10 @@ pub(super) fn close_when_read(
     close: Sender<()>,
     stop: &AtomicBool,
     handoff: &AtomicBool,
-    ended: &AtomicBool,
+    ended: &Latch,
 ) -> bool {
     let done = loop {
-        if handoff.load(Ordering::Relaxed) || ended.load(Ordering::Relaxed) {
+        if handoff.load(Ordering::Relaxed) || ended.is_set() {
             break false;
         }
         let stopping = stop.load(Ordering::Relaxed);
@@ -118,12 +118,12 @@ pub(super) fn close_when_read(
 }
 
 /// The watchdog: after a stop, gives the drain `timeout`, then sets `abort`.
-pub(super) fn watchdog(control: &Control, finished: &AtomicBool, timeout: Duration) {
-    while !finished.load(Ordering::Relaxed) && !control.stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(20));
+pub(super) fn watchdog(control: &Control, finished: &Latch, timeout: Duration) {
+    while !finished.is_set() && !control.stop.load(Ordering::Relaxed) {
+        finished.wait(Duration::from_millis(20));
     }
     let deadline = Instant::now() + timeout;
-    while !finished.load(Ordering::Relaxed) {
+    while !finished.is_set() {
         if Instant::now() >= deadline {
             tracing::warn!(
                 shutdown_timeout = ?timeout,
@@ -132,16 +132,52 @@ pub(super) fn watchdog(control: &Control, finished: &AtomicBool, timeout: Durati
             control.abort.store(true, Ordering::Relaxed);
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        finished.wait(Duration::from_millis(20));
     }
 }
 
 /// Saves checkpoints at most every `interval` (and prunes those of files long gone) until
 /// the run is finished; the last save is the caller's, after the outputs are done.
-pub(super) fn save_checkpoints(acks: &Acks, finished: &AtomicBool, interval: Duration) {
-    while !finished.load(Ordering::Relaxed) {
+pub(super) fn save_checkpoints(acks: &Acks, finished: &Latch, interval: Duration) {
+    while !finished.is_set() {
         acks.prune_if_due();
         acks.save_if_due(interval);
-        std::thread::sleep(interval.min(Duration::from_millis(100)));
+        finished.wait(interval.min(Duration::from_millis(100)));
+    }
+}
+
+/// A flag set once that threads can wait on: setting it wakes them (a run's helper threads
+/// end at once, not at their next poll).
+#[derive(Debug, Default)]
+pub(super) struct Latch {
+    flag: AtomicBool,
+    set: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Latch {
+    pub(super) fn set(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        *self.set.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    pub(super) fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// The flag, for code that only polls it.
+    pub(super) fn flag(&self) -> &AtomicBool {
+        &self.flag
+    }
+
+    /// Waits until it is set, at most `timeout`; whether it is.
+    pub(super) fn wait(&self, timeout: Duration) -> bool {
+        let set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, _) = self
+            .cv
+            .wait_timeout_while(set, timeout, |s| !*s)
+            .unwrap_or_else(|e| e.into_inner());
+        *set
     }
 }

@@ -408,7 +408,7 @@ impl Plan<'_> {
     fn output_metrics(&self, m: &mut Metrics) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
         type OutCounter = fn(&OutputStats) -> &AtomicU64;
-        let out_counters: [(&str, &str, OutCounter); 5] = [
+        let out_counters: [(&str, &str, OutCounter); 6] = [
             ("weir_output_events_total", "Events delivered by the output.", |s| {
                 &s.events
             }),
@@ -429,6 +429,11 @@ impl Plan<'_> {
                 "weir_output_unacked_batches_total",
                 "Batches not delivered before the run stopped.",
                 |s| &s.unacked_batches,
+            ),
+            (
+                "weir_output_events_undelivered_total",
+                "Events given up at the shutdown deadline (held or queued by the output).",
+                |s| &s.undelivered,
             ),
         ];
         for (name, help, f) in out_counters {

@@ -18,6 +18,7 @@
 //! - [`reload`]: SIGHUP and `--watch-config`: what a new pipeline keeps of the old.
 
 mod control;
+mod exec;
 mod memory;
 mod metrics;
 mod output;
@@ -26,17 +27,20 @@ mod readers;
 mod reload;
 mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 
 use anyhow::anyhow;
 use weir_core::pipeline::StatsSnapshot;
 
 pub use control::Control;
+use control::Latch;
+pub use exec::{ExecEnd, run_exec};
 pub use memory::run_in_memory;
 pub use reload::Reloads;
 
 use crate::config::{Loaded, PipelineConfig, Pos, validate};
+use crate::inputs::exec::ExecPipes;
 use crate::outputs::Sink;
 use output::Reorder;
 use plan::{Handover, Plan};
@@ -80,6 +84,8 @@ pub struct Summary {
     pub processors: Vec<(String, StatsSnapshot)>,
     /// Per output: (name, events, bytes).
     pub outputs: Vec<(String, u64, u64)>,
+    /// Per output: events given up at the shutdown deadline.
+    pub outputs_undelivered: Vec<u64>,
     /// Problems that did not stop the run (unreadable files); the run exits non-zero.
     pub errors: Vec<String>,
     /// With follow-mode inputs: files in the checkpoint store at the end, and checkpoints
@@ -91,7 +97,7 @@ pub struct Summary {
 /// with `watch_config` when its file changes (see [`reload`]).
 pub fn run(loaded: Loaded, workers: Option<usize>, watch_config: bool) -> anyhow::Result<Summary> {
     let reloads = Reloads::new(&loaded.file, watch_config)?;
-    run_with(loaded, workers, Control::from_signals()?, reloads)
+    run_with(loaded, workers, Control::from_signals()?, reloads, None)
 }
 
 /// Runs the pipeline until every input ends or `control.stop` is set, replacing it each
@@ -103,12 +109,17 @@ pub fn run(loaded: Loaded, workers: Option<usize>, watch_config: bool) -> anyhow
 /// outputs deliver it all; then the next pipeline starts with the kept readers (which
 /// went on reading into the work queue meanwhile), the kept sinks, the counters of kept
 /// components, and the dispatcher's order.
+///
+/// `exec`: the streams of the command `weir run --exec` started, for the exec input; the
+/// run is then a sidecar's: followed files are read to their end when it stops.
 pub fn run_with(
     loaded: Loaded,
     workers: Option<usize>,
     control: Control,
     reloads: Arc<Reloads>,
+    mut exec: Option<ExecPipes>,
 ) -> anyhow::Result<Summary> {
+    let sidecar = exec.is_some();
     validate(&loaded)?;
     reloads.running(&loaded);
     let workers_of = |cfg: &PipelineConfig| {
@@ -173,7 +184,7 @@ pub fn run_with(
             plan.open_checkpoints()?;
         }
         for (i, settings) in &mut inputs.follows {
-            settings.drain_on_stop = cfg.exit_when.is_some();
+            settings.drain_on_stop = cfg.exit_when.is_some() || sidecar;
             let globs = settings
                 .paths
                 .iter()
@@ -192,7 +203,7 @@ pub fn run_with(
                 }
             })
             .collect::<std::io::Result<Vec<_>>>()?;
-        let started = readers::start(&plan, inputs, &work_tx, &next_source, &errors)?;
+        let started = readers::start(&plan, inputs, &work_tx, &next_source, &errors, &mut exec)?;
         readers.lock().unwrap_or_else(|e| e.into_inner()).extend(started);
 
         let (done_tx, done_rx) = crossbeam_channel::bounded::<Encoded>(workers);
@@ -201,7 +212,7 @@ pub fn run_with(
         let (close_tx, close_rx) = crossbeam_channel::bounded::<()>(0);
         // `ended`: the pipeline's stages are done (its reloader stops); `finished`: its
         // sinks are closed too (the other helper threads stop).
-        let (finished, ended, handoff) = (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
+        let (finished, ended, handoff) = (Latch::default(), Latch::default(), AtomicBool::new(false));
         let result = std::thread::scope(|s| -> anyhow::Result<_> {
             s.spawn(|| control::close_when_read(&readers, close_tx, &control.stop, &handoff, &ended));
             s.spawn(|| control::watchdog(&control, &finished, cfg.shutdown_timeout()));
@@ -213,7 +224,7 @@ pub fn run_with(
                 s.spawn(|| control::watch_exit(&exit_when.value, &plan.input_stats, &control.stop, &finished));
             }
             if let Some(admin) = &admin {
-                s.spawn(|| admin.serve(&finished, &plan.taps, |path| plan.admin_reply(path, &reloads)));
+                s.spawn(|| admin.serve(finished.flag(), &plan.taps, |path| plan.admin_reply(path, &reloads)));
             }
             let mut worker_handles = Vec::new();
             for n in 0..workers {
@@ -225,7 +236,7 @@ pub fn run_with(
             output::dispatch(done_rx, output_txs, &mut order);
             let sinks = output::join(output_handles, &plan, &control.abort, &errors);
             let workers_ok = worker_handles.into_iter().all(|h| h.join().is_ok());
-            ended.store(true, Ordering::Relaxed);
+            ended.set();
             let prepared = reloader.join().ok().flatten();
             // Without a reload the sinks close here, while the watchdog still runs: a disk
             // buffer's drain delivers what it holds until the shutdown deadline.
@@ -236,7 +247,7 @@ pub fn run_with(
                 }
                 (sinks, _) => sinks,
             };
-            finished.store(true, Ordering::Relaxed);
+            finished.set();
             anyhow::ensure!(workers_ok, "a worker panicked");
             Ok((sinks?, prepared))
         });

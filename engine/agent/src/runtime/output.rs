@@ -161,7 +161,24 @@ impl<'a> OutputLoop<'a> {
 
     /// Runs until `rx` closes; for the dead-letter output (`refused` given, the events
     /// other outputs' destinations refused, in `format`), until every other output is done.
+    /// Gives the sink back. When it gives up, the events still queued are counted as
+    /// undelivered, with those it held.
     fn run(
+        self,
+        rx: &Receiver<Arc<Encoded>>,
+        refused: Option<&Receiver<DeadLetterBatch>>,
+        format: Format,
+    ) -> std::io::Result<Box<dyn Sink>> {
+        let (i, stats) = (self.i, self.stats);
+        let result = self.serve(rx, refused, format);
+        if result.is_err() {
+            let queued: u64 = rx.try_iter().map(|b| b.events[i]).sum();
+            stats.undelivered.fetch_add(queued, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn serve(
         mut self,
         rx: &Receiver<Arc<Encoded>>,
         refused: Option<&Receiver<DeadLetterBatch>>,
@@ -223,6 +240,10 @@ impl<'a> OutputLoop<'a> {
             self.stats
                 .unacked_batches
                 .fetch_add(self.pending.len() as u64 + 1, Ordering::Relaxed);
+            let held: u64 = self.pending.iter().map(|b| b.events[self.i]).sum();
+            self.stats
+                .undelivered
+                .fetch_add(held + batch.events[self.i], Ordering::Relaxed);
             return Err(e);
         }
         self.pending_bytes += bytes.len();
@@ -241,6 +262,8 @@ impl<'a> OutputLoop<'a> {
             stats
                 .unacked_batches
                 .fetch_add(self.pending.len() as u64, Ordering::Relaxed);
+            let held: u64 = self.pending.iter().map(|b| b.events[i]).sum();
+            stats.undelivered.fetch_add(held, Ordering::Relaxed);
             self.pending.clear();
             return Err(e);
         }

@@ -352,6 +352,7 @@ impl<'a> Plan<'a> {
             summary.processors.push((name.clone(), st.snapshot()));
         }
         for (i, st) in self.output_stats.iter().enumerate() {
+            summary.outputs_undelivered.push(st.undelivered.load(Ordering::Relaxed));
             summary.outputs.push((
                 self.output_name(i),
                 st.events.load(Ordering::Relaxed),

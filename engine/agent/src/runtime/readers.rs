@@ -16,6 +16,7 @@ use weir_core::pool::BufferPool;
 use super::plan::Plan;
 use super::worker::{Payload, Work};
 use crate::config::{ConfigError, Loaded};
+use crate::inputs::exec::{ExecPipes, ExecSettings};
 use crate::inputs::tail::{TailSettings, Tailer};
 use crate::inputs::{
     Framing, InputStats, Offered, Reading, Run, RunContext, SourceChunk, SourceFields, container_fields, read_chunks,
@@ -37,6 +38,8 @@ pub(super) struct Inputs {
     pub(super) follows: Vec<(usize, TailSettings)>,
     /// Inputs that run on their own (network inputs).
     pub(super) runs: Vec<(usize, Box<dyn Run>)>,
+    /// The exec input (`weir run --exec`).
+    pub(super) execs: Vec<(usize, ExecSettings)>,
 }
 
 /// Sorts the inputs by how they are read; `input_runs` gives each input's number in the
@@ -46,9 +49,11 @@ pub(super) fn sources(readings: Vec<(usize, Reading)>, input_runs: &[usize], nex
         once: Vec::new(),
         follows: Vec::new(),
         runs: Vec::new(),
+        execs: Vec::new(),
     };
     for (index, reading) in readings {
         match reading {
+            Reading::Exec(settings) => inputs.execs.push((index, settings)),
             Reading::Follow(settings) => inputs.follows.push((index, settings)),
             Reading::Run(run) => inputs.runs.push((index, run)),
             Reading::Once { paths, opts, framing } => {
@@ -87,16 +92,65 @@ pub(super) struct Reader {
 }
 
 /// Starts a thread per input with sources to read once, a tailer thread per followed
-/// input and a thread per input that runs on its own; they send their chunks to `tx` until
-/// they are done or their stop is set. Problems met reading go to `errors`.
+/// input, a thread per input that runs on its own and one per stream of the command
+/// `weir run --exec` started (`exec`, taken by the exec input); they send their chunks to
+/// `tx` until they are done or their stop is set. Problems met reading go to `errors`.
 pub(super) fn start(
     plan: &Plan<'_>,
     inputs: Inputs,
     tx: &Sender<Work>,
     next_source: &Arc<AtomicU32>,
     errors: &Arc<Mutex<Vec<String>>>,
+    exec: &mut Option<ExecPipes>,
 ) -> std::io::Result<Vec<Reader>> {
     let mut readers = Vec::new();
+    for (input, settings) in inputs.execs {
+        let Some(pipes) = exec.take() else {
+            return Err(std::io::Error::other(format!(
+                "{}: reads the command that `weir run --exec -- CMD` starts; there is none without --exec",
+                plan.input_name(input)
+            )));
+        };
+        plan.input_stats[input].labeled.set(
+            "weir_exec_command_info",
+            "The command weir run --exec started, and its pid.",
+            &[("command", &pipes.command), ("pid", &pipes.pid.to_string())],
+            1.0,
+        );
+        for (pipe, stream) in [(pipes.stdout, "stdout"), (pipes.stderr, "stderr")] {
+            let source = Source {
+                id: next_source.fetch_add(1, Ordering::Relaxed),
+                input: plan.input_runs[input],
+                path: None,
+                opts: settings.opts,
+                framing: settings.framing.clone(),
+                pod: Some(settings.source_fields(stream)),
+            };
+            let (tx, errors) = (tx.clone(), errors.clone());
+            let (stats, pool) = (plan.input_stats[input].clone(), plan.chunk_pool.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("weir-exec-{stream}"))
+                .spawn(move || {
+                    // No stop: a stream ends at its end, or when it is let go (see
+                    // `runtime/exec.rs`); what was read is all sent.
+                    let sent = read_source(pipe, &source, DEFAULT_CHUNK_BYTES, &pool, &stats, |w| {
+                        tx.send(w).is_ok()
+                    });
+                    if let Err(e) = sent {
+                        stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                        let msg = format!("exec: cannot read the command's {stream}: {e}");
+                        tracing::error!("{msg}");
+                        errors.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+                    }
+                })?;
+            readers.push(Reader {
+                handle,
+                input: plan.input_runs[input],
+                stop: Arc::default(),
+                stdin: false,
+            });
+        }
+    }
     for (input, list) in inputs.once {
         if list.is_empty() {
             continue;

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use weir_core::model::KeyTable;
 
 use super::Control;
+use super::control::Latch;
 use super::plan::Plan;
 use super::readers::Reader;
 use crate::config::{self, Loaded, validate};
@@ -253,11 +254,11 @@ pub(super) fn watch(
     readers: &Mutex<Vec<Reader>>,
     control: &Control,
     handoff: &AtomicBool,
-    ended: &AtomicBool,
+    ended: &Latch,
 ) -> Option<Prepared> {
-    while !ended.load(Ordering::Relaxed) && !control.stop.load(Ordering::Relaxed) {
+    while !ended.is_set() && !control.stop.load(Ordering::Relaxed) {
         if !reloads.take_request() {
-            std::thread::sleep(Duration::from_millis(50));
+            ended.wait(Duration::from_millis(50));
             continue;
         }
         let prepared = match prepare(&running.file, running, &control.abort) {

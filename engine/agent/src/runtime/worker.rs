@@ -179,11 +179,17 @@ impl Worker {
             || chunk.first_continues_cut
             || chunk.is_cut_piece
             || work.opts.skip_empty_lines
-            || work.pod.is_some()
             || self.taps.wants_events(work.input)
         {
             return None;
         }
+        // A source's constant fields (an exec input's `stream`) follow the message.
+        let fields: Vec<(&str, &str)> = work
+            .pod
+            .iter()
+            .flat_map(|p| p.iter())
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
         let mut events = Vec::with_capacity(self.encoders.len());
         let mut per_output = Vec::with_capacity(self.encoders.len());
         let mut lines = 0;
@@ -192,7 +198,7 @@ impl Worker {
             let n = match route {
                 // No processor ran: no event is routed.
                 Route::Main | Route::Output(_) => {
-                    match encoder.encode_plain_lines(&chunk.data, work.opts.max_line_bytes, &mut out) {
+                    match encoder.encode_plain_lines(&chunk.data, work.opts.max_line_bytes, &fields, &mut out) {
                         Some(n) => n,
                         None => {
                             self.output_pool.give(out);
