@@ -284,6 +284,26 @@ fn nothing_starts_when_the_command_or_the_pipeline_is_wrong() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr.contains("broken.yaml:3:5"), "{stderr}");
     assert!(!marker.exists(), "the command ran");
+
+    // A run that cannot start (its output cannot be opened) stops the command it started.
+    let unopenable = dir.path().join("unopenable.yaml");
+    std::fs::write(
+        &unopenable,
+        "outputs:
+  - type: file
+    path: /proc/no/such/out.jsonl
+",
+    )
+    .unwrap();
+    let out = wait(
+        weir_exec(&unopenable, &["sh", "-c", "while :; do echo x; sleep 0.01; done"])
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the command was stopped"), "{stderr}");
 }
 
 #[test]

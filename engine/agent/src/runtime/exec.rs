@@ -129,7 +129,21 @@ pub fn run_exec(mut loaded: Loaded, workers: Option<usize>, command: &[OsString]
         .ok();
 
     let result = run_with(loaded, workers, control, Arc::new(Reloads::default()), Some(pipes));
-    let code = code_rx.recv().unwrap_or(1);
+    let mut code = code_rx.try_recv().ok();
+    if result.is_err() && code.is_none() {
+        // The run could not go on: nothing reads the command's output any more. It is
+        // asked to stop, then made to.
+        // SAFETY: kill(2) on the pid of our child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        code = code_rx.recv_timeout(Duration::from_secs(10)).ok();
+        if code.is_none() {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    let code = code
+        .or_else(|| code_rx.recv_timeout(Duration::from_secs(10)).ok())
+        .unwrap_or(1);
     match result {
         Ok(summary) => {
             let undelivered: u64 = summary.outputs_undelivered.iter().sum();
@@ -154,8 +168,8 @@ pub fn run_exec(mut loaded: Loaded, workers: Option<usize>, command: &[OsString]
             }
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExecEnd { code, summary: None }
+            eprintln!("error: {e:#} (the command was stopped; it exited with {code})");
+            ExecEnd { code: 1, summary: None }
         }
     }
 }
