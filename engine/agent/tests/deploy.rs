@@ -3,13 +3,20 @@
 //! path and ConfigMap, admin port and probes, data_dir and its volume, grace period and
 //! shutdown_timeout, read-only log mounts, securityContext, resources). Each ConfigMap's
 //! pipeline passes `weir check` (`weir check --exec` for the `weir run --exec` ones, whose
-//! input is implied). The OpenKruise SidecarSet is validated against the CRD's
-//! `openAPIV3Schema` (testdata/deploy/kruise). The Dockerfiles' key lines are checked too
-//! (Docker itself is not needed).
+//! input is implied). Every document of a Kubernetes kind is validated against Kubernetes' own
+//! schemas (unknown keys are errors): the models of the official Kubernetes Python client,
+//! generated from Kubernetes' OpenAPI spec (tests/support/k8s_validate.py; the package is
+//! installed by scripts/install-otel-python.sh), which also check the SidecarSet's containers
+//! and volumes as Kubernetes' Container and Volume. The SidecarSet's own fields are validated
+//! against the `openAPIV3Schema` of OpenKruise's CRD (testdata/deploy/kruise). The
+//! Dockerfiles' key lines are checked too (Docker itself is not needed).
+
+mod support;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -1059,11 +1066,14 @@ fn crd_validator_rejects_misspelled_keys_and_wrong_types() {
     assert!(sidecarset_errors(good).is_empty());
 }
 
-/// The brief for these files wanted the job container of job-same-container.yaml checked
-/// against Kubernetes' Container schema as embedded in Kruise's CRD. Kruise's published CRD
-/// does not embed it: a sidecar container's schema lists Kruise's own fields and preserves
-/// every other one, so a misspelled Kubernetes field passes. This test pins that down, so
-/// that a CRD with the full schema (which would check the containers) is noticed.
+/// Kruise's published CRD does not embed Kubernetes' Container schema: a sidecar container's
+/// schema lists Kruise's own fields and preserves every other one, so a misspelled Kubernetes
+/// field passes it. The container (and volume) fields are checked instead against the
+/// Kubernetes Python client's V1Container and V1Volume
+/// (`kubernetes_schemas_reject_misspelled_keys_and_wrong_types`), which leave out exactly the
+/// four Kruise fields pinned here (`KRUISE_CONTAINER_FIELDS` in support/k8s_validate.py). This
+/// test pins that down, so that a CRD with the full schema, or with more Kruise fields, is
+/// noticed.
 #[test]
 fn kruise_crd_leaves_container_fields_unchecked() {
     let schema = sidecarset_schema();
@@ -1084,5 +1094,124 @@ fn kruise_crd_leaves_container_fields_unchecked() {
     assert!(
         sidecarset_errors(&misspelled).is_empty(),
         "the CRD now checks container fields: validate the containers with it"
+    );
+}
+
+/// Where scripts/install-otel-python.sh puts the Kubernetes Python client.
+fn python_path() -> PathBuf {
+    repo().join("target/test-tools/python")
+}
+
+/// Runs support/k8s_validate.py on `docs` (label, document): its exit status and stdout.
+/// `None` (the test is skipped, or fails under `CI=true`) without the Kubernetes package.
+fn k8s_validate(test: &str, docs: &[(String, Value)]) -> Option<(bool, String)> {
+    if !python_path().join("kubernetes/client/models").exists() {
+        support::skip(
+            test,
+            &format!(
+                "no kubernetes Python package at {} (run scripts/install-otel-python.sh)",
+                python_path().display()
+            ),
+        );
+        return None;
+    }
+    let input: Vec<Value> = docs
+        .iter()
+        .map(|(source, document)| serde_json::json!({ "source": source, "document": document }))
+        .collect();
+    let mut child = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/k8s_validate.py"))
+        .env("PYTHONPATH", python_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the Kubernetes schema check (scripts/test needs python3)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "k8s_validate.py failed: {}\n{stdout}{stderr}",
+        out.status
+    );
+    Some((out.status.success(), stdout))
+}
+
+#[test]
+fn every_manifest_validates_against_the_kubernetes_schemas() {
+    let mut index = BTreeMap::new();
+    let docs: Vec<(String, Value)> = all_documents()
+        .into_iter()
+        .map(|(file, d)| {
+            let i = index.entry(file.clone()).or_insert(0);
+            let label = format!("{file}[{i}] ({} {})", d["kind"].as_str().unwrap(), name(&d));
+            *i += 1;
+            (label, d)
+        })
+        .collect();
+    let Some((ok, out)) = k8s_validate("every_manifest_validates_against_the_kubernetes_schemas", &docs) else {
+        return;
+    };
+    assert!(ok, "deploy/kubernetes against Kubernetes' schemas:\n{out}");
+    // Every document was checked: the SidecarSet too (its containers and volumes).
+    assert_eq!(out.trim(), format!("ok {} documents", docs.len()));
+}
+
+#[test]
+fn kubernetes_schemas_reject_misspelled_keys_and_wrong_types() {
+    let docs = all_documents();
+    let job = docs
+        .iter()
+        .find(|(file, d)| file == "deploy/kubernetes/job-same-container.yaml" && d["kind"] == "Job")
+        .map(|(_, d)| d)
+        .expect("the Job of job-same-container.yaml");
+    let mut misspelled = job.clone();
+    let pod = misspelled["spec"]["template"]["spec"].as_object_mut().unwrap();
+    let policy = pod.remove("restartPolicy").expect("restartPolicy");
+    pod.insert("restartPolicyy".into(), policy);
+    let mut wrong_type = job.clone();
+    wrong_type["spec"]["backoffLimit"] = Value::from("three");
+    let mut no_name = job.clone();
+    no_name["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("name");
+    let mut map_for_list = job.clone();
+    map_for_list["spec"]["template"]["spec"]["volumes"] = serde_json::json!({ "data": { "emptyDir": {} } });
+    // A SidecarSet's container is checked as Kubernetes' Container (Kruise's CRD does not).
+    let mut sidecar = sidecarset(&docs).clone();
+    sidecar["spec"]["containers"][0]["livenessProbes"] = sidecar["spec"]["containers"][0]["livenessProbe"].take();
+    let cases = [
+        ("unchanged", job.clone()),
+        ("misspelled", misspelled),
+        ("wrong-type", wrong_type),
+        ("no-name", no_name),
+        ("map-for-list", map_for_list),
+        ("sidecarset", sidecar),
+    ]
+    .map(|(label, d)| (label.to_string(), d));
+    let Some((ok, out)) = k8s_validate("kubernetes_schemas_reject_misspelled_keys_and_wrong_types", &cases) else {
+        return;
+    };
+    assert!(!ok, "the changed documents passed:\n{out}");
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        [
+            "map-for-list: spec.template.spec.volumes: {\"data\": {\"emptyDir\": {}}} is not a list (List[V1Volume])",
+            "misspelled: spec.template.spec.restartPolicyy: unknown field (not in V1PodSpec)",
+            "no-name: spec.template.spec.containers[0]: missing required field name (V1Container)",
+            "sidecarset: spec.containers[0].livenessProbes: unknown field (not in V1Container)",
+            "wrong-type: spec.backoffLimit: \"three\" is not an integer",
+        ],
+        "each change is reported at its path, and the unchanged Job passes"
     );
 }
