@@ -49,7 +49,7 @@ pub enum Command {
         #[arg(long, requires = "command")]
         exec: bool,
         /// The command for --exec, and its arguments.
-        #[arg(last = true, value_name = "COMMAND")]
+        #[arg(last = true, value_name = "COMMAND", requires = "exec")]
         command: Vec<std::ffi::OsString>,
     },
     /// Validate a pipeline file without running it; errors name file and line:column.
