@@ -333,3 +333,76 @@ fn sighup_reloads_and_a_bad_file_leaves_the_running_pipeline() {
     let parsed: Vec<bool> = seen.values().map(|(_, p)| *p).collect();
     assert_eq!(parsed, [false, true, true, false]);
 }
+
+/// Posts numbered NDJSON lines to `address` in batches of 20 until told to stop, each batch
+/// again until it gets 200. Returns (lines sent, connections refused, answers other than 200).
+fn post_lines(address: String, quit: Arc<AtomicBool>) -> JoinHandle<(u64, u64, u64)> {
+    std::thread::spawn(move || {
+        let (mut n, mut refused, mut later) = (0u64, 0u64, 0u64);
+        while !quit.load(Ordering::Relaxed) {
+            let body: String = (n..n + 20)
+                .map(|k| format!("{{\"message\":\"line-{k:08} posted\"}}\n"))
+                .collect();
+            loop {
+                let Ok(mut conn) = std::net::TcpStream::connect(&address) else {
+                    refused += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let request = format!(
+                    "POST / HTTP/1.1\r\nHost: weir\r\nContent-Type: application/x-ndjson\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                conn.write_all(request.as_bytes()).unwrap();
+                let mut answer = String::new();
+                let _ = conn.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    break;
+                }
+                later += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            n += 20;
+        }
+        (n, refused, later)
+    })
+}
+
+#[test]
+fn a_kept_listener_keeps_its_socket_through_reloads() {
+    let files = Files::new();
+    let listen = free_address();
+    let pipeline = |parse: bool| {
+        files.pipeline(parse, false).replace(
+            &format!(
+                "  - type: file\n    paths: [\"{}\"]\n    poll_interval: 20ms\n",
+                files.path("app.log").display()
+            ),
+            &format!("  - type: http\n    address: \"{listen}\"\n"),
+        )
+    };
+    files.write_pipeline(&pipeline(false));
+    let agent = files.start(false);
+    let quit = Arc::new(AtomicBool::new(false));
+    let sender = post_lines(listen.clone(), quit.clone());
+    for k in 1..=6u32 {
+        std::thread::sleep(Duration::from_millis(200));
+        files.write_pipeline(&pipeline(k % 2 == 1));
+        sighup(&agent);
+        wait_for(&format!("reload {k}"), || {
+            files.metric("weir_config_reloads_total") == f64::from(k)
+        });
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    quit.store(true, Ordering::Relaxed);
+    let (n, refused, later) = sender.join().unwrap();
+    wait_for("every posted line", || {
+        read_output(&files.path("main.jsonl")).len() as u64 >= n
+    });
+    let (status, stderr) = stop(agent);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(refused, 0, "the listener's socket was closed during a reload");
+    assert_exactly_once(&read_output(&files.path("main.jsonl")), n);
+    eprintln!("{n} lines posted through 6 reloads; {later} answers asked to send again");
+}
