@@ -48,16 +48,56 @@ impl FileOutputConfig {
         let mut options = OpenOptions::new();
         options.create(true);
         if self.append {
-            options.append(true);
+            // Read too: a partial last line is looked for (see `cut_partial_line`).
+            options.append(true).read(true);
         } else {
             options.write(true).truncate(true);
         }
+        let file = options.open(&self.path.value)?;
+        if self.append {
+            cut_partial_line(&file, &self.path.value)?;
+        }
         Ok(FileSink {
-            file: options.open(&self.path.value)?,
+            file,
             fsync: self.fsync,
             dirty: false,
         })
     }
+}
+
+/// A file that does not end with a line end was being written when a run was killed (a
+/// write cut at a page boundary): the piece after its last `\n` belongs to a batch that was
+/// never acknowledged, which is written again whole. The piece is cut off, so it does not
+/// join the first line written next.
+fn cut_partial_line(file: &File, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(());
+    }
+    let len = meta.len();
+    let mut end = len;
+    let mut block = vec![0u8; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let piece = &mut block[..(end - start) as usize];
+        file.read_exact_at(piece, start)?;
+        if let Some(nl) = memchr::memrchr(b'\n', piece) {
+            end = start + nl as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end < len {
+        tracing::warn!(
+            file = %path.display(),
+            bytes = len - end,
+            "output file ends with a partial line (a run was killed while writing it): cut off; \
+             its batch was not acknowledged and is written again"
+        );
+        file.set_len(end)?;
+    }
+    Ok(())
 }
 
 impl Output for FileOutputConfig {
@@ -112,5 +152,30 @@ impl Sink for FileSink {
     }
     fn flush_bytes(&self) -> usize {
         if self.fsync { 4 << 20 } else { 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(path: &Path) -> FileOutputConfig {
+        serde_saphyr::from_str(&format!("path: {}\n", path.display())).unwrap()
+    }
+
+    #[test]
+    fn a_partial_last_line_left_by_a_killed_run_is_cut_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        std::fs::write(&path, "one\ntwo\nthr").unwrap();
+        let mut sink = config(&path).open().unwrap();
+        sink.write(b"three\nfour\n", 2).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\nthree\nfour\n");
+        // Whole lines, an empty file, a file with no line end at all.
+        for (before, after) in [("a\nb\n", "a\nb\nx\n"), ("", "x\n"), ("no line end", "x\n")] {
+            std::fs::write(&path, before).unwrap();
+            config(&path).open().unwrap().write(b"x\n", 1).unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+        }
     }
 }
