@@ -1826,9 +1826,12 @@ mod tests {
                 }
                 covered.push(stem);
             }
-            // Peers get no broker and are sent nothing by the harness: the Kafka and
-            // listening workloads are Weir's alone.
-            for w in workloads.iter().filter(|w| w.kafka.is_none() && w.send.is_none()) {
+            // Peers get no broker, are sent nothing by the harness and wrap no command: the
+            // Kafka, listening and `weir run --exec` workloads are Weir's alone.
+            for w in workloads
+                .iter()
+                .filter(|w| w.kafka.is_none() && w.send.is_none() && w.exec.is_empty())
+            {
                 assert!(covered.contains(&w.name), "{} has no config for {}", peer.name, w.name);
             }
         }
