@@ -153,6 +153,19 @@ struct Output {
 impl Output {
     fn refresh(&mut self) {
         let Ok(mut f) = File::open(&self.path) else { return };
+        // A run killed in the middle of a write leaves the start of a line at the end of the
+        // file, and the next run cuts it off before writing that batch again. If the bytes
+        // held here as the unfinished last line are no longer there, they were cut: read
+        // again from where they began.
+        if !self.partial.is_empty() {
+            let start = self.offset - self.partial.len() as u64;
+            let mut now = vec![0; self.partial.len()];
+            let same = f.seek(SeekFrom::Start(start)).is_ok() && f.read_exact(&mut now).is_ok() && now == self.partial;
+            if !same {
+                self.offset = start;
+                self.partial.clear();
+            }
+        }
         f.seek(SeekFrom::Start(self.offset)).unwrap();
         let mut buf = Vec::new();
         f.read_to_end(&mut buf).unwrap();
