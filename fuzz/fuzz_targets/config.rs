@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
             let loaded = Loaded {
                 file: "fuzz.yaml".into(),
                 config,
+                text: String::new(),
             };
             if let Err(e) = weir::config::validate(&loaded) {
                 assert!(!e.message.trim().is_empty(), "an error says what is wrong");

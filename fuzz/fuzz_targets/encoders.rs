@@ -207,7 +207,7 @@ fuzz_target!(|case: Case| {
     let encoders: [Box<dyn Encoder>; 2] = [Box::new(JsonEncoder::new(KeyTable::new())), Box::new(RawEncoder)];
     for mut encoder in encoders {
         let mut fast = b"kept".to_vec();
-        match encoder.encode_plain_lines(&case.chunk, max_line_bytes, &mut fast) {
+        match encoder.encode_plain_lines(&case.chunk, max_line_bytes, &[], &mut fast) {
             Some(n) => {
                 let (out, events) = general(&mut *encoder);
                 assert_eq!(n, events, "events of the fast path");
