@@ -310,10 +310,7 @@ fn nothing_starts_when_the_command_or_the_pipeline_is_wrong() {
 fn files_the_job_writes_are_read_to_their_end_and_the_command_is_in_the_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("job.log");
-    let address = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let address = support::agent::free_address();
     let config = pipeline(
         dir.path(),
         &format!(

@@ -16,13 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::agent::{metrics, stop, weir_run};
-
-/// A free loopback address (bound, then let go).
-fn free_address() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
+use support::agent::{free_address, metrics, stop, weir_run};
 
 /// The test's files, and the admin address of its agent.
 struct Files {

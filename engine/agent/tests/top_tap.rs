@@ -14,13 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::agent::{WEIR, stop, weir_run};
-
-/// A free loopback address (bound, then let go).
-fn free_address() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
+use support::agent::{WEIR, free_address, stop, weir_run};
 
 /// A running agent: `app.log` -> parse_json -> `out.jsonl`, admin endpoint on `address`.
 struct Agent {

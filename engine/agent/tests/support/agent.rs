@@ -23,6 +23,12 @@ pub fn weir_run(config: &Path) -> Command {
     cmd
 }
 
+/// A free loopback address (bound, then let go).
+pub fn free_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
 /// `path` opened for appending (created if missing): the stderr of successive runs in one file.
 pub fn append_to(path: &Path) -> File {
     OpenOptions::new().create(true).append(true).open(path).unwrap()
