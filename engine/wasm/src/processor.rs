@@ -241,19 +241,18 @@ impl Host {
                     flat.keys.push(self.keys.name(field.key).to_string());
                     self.core_of.push(field.key);
                 }
-                let value = match field.value {
-                    Value::Null => rows::Value::Null,
-                    Value::Bool(b) => rows::Value::Boolean(b),
-                    Value::Int(n) => rows::Value::Int(n),
-                    Value::Float(x) => rows::Value::Float(x),
-                    Value::Str(s) => rows::Value::Str(flat_span(batch, s, chunk_len, &mut flat.extra)),
-                    Value::Json(s) => rows::Value::Json(flat_span(batch, s, chunk_len, &mut flat.extra)),
+                // One dispatch on the value's kind (each arm's `encode` folds to constants):
+                // building a `rows::Value` and encoding it matched twice, and those two
+                // indirect jumps, mispredicted on mixed field types, were most of this loop.
+                let (tag, payload) = match field.value {
+                    Value::Str(s) => rows::Value::Str(flat_span(batch, s, chunk_len, &mut flat.extra)).encode(),
+                    Value::Int(n) => rows::Value::Int(n).encode(),
+                    Value::Float(x) => rows::Value::Float(x).encode(),
+                    Value::Json(s) => rows::Value::Json(flat_span(batch, s, chunk_len, &mut flat.extra)).encode(),
+                    Value::Bool(b) => rows::Value::Boolean(b).encode(),
+                    Value::Null => rows::Value::Null.encode(),
                 };
-                FieldRow {
-                    key: self.local_of[idx],
-                    value,
-                }
-                .write(&mut flat.fields);
+                FieldRow::write_parts(&mut flat.fields, self.local_of[idx], tag, payload);
                 fields += 1;
             }
             EventRow {

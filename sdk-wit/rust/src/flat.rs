@@ -201,8 +201,17 @@ impl FieldRow {
     #[inline]
     pub fn write(&self, rows: &mut Vec<u8>) {
         let (tag, payload) = self.value.encode();
+        FieldRow::write_parts(rows, self.key, tag, payload);
+    }
+
+    /// Appends a row of key `key` and the value whose [`Value::encode`] is `tag` and
+    /// `payload`: for a writer that matches on its own value type once and encodes each arm
+    /// (`Value::Str(span).encode()` folds to constants), instead of building a [`Value`]
+    /// and matching it again.
+    #[inline]
+    pub fn write_parts(rows: &mut Vec<u8>, key: u32, tag: u32, payload: u64) {
         let mut row = [0u8; FIELD_ROW];
-        row[0..4].copy_from_slice(&self.key.to_le_bytes());
+        row[0..4].copy_from_slice(&key.to_le_bytes());
         row[4..8].copy_from_slice(&tag.to_le_bytes());
         row[8..16].copy_from_slice(&payload.to_le_bytes());
         rows.extend_from_slice(&row);
@@ -355,6 +364,12 @@ impl Batch {
 
     /// Checks the tables' sizes and every span, key id and value tag, so that readers can
     /// index without panicking.
+    ///
+    /// A well-formed batch (every batch a host sends) is accepted by one pass over the rows
+    /// that decodes nothing and never branches on the data ([`Batch::rows_well_formed`]);
+    /// only a batch that fails it is walked again, event by event, for the first problem
+    /// to report. The guest runs this once per call, over every field row: it was a fifth
+    /// of a Wasm filter's time when it decoded each row.
     pub fn validate(&self) -> Result<(), FormatError> {
         if !self.events.len().is_multiple_of(EVENT_ROW) || !self.fields.len().is_multiple_of(FIELD_ROW) {
             return Err(FormatError::new(format!(
@@ -363,6 +378,44 @@ impl Batch {
                 self.fields.len()
             )));
         }
+        if self.rows_well_formed() {
+            return Ok(());
+        }
+        self.first_problem()
+    }
+
+    /// Whether every field row (referred to by an event or not) has a known tag, a key id
+    /// in the key table and a span within the bytes, and every event row a raw span within
+    /// the bytes and a field range within the field table. Stricter than
+    /// [`Batch::first_problem`], which looks only at the rows events refer to: a `false`
+    /// here sends the batch there.
+    fn rows_well_formed(&self) -> bool {
+        let bytes = self.bytes.len() as u64;
+        let total = bytes + self.extra.len() as u64;
+        // A span lies in `bytes`, or wholly in `extra` (see `resolve`).
+        let span_ok = |start: u64, len: u64| {
+            let end = start + len;
+            (end <= total) & ((end <= bytes) | (start >= bytes))
+        };
+        let keys = self.keys.len() as u64;
+        let mut ok = true;
+        for row in self.fields.chunks_exact(FIELD_ROW) {
+            let key = u64::from(u32_at(row, 0));
+            let tag = u32_at(row, 4);
+            let payload = u64_at(row, 8);
+            let is_span = tag.wrapping_sub(4) < 2;
+            ok &= (key < keys) & (tag <= 5) & (!is_span | span_ok(payload & 0xffff_ffff, payload >> 32));
+        }
+        let fields = self.field_count() as u64;
+        for row in self.events.chunks_exact(EVENT_ROW) {
+            let raw_ok = span_ok(u64::from(u32_at(row, 0)), u64::from(u32_at(row, 4)));
+            ok &= raw_ok & (u64::from(u32_at(row, 8)) + u64::from(u32_at(row, 12)) <= fields);
+        }
+        ok
+    }
+
+    /// The first malformed row an event refers to, as an error; `Ok` when there is none.
+    fn first_problem(&self) -> Result<(), FormatError> {
         let fields = self.field_count();
         for i in 0..self.event_count() {
             let event = EventRow::read(&self.events, i);

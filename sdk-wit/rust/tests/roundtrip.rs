@@ -273,6 +273,33 @@ fn malformed_batches_are_rejected_before_any_read() {
     }
 }
 
+/// The quick pass over every row and the walk over the rows events refer to agree: a
+/// batch is refused only for a row an event refers to.
+#[test]
+fn a_malformed_row_no_event_refers_to_is_accepted_as_before() {
+    let mut batch = flatten(&sample());
+    // A field row after the last event's fields, with an unknown tag and a key id and span
+    // out of range: the quick pass fails, the walk finds nothing an event reads.
+    flat::FieldRow {
+        key: 0,
+        value: Value::Int(0),
+    }
+    .write(&mut batch.fields);
+    let at = batch.fields.len() - FIELD_ROW;
+    batch.fields[at..at + 4].copy_from_slice(&9_999u32.to_le_bytes());
+    batch.fields[at + 4..at + 8].copy_from_slice(&4u32.to_le_bytes());
+    batch.fields[at + 8..at + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(BatchView::new(&batch).is_ok());
+    // Made an event's row, the same row is refused.
+    let events = batch.event_count();
+    let fields = batch.field_count();
+    change_event(&mut batch, events - 1, |e| {
+        e.fields.len = (fields as u32) - e.fields.start
+    });
+    let err = BatchView::new(&batch).unwrap_err();
+    assert!(err.message().contains("key id 9999 not in the key table"), "{err}");
+}
+
 struct KeepAll;
 
 impl Plugin for KeepAll {

@@ -31,21 +31,49 @@ struct Filter {
 /// of remembered ones is cheaper than running the regex again.
 struct Rule {
     re: Regex,
-    seen: Vec<(Vec<u8>, bool)>,
+    /// Remembered values of up to 16 bytes, each as words ([`pack`]): compared without a
+    /// call to `memcmp`, which in Wasm is a loop over bytes.
+    seen: Vec<([u64; 3], bool)>,
 }
 
-/// Values remembered per rule, and the longest one remembered.
+/// Values remembered per rule.
 const SEEN: usize = 16;
-const SEEN_BYTES: usize = 64;
+
+/// A value of at most 16 bytes as words that differ for any two different values: the
+/// length, and overlapping loads from both ends, which cover every byte of that length.
+fn pack(b: &[u8]) -> Option<[u64; 3]> {
+    let n = b.len();
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u64::from(u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes")));
+    let [lo, hi] = match n {
+        17.. => return None,
+        8.. => [word(0), word(n - 8)],
+        4.. => [half(0) | (half(n - 4) << 32), 0],
+        1.. => [
+            u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16,
+            0,
+        ],
+        0 => [0, 0],
+    };
+    Some([lo, hi, n as u64])
+}
 
 impl Rule {
     fn is_match(&mut self, bytes: &[u8]) -> bool {
-        if let Some(&(_, hit)) = self.seen.iter().find(|(v, _)| v == bytes) {
+        let packed = pack(bytes);
+        if let Some(p) = packed
+            && let Some(&(_, hit)) = self
+                .seen
+                .iter()
+                .find(|(v, _)| v[0] == p[0] && v[1] == p[1] && v[2] == p[2])
+        {
             return hit;
         }
         let hit = self.re.is_match(bytes);
-        if bytes.len() <= SEEN_BYTES && self.seen.len() < SEEN {
-            self.seen.push((bytes.to_vec(), hit));
+        if let Some(p) = packed
+            && self.seen.len() < SEEN
+        {
+            self.seen.push((p, hit));
         }
         hit
     }
