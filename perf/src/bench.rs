@@ -77,6 +77,8 @@ pub struct Options {
     pub tansu: Option<PathBuf>,
     /// Also run each workload at these worker counts (`--scale 1,2,4`).
     pub scale: Vec<usize>,
+    /// Where the example Wasm plugins are built (`{plugins}` of the plugin workloads).
+    pub plugins_dir: PathBuf,
 }
 
 impl Options {
@@ -102,6 +104,7 @@ impl Options {
             kafka: None,
             tansu: None,
             scale: Vec::new(),
+            plugins_dir: default_plugins_dir(),
         }
     }
 }
@@ -426,6 +429,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     for dir in [&opts.cache_dir, &work_dir] {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
+    plugins_built(opts, &mut chosen)?;
     check_pipelines(opts, &work_dir, &chosen)?;
     let broker = kafka_broker(opts, &mut chosen)?;
 
@@ -544,16 +548,56 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     Ok(outcome)
 }
 
+/// Where the example plugins of the source tree are built: `wasm-plugins/`'s own target
+/// directory (`cargo build --release` there, or any build of the tests).
+pub fn default_plugins_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-plugins/target/wasm32-wasip2/release")
+}
+
+/// Checks that the plugins the chosen workloads load are built. A missing one leaves its
+/// workloads out of a run of all workloads (with a note) and is an error when they are named.
+fn plugins_built(opts: &Options, chosen: &mut Vec<&Workload>) -> Result<(), String> {
+    let missing = |w: &Workload| {
+        w.plugins
+            .iter()
+            .map(|p| opts.plugins_dir.join(format!("{p}.wasm")))
+            .find(|f| !f.is_file())
+    };
+    let lacking: Vec<(String, PathBuf)> = chosen
+        .iter()
+        .filter_map(|w| missing(w).map(|f| (w.name.clone(), f)))
+        .collect();
+    let Some((_, file)) = lacking.first() else {
+        return Ok(());
+    };
+    let names: Vec<&str> = lacking.iter().map(|(n, _)| n.as_str()).collect();
+    let why = format!(
+        "{} need(s) the example Wasm plugins, and {} is not there: build them with `cargo build \
+         --release` in wasm-plugins/ (or name their directory with --plugins-dir DIR)",
+        names.join(", "),
+        file.display()
+    );
+    if !opts.workloads.is_empty() {
+        return Err(why);
+    }
+    eprintln!("note: skipping {why}");
+    chosen.retain(|w| missing(w).is_none());
+    Ok(())
+}
+
 /// Runs `weir check` on each chosen workload's pipeline (placeholders filled with
 /// stand-ins) before anything is measured: a pipeline it rejects (a typo, a component this
 /// binary lacks) fails the bench at once, naming the workload, instead of after the
-/// workloads before it have run.
+/// workloads before it have run. `weir check` also compiles the plugins a pipeline loads
+/// into Weir's cache, so no measured run compiles one.
 fn check_pipelines(opts: &Options, work_dir: &Path, chosen: &[&Workload]) -> Result<(), String> {
+    let plugins = opts.plugins_dir.to_string_lossy();
     let stand_ins = [
         ("bootstrap", "127.0.0.1:9092"),
         ("topic", "weir-bench-check"),
         ("group", "weir-bench-check"),
         ("address", "127.0.0.1:0"),
+        ("plugins", plugins.as_ref()),
     ];
     for w in chosen {
         let pipeline = work_dir.join(format!("{}.check.yaml", w.name));
@@ -707,11 +751,13 @@ impl<'a> Target<'a> {
             Some(_) => send::free_address()?,
             None => String::new(),
         };
+        let plugins = self.opts.plugins_dir.to_string_lossy();
         let values = [
             ("bootstrap", bootstrap),
             ("topic", topic.as_str()),
             ("group", group.as_str()),
             ("address", address.as_str()),
+            ("plugins", plugins.as_ref()),
         ];
         let pipeline = self.work_dir.join(format!("{}.yaml", w.name));
         std::fs::write(&pipeline, w.pipeline(self.corpus, output, &values))
@@ -1826,11 +1872,12 @@ mod tests {
                 }
                 covered.push(stem);
             }
-            // Peers get no broker, are sent nothing by the harness and wrap no command: the
-            // Kafka, listening and `weir run --exec` workloads are Weir's alone.
+            // Peers get no broker, are sent nothing by the harness, wrap no command and run
+            // no Wasm plugin: the Kafka, listening, `weir run --exec` and plugin workloads
+            // are Weir's alone.
             for w in workloads
                 .iter()
-                .filter(|w| w.kafka.is_none() && w.send.is_none() && w.exec.is_empty())
+                .filter(|w| w.kafka.is_none() && w.send.is_none() && w.exec.is_empty() && w.plugins.is_empty())
             {
                 assert!(covered.contains(&w.name), "{} has no config for {}", peer.name, w.name);
             }

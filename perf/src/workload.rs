@@ -31,6 +31,11 @@
 //! from outside that process, not measured ([`crate::send`]); the pipeline ends itself
 //! with `exit_when: { idle: ... }` once nothing more comes:
 //!
+//! A workload that runs example Wasm plugins names them with `plugins: [filter]` in its
+//! block and loads each as `'{plugins}/NAME.wasm'`: `{plugins}` is the directory the
+//! example plugins of `wasm-plugins/` are built into (`weir bench --plugins-dir`); the
+//! harness compiles them into Weir's plugin cache before the measured runs.
+//!
 //! ```yaml
 //! # otlp-in: nginx lines received as OTLP/HTTP logs.
 //! # bench:
@@ -111,6 +116,8 @@ struct Meta {
     send: Option<SendRole>,
     #[serde(default)]
     exec: Vec<String>,
+    #[serde(default)]
+    plugins: Vec<String>,
 }
 
 /// A named workload.
@@ -135,6 +142,8 @@ pub struct Workload {
     /// A command for `weir run --exec -- ...` (`{corpus}` in its arguments is the corpus
     /// file), when the workload reads a child's output.
     pub exec: Vec<String>,
+    /// The example Wasm plugins it loads from `{plugins}` (file names without `.wasm`).
+    pub plugins: Vec<String>,
     /// The pipeline text, placeholders included.
     pub template: String,
 }
@@ -189,6 +198,14 @@ impl Workload {
                 return Err(fail(format!("the pipeline does not use `{placeholder}`")));
             }
         }
+        for plugin in &meta.plugins {
+            let file = format!("{{plugins}}/{plugin}.wasm");
+            if !text.contains(&file) {
+                return Err(fail(format!(
+                    "`plugins` names `{plugin}`, but the pipeline does not load `{file}`"
+                )));
+            }
+        }
         Ok(Workload {
             name,
             path: path.to_path_buf(),
@@ -199,13 +216,14 @@ impl Workload {
             kafka: meta.kafka,
             send: meta.send,
             exec: meta.exec,
+            plugins: meta.plugins,
             template: text.to_string(),
         })
     }
 
     /// The pipeline reading `corpus` and writing `output`, with the other placeholders'
     /// values from `more` (a Kafka workload's `{bootstrap}`, `{topic}` and `{group}`, a
-    /// listening one's `{address}`).
+    /// listening one's `{address}`, a plugin workload's `{plugins}`).
     pub fn pipeline(&self, corpus: &Path, output: &Path, more: &[(&str, &str)]) -> String {
         let mut values = vec![("corpus", corpus), ("output", output)];
         values.extend(more.iter().map(|(k, v)| (*k, Path::new(v))));
@@ -400,6 +418,23 @@ mod tests {
             "{p}"
         );
         assert!(bad(&kafka.replace("'{group}'", "g")).contains("{group}"));
+    }
+
+    #[test]
+    fn a_plugin_workload_loads_each_plugin_it_names_from_the_plugins_directory() {
+        let text = "# w\n# bench:\n#   corpus: json\n#   expect: records\n#   plugins: [noop]\n\
+                    inputs: [{type: file, paths: ['{corpus}']}]\n\
+                    processors: [{type: wasm, plugin: '{plugins}/noop.wasm'}]\n\
+                    outputs: [{type: file, path: '{output}'}]\n";
+        let w = Workload::parse(Path::new("w.yaml"), text).unwrap();
+        assert_eq!(w.plugins, ["noop"]);
+        let p = w.pipeline(Path::new("/c"), Path::new("/o"), &[("plugins", "/built")]);
+        assert!(p.contains("plugin: '/built/noop.wasm'"), "{p}");
+        let err = Workload::parse(Path::new("w.yaml"), &text.replace("[noop]", "[filter]")).unwrap_err();
+        assert!(
+            err.contains("`plugins` names `filter`, but the pipeline does not load `{plugins}/filter.wasm`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,6 +12,12 @@ use weir_perf::workload::{Expect, KafkaRole, default_dir, load_dir};
 /// The Kafka workloads' placeholders (nothing connects in memory).
 const KAFKA: &[(&str, &str)] = &[("bootstrap", "127.0.0.1:9"), ("topic", "logs"), ("group", "bench")];
 
+/// Where the plugin workloads' plugins are: those the tests build.
+fn plugins_dir() -> String {
+    let filter = std::path::Path::new(weir_test_plugins::FILTER);
+    filter.parent().unwrap().to_str().unwrap().to_string()
+}
+
 #[test]
 fn every_generator_through_its_workload() {
     let workloads = load_dir(&default_dir()).unwrap();
@@ -39,8 +45,11 @@ fn every_generator_through_its_workload() {
         let input = dir.path().join(format!("{}.log", w.corpus));
         std::fs::write(&input, &corpus.data).unwrap();
         let output = dir.path().join(format!("{}.out", w.name));
+        let plugins = plugins_dir();
+        let mut more = KAFKA.to_vec();
+        more.push(("plugins", plugins.as_str()));
         let config =
-            parse(&w.pipeline(&input, &output, KAFKA)).unwrap_or_else(|(pos, msg)| panic!("{}: {pos:?} {msg}", w.name));
+            parse(&w.pipeline(&input, &output, &more)).unwrap_or_else(|(pos, msg)| panic!("{}: {pos:?} {msg}", w.name));
         let loaded = Loaded {
             file: w.path.clone(),
             config,

@@ -48,6 +48,9 @@ pub fn main(args: BenchArgs) -> ExitCode {
     if let Some(d) = args.workloads_dir {
         opts.workloads_dir = d;
     }
+    if let Some(d) = args.plugins_dir {
+        opts.plugins_dir = d;
+    }
     if let Some(d) = args.peers_dir {
         opts.peers_dir = d;
     }

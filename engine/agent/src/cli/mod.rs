@@ -137,6 +137,10 @@ pub struct BenchArgs {
     /// The peers' configs (default: perf/peers of the source tree).
     #[arg(long, value_name = "DIR")]
     pub peers_dir: Option<PathBuf>,
+    /// The built example Wasm plugins the json-filter-wasm* workloads load (default:
+    /// wasm-plugins/target/wasm32-wasip2/release of the source tree).
+    #[arg(long, value_name = "DIR")]
+    pub plugins_dir: Option<PathBuf>,
     /// Where corpora are cached (default: $XDG_CACHE_HOME/weir/corpora).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
