@@ -31,11 +31,6 @@
 //! from outside that process, not measured ([`crate::send`]); the pipeline ends itself
 //! with `exit_when: { idle: ... }` once nothing more comes:
 //!
-//! A workload that runs example Wasm plugins names them with `plugins: [filter]` in its
-//! block and loads each as `'{plugins}/NAME.wasm'`: `{plugins}` is the directory the
-//! example plugins of `wasm-plugins/` are built into (`weir bench --plugins-dir`); the
-//! harness compiles them into Weir's plugin cache before the measured runs.
-//!
 //! ```yaml
 //! # otlp-in: nginx lines received as OTLP/HTTP logs.
 //! # bench:
@@ -48,6 +43,11 @@
 //! outputs:
 //!   - { type: file, path: '{output}', append: false }
 //! ```
+//!
+//! A workload that runs example Wasm plugins names them with `plugins: [filter]` in its
+//! block and loads each as `'{plugins}/NAME.wasm'`: `{plugins}` is the directory the
+//! example plugins of `wasm-plugins/` are built into (`weir bench --plugins-dir`); the
+//! harness compiles them into Weir's plugin cache before the measured runs.
 
 use std::fs::File;
 use std::io::{self, Read};
