@@ -242,7 +242,10 @@ pub fn encode_plain_lines_json(chunk: &[u8], max_line_bytes: usize, close: &[u8]
     Some(events)
 }
 
-/// Appends `value` as JSON.
+/// Appends `value` as JSON. Inlined, with the short path of [`write_json_str`], into the
+/// encoder's loop over fields: the two calls per field were about 15 % of the instructions
+/// of an apache-lines run (callgrind).
+#[inline(always)]
 pub fn write_value(out: &mut Vec<u8>, batch: &Batch, value: Value) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
@@ -347,6 +350,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// output advances past the clean ones only. Clean text is thus copied with one vector store
 /// per 16 bytes instead of a `memcpy` call per stretch between escapes (measured: about 2x
 /// on nginx lines, whose quotes split every line into several stretches).
+#[inline(always)]
 pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     // Room for the quotes, the text as is, and one block store past it; an escape checks
     // for its own extra room.
@@ -354,6 +358,14 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     if s.len() <= 16 && write_short_clean(out, s) {
         return;
     }
+    write_json_str_long(out, s);
+}
+
+/// [`write_json_str`] for a string longer than 16 bytes or one to escape; `out` has room
+/// for `s.len() + 2 + SLACK` more bytes. Out of line: the short clean string, most values
+/// of parsed lines, is written in its caller's loop, without a call.
+#[inline(never)]
+fn write_json_str_long(out: &mut Vec<u8>, s: &[u8]) {
     let mut w = Writer { out, len: 0 };
     w.len = w.out.len();
     w.push(b'"');
