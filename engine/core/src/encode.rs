@@ -99,6 +99,20 @@ impl Prefix {
     fn write(&self, out: &mut Vec<u8>, first: bool) {
         let from = usize::from(first);
         let len = self.len - from;
+        if len <= 16 {
+            // Most names: one block, without the loop below (a loop of one turn cost more
+            // than the copy).
+            out.reserve(16);
+            let at = out.len();
+            // SAFETY: `padded` holds at least `from + 16` bytes (its length is `len` rounded
+            // up to 16, plus 16), the capacity 16 more bytes (reserved above); only the
+            // first `len` bytes written count, and they are the prefix's.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.padded.as_ptr().add(from), out.as_mut_ptr().add(at), 16);
+                out.set_len(at + len);
+            }
+            return;
+        }
         let blocks = len.div_ceil(16);
         out.reserve(blocks * 16);
         let at = out.len();
