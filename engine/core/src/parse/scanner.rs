@@ -403,6 +403,30 @@ impl Class {
     /// The end of the longest run of the class from `at`.
     #[inline]
     fn run_unbounded(&self, hay: &[u8], at: usize) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("ssse3") {
+            // SAFETY: the CPU has SSSE3 (checked just above).
+            return unsafe { self.run_unbounded_ssse3(hay, at) };
+        }
+        self.run_unbounded_with(hay, at, |at| self.members_table(hay, at))
+    }
+
+    /// [`Class::run_unbounded`] compiled for SSSE3, so that the block test
+    /// ([`members_ssse3`]) is inlined into the loop rather than called for each block.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "ssse3")]
+    fn run_unbounded_ssse3(&self, hay: &[u8], at: usize) -> usize {
+        self.run_unbounded_with(hay, at, |at| match hay.get(at..at + 16) {
+            Some(block) => members_ssse3(&self.lo, &self.hi, block),
+            None => self.members_table(hay, at),
+        })
+    }
+
+    /// The loop of [`Class::run_unbounded`], with `members(at)` to test each block: bit `k`
+    /// set when byte `at + k` is an ASCII member of the class, for the (up to) sixteen bytes
+    /// from `at`.
+    #[inline(always)]
+    fn run_unbounded_with(&self, hay: &[u8], at: usize, members: impl Fn(usize) -> u32) -> usize {
         // Sixteen bytes at a time: a mask of their membership says how far the run goes,
         // so there is one branch per block and no byte loop (and, for the short fields of
         // log lines, few mispredicted ones). memchr, for the classes that allow it, takes
@@ -415,7 +439,7 @@ impl Class {
             {
                 return i + self.skip(except, &hay[i..]);
             }
-            let ones = self.members(hay, i).trailing_ones() as usize;
+            let ones = members(i).trailing_ones() as usize;
             i += ones;
             if ones == 16 {
                 blocks -= 1;
@@ -430,9 +454,10 @@ impl Class {
         }
     }
 
-    /// Bit `k` set when byte `at + k` is an ASCII member of the class, for the (up to)
-    /// sixteen bytes from `at`.
-    #[inline]
+    /// The block test of the run loop: bit `k` set when byte `at + k` is an ASCII member
+    /// of the class, for the (up to) sixteen bytes from `at`. The tests check its SIMD path
+    /// against the table.
+    #[cfg(test)]
     fn members(&self, hay: &[u8], at: usize) -> u32 {
         #[cfg(target_arch = "x86_64")]
         if let Some(block) = hay.get(at..at + 16)
@@ -441,6 +466,12 @@ impl Class {
             // SAFETY: the CPU has SSSE3 (checked just above).
             return unsafe { members_ssse3(&self.lo, &self.hi, block) };
         }
+        self.members_table(hay, at)
+    }
+
+    /// The block test from the byte table, without SIMD.
+    #[inline]
+    fn members_table(&self, hay: &[u8], at: usize) -> u32 {
         let bit = |k: usize, b: u8| u32::from(self.table[b as usize]) << k;
         match hay.get(at..at + 16) {
             Some(block) => block.iter().enumerate().fold(0, |m, (k, &b)| m | bit(k, b)),
