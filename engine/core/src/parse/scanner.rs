@@ -391,11 +391,18 @@ impl Class {
 
     /// The width of the character starting with byte `b` (not in the table) at `at`, if
     /// it is in the class.
-    #[inline]
+    #[inline(always)]
     fn wide_at(&self, hay: &[u8], at: usize, b: u8) -> Option<usize> {
         if b < 0x80 || self.wide.is_empty() {
             return None;
         }
+        self.wide_char_at(hay, at)
+    }
+
+    /// [`Class::wide_at`] past its ASCII test: rare in log lines, so out of the run loop.
+    #[cold]
+    #[inline(never)]
+    fn wide_char_at(&self, hay: &[u8], at: usize) -> Option<usize> {
         let (c, w) = decode(hay, at)?;
         self.has_wide(c).then_some(w)
     }
@@ -416,10 +423,23 @@ impl Class {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "ssse3")]
     fn run_unbounded_ssse3(&self, hay: &[u8], at: usize) -> usize {
-        self.run_unbounded_with(hay, at, |at| match hay.get(at..at + 16) {
+        self.run_unbounded_with(hay, at, |at| self.members_ssse3_at(hay, at))
+    }
+
+    /// The block test of [`Class::run_unbounded_ssse3`] at `at`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "ssse3")]
+    #[inline]
+    fn members_ssse3_at(&self, hay: &[u8], at: usize) -> u32 {
+        match hay.get(at..at + 16) {
             Some(block) => members_ssse3(&self.lo, &self.hi, block),
+            // Fewer than 16 bytes left (the line's last field): the line's last block,
+            // shifted past the bytes before `at`, rather than a byte loop.
+            None if hay.len() >= 16 => {
+                members_ssse3(&self.lo, &self.hi, &hay[hay.len() - 16..]) >> (at + 16 - hay.len())
+            }
             None => self.members_table(hay, at),
-        })
+        }
     }
 
     /// The loop of [`Class::run_unbounded`], with `members(at)` to test each block: bit `k`
@@ -460,11 +480,9 @@ impl Class {
     #[cfg(test)]
     fn members(&self, hay: &[u8], at: usize) -> u32 {
         #[cfg(target_arch = "x86_64")]
-        if let Some(block) = hay.get(at..at + 16)
-            && std::arch::is_x86_feature_detected!("ssse3")
-        {
+        if std::arch::is_x86_feature_detected!("ssse3") {
             // SAFETY: the CPU has SSSE3 (checked just above).
-            return unsafe { members_ssse3(&self.lo, &self.hi, block) };
+            return unsafe { self.members_ssse3_at(hay, at) };
         }
         self.members_table(hay, at)
     }
@@ -1092,6 +1110,14 @@ mod tests {
                 assert_eq!(class.members(&hay, 16), want, "bytes from {start:#04x}");
                 // The byte loop of a tail shorter than a block says the same.
                 assert_eq!(class.members(&block[..15], 0), want & 0x7fff, "tail from {start:#04x}");
+                // So does the last block shifted, for a tail of a longer line.
+                for at in 17..=32 {
+                    assert_eq!(
+                        class.members(&hay, at),
+                        want >> (at - 16),
+                        "tail at {at} from {start:#04x}"
+                    );
+                }
             }
         }
     }
