@@ -191,7 +191,7 @@ impl JsonParser {
 
     fn top_key(&mut self, pos: usize, name: &[u8]) -> Option<Key> {
         if let Some((bytes, key)) = self.recent.get(pos)
-            && **bytes == *name
+            && same_bytes(bytes, name)
         {
             return Some(*key);
         }
@@ -202,6 +202,24 @@ impl JsonParser {
             self.recent.push((name.into(), key));
         }
         Some(key)
+    }
+}
+
+/// `a == b`, without a call to `memcmp` for the short names of log fields: two
+/// overlapping word loads from each end cover a name of 8 to 16 bytes, half-words one of
+/// 4 to 7 (a `memcmp` call per member was 3 % of the instructions of a json-filter run).
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
     }
 }
 
@@ -427,6 +445,28 @@ mod tests {
         JsonEncoder::new(keys).encode(batch, &mut out);
         let lines = String::from_utf8(out).unwrap().lines().map(String::from).collect();
         (lines, p.take_failures())
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let names: Vec<Vec<u8>> = (0..=40)
+            .flat_map(|n| {
+                let base: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+                // The name, and the name with each byte changed in turn.
+                let mut all = vec![base.clone()];
+                for i in 0..n {
+                    let mut v = base.clone();
+                    v[i] ^= 0x20;
+                    all.push(v);
+                }
+                all
+            })
+            .collect();
+        for a in &names {
+            for b in &names {
+                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]

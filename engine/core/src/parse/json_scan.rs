@@ -26,6 +26,11 @@ impl ScanError {
     }
 }
 
+/// 10^0 to 10^15, each exact in a double.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
 /// A scalar or nested value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Scalar {
@@ -194,6 +199,7 @@ impl<'a> Scanner<'a> {
         }
         let int_end = self.i;
         let mut float = false;
+        let mut frac_end = int_end;
         if self.eat(b'.') {
             float = true;
             if !matches!(self.peek(), Some(b'0'..=b'9')) {
@@ -202,8 +208,22 @@ impl<'a> Scanner<'a> {
             while let Some(b'0'..=b'9') = self.peek() {
                 self.i += 1;
             }
+            frac_end = self.i;
         }
-        if let Some(b'e' | b'E') = self.peek() {
+        let exponent = matches!(self.peek(), Some(b'e' | b'E'));
+        if float && !exponent && frac_end - digits <= 16 {
+            // A plain decimal of at most 15 digits (`1885.2`, `0.25`): all its digits as an
+            // integer, exact in a double, divided by a power of ten that is exact too (at
+            // most 10^15): one correctly rounded division gives the double nearest to the
+            // text, which is what the general parser below returns (Clinger's fast path).
+            let mut m: u64 = 0;
+            for &d in self.s[digits..int_end].iter().chain(&self.s[int_end + 1..frac_end]) {
+                m = m * 10 + u64::from(d - b'0');
+            }
+            let f = m as f64 / POW10[frac_end - int_end - 1];
+            return Ok((Scalar::Float(if negative { -f } else { f }), false));
+        }
+        if exponent {
             float = true;
             self.i += 1;
             if let Some(b'+' | b'-') = self.peek() {
@@ -479,6 +499,43 @@ mod tests {
             assert_eq!(valid(c), serde_json::from_str::<serde_json::Value>(c).is_ok(), "{c:?}");
         }
         assert!(Scanner::new(b"{\"a\":\"\xff\"}").is_err());
+    }
+
+    #[test]
+    fn plain_decimals_parse_as_the_general_parser_does() {
+        // Every shape the fast path takes (up to 15 digits, either side of the point,
+        // signs, zeros), and a few just past it, against `str::parse`.
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        let mut texts: Vec<String> = vec!["0.0".into(), "-0.0".into(), "0.1".into(), "1885.2".into()];
+        for _ in 0..20_000 {
+            let int_digits = 1 + next() as usize % 10;
+            let frac_digits = 1 + next() as usize % 9;
+            let mut t = String::new();
+            if next() % 2 == 0 {
+                t.push('-');
+            }
+            let first = if int_digits == 1 { next() % 10 } else { 1 + next() % 9 };
+            t.push(char::from(b'0' + first as u8));
+            for _ in 1..int_digits {
+                t.push(char::from(b'0' + (next() % 10) as u8));
+            }
+            t.push('.');
+            for _ in 0..frac_digits {
+                t.push(char::from(b'0' + (next() % 10) as u8));
+            }
+            texts.push(t);
+        }
+        for t in &texts {
+            let want: f64 = t.parse().unwrap();
+            match Scanner::new(t.as_bytes()).unwrap().value(0).unwrap() {
+                Scalar::Float(f) => assert_eq!(f.to_bits(), want.to_bits(), "{t}"),
+                other => panic!("{t}: {other:?}"),
+            }
+        }
     }
 
     #[test]
