@@ -525,6 +525,15 @@ impl Batch {
         &self.chunk
     }
 
+    /// The whole buffer `buf` (the chunk or the arena), for a reader that may look past a
+    /// span's end.
+    pub fn buffer(&self, buf: Buf) -> &[u8] {
+        match buf {
+            Buf::Chunk => &self.chunk,
+            Buf::Arena => &self.arena,
+        }
+    }
+
     /// The bytes of `span`.
     pub fn bytes(&self, span: Span) -> &[u8] {
         resolve(&self.chunk, &self.arena, span)
