@@ -257,8 +257,8 @@ pub fn encode_plain_lines_json(chunk: &[u8], max_line_bytes: usize, close: &[u8]
 }
 
 /// Appends `value` as JSON. Inlined, with the short path of [`write_json_str`], into the
-/// encoder's loop over fields: the two calls per field were about 15 % of the instructions
-/// of an apache-lines run (callgrind).
+/// encoder's loop over fields: without the two calls per field an apache-lines run takes
+/// 6 % fewer instructions (callgrind).
 #[inline(always)]
 pub fn write_value(out: &mut Vec<u8>, batch: &Batch, value: Value) {
     match value {
