@@ -204,6 +204,17 @@ pub struct Field {
     pub value: Value,
 }
 
+impl Field {
+    /// The `message` field holding `raw`.
+    #[inline]
+    fn message(raw: Span) -> Field {
+        Field {
+            key: Key::MESSAGE,
+            value: Value::Str(raw),
+        }
+    }
+}
+
 const DROPPED: u8 = 1;
 const DEAD_LETTER: u8 = 2;
 
@@ -223,26 +234,21 @@ pub struct Event {
 impl Event {
     /// An event whose raw bytes are `raw` and whose `message` field is that same span.
     pub fn from_line(raw: Span) -> Event {
-        let mut fields = SmallVec::new();
-        fields.push(Field {
-            key: Key::MESSAGE,
-            value: Value::Str(raw),
-        });
-        Event {
-            raw,
-            timestamp: None,
-            fields,
-            flags: 0,
-            route: 0,
-        }
+        Event::with_fields(raw, smallvec::smallvec![Field::message(raw)])
     }
 
     /// An event over `raw` with no fields (e.g. one a plugin emits and then fills).
     pub fn bare(raw: Span) -> Event {
+        Event::with_fields(raw, SmallVec::new())
+    }
+
+    /// A live event over `raw` with `fields`, no time and no route.
+    #[inline]
+    fn with_fields(raw: Span, fields: FieldList) -> Event {
         Event {
             raw,
             timestamp: None,
-            fields: SmallVec::new(),
+            fields,
             flags: 0,
             route: 0,
         }
@@ -334,8 +340,9 @@ impl Event {
             return;
         }
         for &(key, value) in new {
-            if key.0 < 128 && present[bit(key).0] & bit(key).1 == 0 {
-                present[bit(key).0] |= bit(key).1;
+            let (w, b) = bit(key);
+            if key.0 < 128 && present[w & 1] & b == 0 {
+                present[w & 1] |= b;
                 self.fields.push(Field { key, value });
             } else {
                 self.set(key, value);
@@ -413,23 +420,12 @@ fn keep_field_list(spare: &mut Vec<FieldList>, fields: &mut FieldList) {
 
 /// An event over `raw` whose field list comes from `spare` when there is one.
 pub(crate) fn new_event(spare: &mut Vec<FieldList>, raw: Span) -> Event {
-    let message = Field {
-        key: Key::MESSAGE,
-        value: Value::Str(raw),
-    };
-    let fields = match spare.pop() {
+    match spare.pop() {
         Some(mut list) => {
-            list.push(message);
-            list
+            list.push(Field::message(raw));
+            Event::with_fields(raw, list)
         }
-        None => smallvec::smallvec![message],
-    };
-    Event {
-        raw,
-        timestamp: None,
-        fields,
-        flags: 0,
-        route: 0,
+        None => Event::from_line(raw),
     }
 }
 

@@ -380,9 +380,12 @@ impl Positions {
             return None;
         }
         let mut words = [0u64; 4];
-        let blocks = line.len() / 16;
+        // The bytes before `scanned` are indexed by 16-byte compares, the rest one by one.
+        #[cfg(not(target_arch = "x86_64"))]
+        let scanned = 0;
         #[cfg(target_arch = "x86_64")]
-        {
+        let scanned = {
+            let blocks = line.len() / 16;
             use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
             // SAFETY: SSE2 is part of the x86_64 baseline; each load reads 16 bytes inside
             // `line` (`16 * k + 16 <= line.len()`).
@@ -394,12 +397,9 @@ impl Positions {
                     words[k / 4] |= u64::from(hits) << (16 * (k % 4));
                 }
             }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        for (i, &c) in line[..16 * blocks].iter().enumerate() {
-            words[i / 64] |= u64::from(c == b) << (i % 64);
-        }
-        for (i, &c) in line.iter().enumerate().skip(16 * blocks) {
+            16 * blocks
+        };
+        for (i, &c) in line.iter().enumerate().skip(scanned) {
             words[i / 64] |= u64::from(c == b) << (i % 64);
         }
         Some(Positions { words })
