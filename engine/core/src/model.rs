@@ -326,17 +326,7 @@ impl Event {
             adding[w & 1] |= b;
         }
         if !clash {
-            self.fields.reserve(new.len());
-            let len = self.fields.len();
-            // SAFETY: the capacity holds `new.len()` more fields (reserved above); each
-            // write below fills one of them, in order, before the length covers them.
-            unsafe {
-                let at = self.fields.as_mut_ptr().add(len);
-                for (i, &(key, value)) in new.iter().enumerate() {
-                    at.add(i).write(Field { key, value });
-                }
-                self.fields.set_len(len + new.len());
-            }
+            self.append(new);
             return;
         }
         for &(key, value) in new {
@@ -347,6 +337,36 @@ impl Event {
             } else {
                 self.set(key, value);
             }
+        }
+    }
+
+    /// Whether `key` is the event's one field.
+    pub fn holds_only(&self, key: Key) -> bool {
+        matches!(self.fields.as_slice(), [only] if only.key == key)
+    }
+
+    /// Replaces every field with `new`, in order. The keys of `new` must be distinct (as
+    /// [`FieldParse::distinct_keys`](crate::parse::FieldParse::distinct_keys) promises):
+    /// nothing checks them.
+    pub fn replace_fields(&mut self, new: &[(Key, Value)]) {
+        debug_assert!(crate::parse::all_distinct(new.iter().map(|&(key, _)| key)));
+        self.fields.clear();
+        self.append(new);
+    }
+
+    /// Appends `new` as it is, in one pass (the callers know its keys are new).
+    #[inline]
+    fn append(&mut self, new: &[(Key, Value)]) {
+        self.fields.reserve(new.len());
+        let len = self.fields.len();
+        // SAFETY: the capacity holds `new.len()` more fields (reserved above); each write
+        // below fills one of them, in order, before the length covers them.
+        unsafe {
+            let at = self.fields.as_mut_ptr().add(len);
+            for (i, &(key, value)) in new.iter().enumerate() {
+                at.add(i).write(Field { key, value });
+            }
+            self.fields.set_len(len + new.len());
         }
     }
 

@@ -118,8 +118,11 @@ impl ParseDelimiterConfig {
             }
             interned.push(keys.intern(name));
         }
+        // Extra columns are named `_column{N}`: a key of that form could come twice.
+        let distinct = self.overflow != Overflow::Extend || !self.keys.iter().any(|k| k.starts_with("_column"));
         let parser = DelimiterParser {
             keys: interned,
+            distinct,
             separator: Needle::new(self.separator.as_bytes()),
             quote,
             overflow: self.overflow,
@@ -154,6 +157,8 @@ pub struct DelimiterParser {
     table: Arc<KeyTable>,
     /// `_column{N}` for N = keys.len() + 1 + i, interned the first time a line has them.
     extra_keys: Vec<Key>,
+    /// No line can give one key twice (see [`FieldParse::distinct_keys`]).
+    distinct: bool,
     scratch: Scratch,
 }
 
@@ -316,6 +321,10 @@ impl FieldParse for DelimiterParser {
         self.parse_line(bufs.bytes(input), input, out)?;
         self.scratch.flush(bufs, out);
         Ok(())
+    }
+
+    fn distinct_keys(&self) -> bool {
+        self.distinct
     }
 }
 
@@ -586,6 +595,13 @@ mod tests {
         let tab = config(&["a", "b"], serde_json::json!({ "separator": "\t" }));
         let (events, _, _, _) = run(&tab, "x y\tz\n");
         assert_eq!(events, ["a=x y | b=z"]);
+    }
+
+    #[test]
+    fn a_key_named_like_an_extra_column_is_one_field() {
+        let (events, failures, _, _) = run(&config(&["a", "_column3"], serde_json::json!({})), "1,2,3\n");
+        assert_eq!(failures, 0);
+        assert_eq!(events, ["a=1 | _column3=3"]);
     }
 
     #[test]

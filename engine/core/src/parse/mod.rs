@@ -83,6 +83,19 @@ pub trait FieldParse: Send {
     /// Called before the events of each batch: spans a parser wrote to the arena belong to
     /// that batch, so a parser that reuses them across events forgets them here.
     fn begin_batch(&mut self) {}
+
+    /// True when the keys of one parse are always distinct from each other (a fixed set,
+    /// each key at most once, as a regex's named groups are): an event holding only the
+    /// source then takes the parsed fields in one copy, with no check for keys it holds.
+    fn distinct_keys(&self) -> bool {
+        false
+    }
+}
+
+/// Whether no key of `keys` is there twice.
+pub(crate) fn all_distinct(keys: impl IntoIterator<Item = Key>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    keys.into_iter().all(|key| seen.insert(key))
 }
 
 /// The settings every parser shares, resolved to keys.
@@ -166,6 +179,9 @@ impl<P: FieldParse> Processor for FieldParser<P> {
         self.parser.begin_batch();
         let (mut bufs, events) = batch.live_mut();
         let c = &self.common;
+        // The usual case: the source is the event's one field and goes, and the parser's
+        // keys cannot clash with each other, so the parsed fields replace it as they are.
+        let replace = !c.keep_source && self.parser.distinct_keys();
         let mut error = String::new();
         for event in events {
             self.parsed.clear();
@@ -178,10 +194,14 @@ impl<P: FieldParse> Processor for FieldParser<P> {
             };
             match result {
                 Ok(()) => {
-                    if !c.keep_source {
-                        event.remove(c.source);
+                    if replace && event.holds_only(c.source) {
+                        event.replace_fields(&self.parsed.fields);
+                    } else {
+                        if !c.keep_source {
+                            event.remove(c.source);
+                        }
+                        event.extend_fields(&self.parsed.fields);
                     }
-                    event.extend_fields(&self.parsed.fields);
                     if let Some(ts) = self.parsed.timestamp {
                         event.timestamp = Some(ts);
                     }

@@ -131,7 +131,16 @@ impl ParseRegexConfig {
             ),
             EngineChoice::Meta => Engine::meta(regex),
         };
-        Ok(FieldParser::new("parse_regex", RegexParser { engine, names }, common))
+        let distinct = super::all_distinct(names.iter().flatten().copied());
+        Ok(FieldParser::new(
+            "parse_regex",
+            RegexParser {
+                engine,
+                names,
+                distinct,
+            },
+            common,
+        ))
     }
 }
 
@@ -194,6 +203,8 @@ pub struct RegexParser {
     engine: Engine,
     /// Field key per capture group (index 0 is the whole match, never a field).
     names: Vec<Option<Key>>,
+    /// No key is in `names` twice (`keys:` may name one twice).
+    distinct: bool,
 }
 
 impl RegexParser {
@@ -250,6 +261,10 @@ impl FieldParse for RegexParser {
             }
         }
         Ok(())
+    }
+
+    fn distinct_keys(&self) -> bool {
+        self.distinct
     }
 }
 
@@ -390,6 +405,16 @@ mod tests {
         assert_eq!(text(&batch, 0, &keys, "num").as_deref(), Some("12"));
         assert_eq!(text(&batch, 1, &keys, "word").as_deref(), Some("xyz"));
         assert_eq!(text(&batch, 1, &keys, "num"), None);
+    }
+
+    #[test]
+    fn a_key_named_twice_is_one_field_holding_the_last_group() {
+        let mut cfg = config(r"^(\w+) (\w+)$");
+        cfg.keys = Some(vec!["word".into(), "word".into()]);
+        let (batch, failures, keys, _) = run(&cfg, b"abc def\n");
+        assert_eq!(failures, 0);
+        assert_eq!(batch.events()[0].fields().len(), 1);
+        assert_eq!(text(&batch, 0, &keys, "word").as_deref(), Some("def"));
     }
 
     #[test]

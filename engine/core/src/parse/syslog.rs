@@ -235,6 +235,10 @@ impl FieldParse for SyslogParser {
         }
         Ok(())
     }
+
+    fn distinct_keys(&self) -> bool {
+        true
+    }
 }
 
 /// Finds the parts of one message (trailing line ends already removed).
