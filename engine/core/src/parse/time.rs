@@ -263,9 +263,24 @@ impl TimestampParser {
         let secs = self.seconds(b, &fields)?;
         self.misses += 1;
         if self.format.cacheable {
-            self.cache.put(b, fields.frac, secs);
+            let minute = match fields.second_at {
+                Some(at) if self.format.minute_cacheable => {
+                    self.minute_start(b, &fields, secs).map(|start| (at, start))
+                }
+                _ => None,
+            };
+            self.cache.put(b, fields.frac, minute, secs);
         }
         join(secs, fields.nanos)
+    }
+
+    /// The epoch second of second 0 of the minute of `f` (whose own is `secs`), when every
+    /// second of that minute is that plus its number: true unless the zone's offset
+    /// changes inside the minute, which second 59 shows.
+    fn minute_start(&mut self, b: &[u8], f: &Fields, secs: i64) -> Option<i64> {
+        let start = self.seconds(b, &Fields { second: 0, ..*f }).ok()?;
+        let last = self.seconds(b, &Fields { second: 59, ..*f }).ok()?;
+        (last - start == 59 && secs - start == i64::from(f.second.min(59))).then_some(start)
     }
 
     /// The epoch second of the civil time in `f`: validation, calendar and time zone.
@@ -531,6 +546,8 @@ struct Format {
     epoch: bool,
     /// The second cache gives what a full parse would (see [`Format::cacheable`]).
     cacheable: bool,
+    /// ... and may keep a whole minute (see [`Format::minute_cacheable`]).
+    minute_cacheable: bool,
     /// The format as written, for messages.
     text: Box<str>,
 }
@@ -543,6 +560,7 @@ impl Format {
             has_year: !epoch,
             epoch,
             cacheable: !epoch,
+            minute_cacheable: !epoch,
             text: text.into(),
         };
         match text {
@@ -627,12 +645,14 @@ impl Format {
             }
         }
         let cacheable = Format::cacheable(&items, epoch);
+        let minute_cacheable = cacheable && Format::minute_cacheable(&items);
         Ok(Format {
             items: items.into(),
             frac_max: 9,
             has_year: seen & slot::YEAR != 0,
             epoch,
             cacheable,
+            minute_cacheable,
             text: text.into(),
         })
     }
@@ -648,6 +668,15 @@ impl Format {
             && !items
                 .windows(2)
                 .any(|w| matches!(w, [Item::Offset | Item::OptOffset, Item::Fraction]))
+    }
+
+    /// Whether the cache may also stand for the other seconds of a minute: when every
+    /// `%S` follows a literal (`:%S`), no item before it can read into its digits, so a
+    /// value that differs only there parses alike up to them.
+    fn minute_cacheable(items: &[Item]) -> bool {
+        items.iter().enumerate().all(|(i, item)| {
+            *item != Item::Second || (i > 0 && matches!(items[i - 1], Item::Literal(_) | Item::DateTimeSep))
+        })
     }
 
     /// Reads `b` item by item, left to right, without backtracking.
@@ -669,7 +698,11 @@ impl Format {
                 Item::DayOfYear => f.yday = Some(digits(b, &mut i, 1, 3)?),
                 Item::Hour => f.hour = digits(b, &mut i, 1, 2)?,
                 Item::Minute => f.minute = digits(b, &mut i, 1, 2)?,
-                Item::Second => f.second = digits(b, &mut i, 1, 2)?,
+                Item::Second => {
+                    let at = i;
+                    f.second = digits(b, &mut i, 1, 2)?;
+                    f.second_at = (i - at == 2).then_some(at);
+                }
                 Item::Fraction => {
                     let at = i;
                     f.nanos = fraction(b, &mut i, self.frac_max)?;
@@ -724,7 +757,7 @@ impl Format {
 }
 
 /// What a full scan of one value read. Parts the format lacks stay 0 (midnight).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Fields {
     year: Option<i32>,
     month: u32,
@@ -737,6 +770,9 @@ struct Fields {
     /// Where the fraction digits start and how many there are: the bytes the cache key
     /// leaves out.
     frac: Option<(usize, usize)>,
+    /// Where the second's digits start, when there are two of them (the minute cache
+    /// leaves them out too).
+    second_at: Option<usize>,
     /// Seconds east of UTC.
     offset: Option<i32>,
     /// The byte range of a `%Z` name.
@@ -981,47 +1017,78 @@ pub(super) fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The last value that resolved, without its fraction digits, and its epoch second.
+/// The last value that resolved, without its fraction digits (and its second's, when the
+/// cache stands for its whole minute), and its epoch second (or its minute's first).
 #[derive(Debug, Default)]
 struct SecondCache {
     valid: bool,
     key: Vec<u8>,
-    /// Where the fraction digits were cut out of `key`; `None` when the value had none.
+    /// Where the fraction digits were cut out of the value; `None` when it had none.
     frac_at: Option<usize>,
+    /// Where its two second digits were cut out, when the key stands for the minute.
+    second_at: Option<usize>,
+    /// The value's epoch second, or with `second_at` that of second 0 of its minute.
     secs: i64,
 }
 
 impl SecondCache {
     /// The second and the nanoseconds of `b` if it is the cached value with other
-    /// fraction digits (1 to `frac_max` of them) in the same place.
+    /// fraction digits (1 to `frac_max` of them) in the same place, and, when the cache
+    /// holds a minute, any second from 00 to 60 in the place of its second.
     fn get(&self, b: &[u8], frac_max: usize) -> Option<(i64, u32)> {
         if !self.valid {
             return None;
         }
-        let Some(at) = self.frac_at else {
-            return (b == self.key.as_slice()).then_some((self.secs, 0));
+        // The value is the key with `cut` second digits put back at `s` and `n` fraction
+        // digits at `f`: compare the three pieces around them.
+        let (s, cut) = self.second_at.map_or((0, 0), |s| (s, 2));
+        let n = b.len().checked_sub(self.key.len() + cut)?;
+        let f = match self.frac_at {
+            Some(f) if (1..=frac_max).contains(&n) => f,
+            None if n == 0 => b.len(),
+            _ => return None,
         };
-        let n = b.len().checked_sub(self.key.len())?;
-        if n == 0 || n > frac_max {
+        let k = &self.key;
+        if b[..s] != k[..s] || b[s + cut..f] != k[s..f - cut] || b[f + n..] != k[f - cut..] {
             return None;
         }
-        let digits = &b[at..at + n];
-        (b[at + n..] == self.key[at..] && b[..at] == self.key[..at] && digits.iter().all(u8::is_ascii_digit))
-            .then(|| (self.secs, fraction_value(digits)))
+        let digits = &b[f..f + n];
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let mut secs = self.secs;
+        if cut == 2 {
+            let (tens, ones) = (b[s].wrapping_sub(b'0'), b[s + 1].wrapping_sub(b'0'));
+            if tens > 9 || ones > 9 || tens * 10 + ones > 60 {
+                return None;
+            }
+            // Second 60 (a leap second) is read as 59, as a full parse does.
+            secs += i64::from((tens * 10 + ones).min(59));
+        }
+        Some((secs, if n == 0 { 0 } else { fraction_value(digits) }))
     }
 
-    /// Remembers that `b`, whose fraction digits are at `frac`, is second `secs`.
-    fn put(&mut self, b: &[u8], frac: Option<(usize, usize)>, secs: i64) {
+    /// Remembers that `b`, whose fraction digits are at `frac`, is second `secs`; with
+    /// `minute` (where its two second digits are, and the epoch second of second 0), the
+    /// whole minute.
+    fn put(&mut self, b: &[u8], frac: Option<(usize, usize)>, minute: Option<(usize, i64)>, secs: i64) {
+        let (f, n) = frac.unwrap_or((b.len(), 0));
         self.key.clear();
-        match frac {
-            Some((at, n)) => {
-                self.key.extend_from_slice(&b[..at]);
-                self.key.extend_from_slice(&b[at + n..]);
+        match minute {
+            Some((s, start)) if s + 2 <= f => {
+                self.key.extend_from_slice(&b[..s]);
+                self.key.extend_from_slice(&b[s + 2..f]);
+                self.second_at = Some(s);
+                self.secs = start;
             }
-            None => self.key.extend_from_slice(b),
+            _ => {
+                self.key.extend_from_slice(&b[..f]);
+                self.second_at = None;
+                self.secs = secs;
+            }
         }
+        self.key.extend_from_slice(&b[f + n..]);
         self.frac_at = frac.map(|(at, _)| at);
-        self.secs = secs;
         self.valid = true;
     }
 }
@@ -1407,9 +1474,58 @@ mod tests {
             ]
         );
         assert_eq!(failures, 3);
-        // Full parses: the first line, the one without a fraction, the new second, the
-        // old second again, the new offset. The rest came from the cache.
-        assert_eq!(parser.parser().misses, 5);
+        // Full parses: the first line, the one without a fraction, the next with one
+        // again, the new offset. The rest came from the cache, the other second of the
+        // minute included.
+        assert_eq!(parser.parser().misses, 4);
+    }
+
+    #[test]
+    fn the_cache_holds_a_minute_when_the_offset_cannot_change_within_it() {
+        let lines = [
+            "2026-11-25T10:00:01.5Z",
+            "2026-11-25T10:00:59.25Z",
+            "2026-11-25T10:00:00Z",
+            "2026-11-25T10:00:07.125Z",
+            "2026-11-25T10:00:60.5Z",
+            "2026-11-25T10:00:61.5Z",
+            "2026-11-25T10:00:5x.5Z",
+            "2026-11-25T10:01:02.5Z",
+            "2026-11-25T10:01:03.5Z",
+        ];
+        let (batch, failures, parser, _) = run(&config("rfc3339"), &(lines.join("\n") + "\n"));
+        let got: Vec<_> = batch.events().iter().map(|e| e.timestamp).collect();
+        assert_eq!(
+            got,
+            [
+                Some(ts("2026-11-25T10:00:01.5Z")),
+                Some(ts("2026-11-25T10:00:59.25Z")),
+                Some(ts("2026-11-25T10:00:00Z")),
+                Some(ts("2026-11-25T10:00:07.125Z")),
+                // A leap second reads as 59, cached or not.
+                Some(ts("2026-11-25T10:00:59.5Z")),
+                None,
+                None,
+                Some(ts("2026-11-25T10:01:02.5Z")),
+                Some(ts("2026-11-25T10:01:03.5Z")),
+            ]
+        );
+        assert_eq!(failures, 2);
+        // The first line, the one without a fraction, the next with one, the next
+        // minute (the two bad seconds fail in full parses, which are not counted).
+        assert_eq!(parser.parser().misses, 4);
+        // A minute in which the offset changes: Berlin's clocks went from local mean time
+        // (+00:53:28) to +01:00 on 1 April 1893, skipping 00:00:00 to 00:06:31. Its
+        // seconds are parsed in full, and agree with a parser without a cache.
+        let berlin = with_zone("%Y-%m-%d %H:%M:%S", "Europe/Berlin");
+        let mut cached = berlin.compile().unwrap();
+        let mut fresh = berlin.compile().unwrap();
+        let at = |p: &mut TimestampParser, second: u32| p.timestamp(format!("1893-04-01 00:06:{second:02}").as_bytes());
+        assert_ne!(at(&mut fresh, 32).unwrap() - at(&mut fresh, 31).unwrap(), 1_000_000_000);
+        for second in (0..60).chain((0..60).rev()) {
+            fresh.cache.valid = false;
+            assert_eq!(at(&mut cached, second), at(&mut fresh, second), "second {second}");
+        }
     }
 
     #[test]
