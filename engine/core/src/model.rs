@@ -304,10 +304,10 @@ impl Event {
         }
     }
 
-    /// Sets every `(key, value)` in order, like [`Event::set`] one by one, in linear time:
+    /// Sets every field of `new` in order, like [`Event::set`] one by one, in linear time:
     /// presence is tracked in a bitmap for the first 128 keys of the table (two words: a
     /// shift of a `u128` is a dozen instructions).
-    pub fn extend_fields(&mut self, new: &[(Key, Value)]) {
+    pub fn extend_fields(&mut self, new: &[Field]) {
         let bit = |key: Key| -> (usize, u64) { ((key.0 >> 6) as usize, 1 << (key.0 & 63)) };
         let mut present = [0u64; 2];
         for f in &self.fields {
@@ -320,7 +320,7 @@ impl Event {
         // fields on an event holding only its message): one append of the whole list.
         let mut adding = [0u64; 2];
         let mut clash = false;
-        for &(key, _) in new {
+        for &Field { key, .. } in new {
             let (w, b) = bit(key);
             clash |= key.0 >= 128 || (adding[w & 1] | present[w & 1]) & b != 0;
             adding[w & 1] |= b;
@@ -329,7 +329,7 @@ impl Event {
             self.append(new);
             return;
         }
-        for &(key, value) in new {
+        for &Field { key, value } in new {
             let (w, b) = bit(key);
             if key.0 < 128 && present[w & 1] & b == 0 {
                 present[w & 1] |= b;
@@ -348,24 +348,21 @@ impl Event {
     /// Replaces every field with `new`, in order. The keys of `new` must be distinct (as
     /// [`FieldParse::distinct_keys`](crate::parse::FieldParse::distinct_keys) promises):
     /// nothing checks them.
-    pub fn replace_fields(&mut self, new: &[(Key, Value)]) {
-        debug_assert!(crate::parse::all_distinct(new.iter().map(|&(key, _)| key)));
+    pub fn replace_fields(&mut self, new: &[Field]) {
+        debug_assert!(crate::parse::all_distinct(new.iter().map(|f| f.key)));
         self.fields.clear();
         self.append(new);
     }
 
-    /// Appends `new` as it is, in one pass (the callers know its keys are new).
+    /// Appends `new` as it is, in one copy (the callers know its keys are new).
     #[inline]
-    fn append(&mut self, new: &[(Key, Value)]) {
+    fn append(&mut self, new: &[Field]) {
         self.fields.reserve(new.len());
         let len = self.fields.len();
-        // SAFETY: the capacity holds `new.len()` more fields (reserved above); each write
-        // below fills one of them, in order, before the length covers them.
+        // SAFETY: the capacity holds `new.len()` more fields (reserved above), which the
+        // copy fills before the length covers them; `new` is not this event's own list.
         unsafe {
-            let at = self.fields.as_mut_ptr().add(len);
-            for (i, &(key, value)) in new.iter().enumerate() {
-                at.add(i).write(Field { key, value });
-            }
+            std::ptr::copy_nonoverlapping(new.as_ptr(), self.fields.as_mut_ptr().add(len), new.len());
             self.fields.set_len(len + new.len());
         }
     }
@@ -794,7 +791,8 @@ mod tests {
                     e.set(key, Value::Bool(true));
                 }
             }
-            a.extend_fields(new);
+            let new_fields: Vec<Field> = new.iter().map(|&(key, value)| Field { key, value }).collect();
+            a.extend_fields(&new_fields);
             for &(key, value) in new {
                 b.set(key, value);
             }

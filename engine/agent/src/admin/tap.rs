@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use weir_core::encode::{Encoder, JsonEncoder, Route, routed};
-use weir_core::model::{Batch, Buf, Event, Key, KeyTable, Span, Value};
+use weir_core::model::{Batch, Buf, Event, Field, KeyTable, Span, Value};
 use weir_core::pipeline::Processor;
 
 /// Taps attached at once, over every component; one more is refused.
@@ -165,7 +165,7 @@ struct TapState {
     encoder: JsonEncoder,
     /// The picked events, copied with their values into its arena.
     scratch: Batch,
-    fields: Vec<(Key, Value)>,
+    fields: Vec<Field>,
 }
 
 /// One attached tap.
@@ -300,7 +300,7 @@ fn copy_picked(
     route: Route,
     (live, k, phase): (usize, usize, usize),
     into: &mut Batch,
-    fields: &mut Vec<(Key, Value)>,
+    fields: &mut Vec<Field>,
 ) {
     let _ = into.reset(Vec::new(), batch.origin);
     for (n, event) in routed(batch, route).enumerate() {
@@ -316,7 +316,7 @@ fn copy_picked(
                 Value::Json(s) => Value::Json(into.push_arena(batch.bytes(s))),
                 other => other,
             };
-            fields.push((f.key, value));
+            fields.push(Field { key: f.key, value });
         }
         let mut copy = Event::bare(Span::new(Buf::Arena, 0, 0));
         copy.timestamp = event.timestamp;

@@ -193,7 +193,7 @@ impl DelimiterParser {
             };
             if column + 1 == n_keys && next.is_some() && self.overflow == Overflow::Keep {
                 let rest = input.slice(pos, line.len() - pos);
-                out.fields.push((key, Value::Str(rest)));
+                out.push(key, Value::Str(rest));
                 return Ok(());
             }
             self.scratch.push_field(out, key, cell, input);
@@ -460,7 +460,7 @@ impl Scratch {
                 Span::new(Buf::Arena, from, len)
             }
         };
-        out.fields.push((key, Value::Str(value)));
+        out.push(key, Value::Str(value));
     }
 
     /// Writes the unescaped values to the arena and points their fields there.
@@ -470,8 +470,8 @@ impl Scratch {
         }
         let base = bufs.push(&self.bytes).start();
         for &i in &self.pending {
-            if let Value::Str(s) = out.fields[i].1 {
-                out.fields[i].1 = Value::Str(Span::new(Buf::Arena, base + s.start(), s.len()));
+            if let Value::Str(s) = out.fields[i].value {
+                out.fields[i].value = Value::Str(Span::new(Buf::Arena, base + s.start(), s.len()));
             }
         }
     }

@@ -322,7 +322,7 @@ impl Emit<'_> {
                 let key = self.parser.top_key(pos, name).ok_or(Stop::Full)?;
                 let v = sc.value(open + 1)?;
                 let value = self.value(v, bytes, bufs);
-                out.fields.push((key, value));
+                out.push(key, value);
             } else {
                 // A flattened name: prefix + separator + name.
                 let at = prefix_len.unwrap_or(0);
@@ -342,7 +342,7 @@ impl Emit<'_> {
                     let key = key.ok_or(Stop::Full)?;
                     let v = sc.value(open + 1)?;
                     let value = self.value(v, bytes, bufs);
-                    out.fields.push((key, value));
+                    out.push(key, value);
                 }
             }
             pos += 1;

@@ -171,7 +171,7 @@ impl KvParser {
             if fs <= vs {
                 // A bare key: no `value_split` before the end of the pair.
                 let key = self.key(&line[pos..fs])?;
-                out.fields.push((key, Value::Bool(true)));
+                out.push(key, Value::Bool(true));
                 pos = fs;
                 continue;
             }

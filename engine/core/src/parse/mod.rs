@@ -23,7 +23,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::model::{Batch, Bufs, Key, KeyTable, Span, Value};
+use crate::model::{Batch, Bufs, Field, Key, KeyTable, Span, Value};
 use crate::pipeline::Processor;
 use crate::processors::BuildError;
 
@@ -61,12 +61,18 @@ pub const TOO_MANY_KEYS: ParseFailure =
 #[derive(Debug, Default)]
 pub struct Parsed {
     /// Fields to set on the event, in order.
-    pub fields: Vec<(Key, Value)>,
+    pub fields: Vec<Field>,
     /// Event time in nanoseconds since the Unix epoch (UTC).
     pub timestamp: Option<i64>,
 }
 
 impl Parsed {
+    /// Adds field `key` with `value`.
+    #[inline]
+    pub fn push(&mut self, key: Key, value: Value) {
+        self.fields.push(Field { key, value });
+    }
+
     fn clear(&mut self) {
         self.fields.clear();
         self.timestamp = None;
@@ -304,8 +310,7 @@ mod tests {
                 .iter()
                 .position(|&b| b == b'=')
                 .ok_or(ParseFailure::fixed("no `=`"))?;
-            out.fields
-                .push((self.0, Value::Str(input.slice(eq + 1, bytes.len() - eq - 1))));
+            out.push(self.0, Value::Str(input.slice(eq + 1, bytes.len() - eq - 1)));
             Ok(())
         }
     }

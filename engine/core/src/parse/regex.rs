@@ -237,8 +237,7 @@ impl FieldParse for RegexParser {
                     if let Some(key) = key
                         && span[0] != scanner::NONE
                     {
-                        out.fields
-                            .push((*key, Value::Str(input.slice(span[0], span[1] - span[0]))));
+                        out.push(*key, Value::Str(input.slice(span[0], span[1] - span[0])));
                     }
                 }
                 return Ok(());
@@ -257,7 +256,7 @@ impl FieldParse for RegexParser {
         }
         for (group, key) in self.names.iter().enumerate() {
             if let (Some(key), Some(m)) = (key, caps.get_group(group)) {
-                out.fields.push((*key, Value::Str(input.slice(m.start, m.len()))));
+                out.push(*key, Value::Str(input.slice(m.start, m.len())));
             }
         }
         Ok(())

@@ -214,12 +214,12 @@ impl FieldParse for SyslogParser {
         }
         let k = &self.keys;
         let span = |r: &Range<usize>| Value::Str(input.slice(r.start, r.end - r.start));
-        out.fields.push((Key::MESSAGE, span(&m.message)));
+        out.push(Key::MESSAGE, span(&m.message));
         let (facility, severity) = (usize::from(m.pri >> 3), usize::from(m.pri & 7));
         let facility = *self.names[facility].get_or_insert_with(|| bufs.push(FACILITIES[facility].as_bytes()));
         let severity = *self.names[24 + severity].get_or_insert_with(|| bufs.push(SEVERITIES[severity].as_bytes()));
-        out.fields.push((k.facility, Value::Str(facility)));
-        out.fields.push((k.severity, Value::Str(severity)));
+        out.push(k.facility, Value::Str(facility));
+        out.push(k.severity, Value::Str(severity));
         for (key, range) in [
             (k.hostname, &m.hostname),
             (k.appname, &m.appname),
@@ -227,11 +227,11 @@ impl FieldParse for SyslogParser {
             (k.msgid, &m.msgid),
         ] {
             if let Some(r) = range {
-                out.fields.push((key, span(r)));
+                out.push(key, span(r));
             }
         }
         if m.structured_data.is_some() {
-            out.fields.push((k.structured_data, Value::Json(bufs.push(&self.sd))));
+            out.push(k.structured_data, Value::Json(bufs.push(&self.sd)));
         }
         Ok(())
     }

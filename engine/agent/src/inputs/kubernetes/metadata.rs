@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use regex_automata::meta::Regex;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
-use weir_core::model::{Batch, Key, KeyTable, Value};
+use weir_core::model::{Batch, Field, Key, KeyTable, Value};
 use weir_core::pipeline::Processor;
 use weir_core::units::Dur;
 
@@ -679,7 +679,7 @@ impl Enrich {
 struct Looked {
     uid: Vec<u8>,
     meta: Option<Arc<PodMeta>>,
-    fields: Vec<(Key, Value)>,
+    fields: Vec<Field>,
 }
 
 impl Processor for Enrich {
@@ -699,13 +699,22 @@ impl Processor for Enrich {
                 let mut fields = Vec::new();
                 if let Some(m) = &meta {
                     if let Some(l) = &m.labels {
-                        fields.push((self.labels, Value::Json(bufs.push(l.as_bytes()))));
+                        fields.push(Field {
+                            key: self.labels,
+                            value: Value::Json(bufs.push(l.as_bytes())),
+                        });
                     }
                     if let Some(a) = &m.annotations {
-                        fields.push((self.annotations, Value::Json(bufs.push(a.as_bytes()))));
+                        fields.push(Field {
+                            key: self.annotations,
+                            value: Value::Json(bufs.push(a.as_bytes())),
+                        });
                     }
                     if let Some(n) = &m.node {
-                        fields.push((self.node, Value::Str(bufs.push(n.as_bytes()))));
+                        fields.push(Field {
+                            key: self.node,
+                            value: Value::Str(bufs.push(n.as_bytes())),
+                        });
                     }
                 }
                 current = Some(Looked { uid, meta, fields });
