@@ -53,12 +53,14 @@ pub trait Encoder: Send {
 }
 
 /// The events of `batch` that `route` selects.
-pub fn routed(batch: &Batch, route: Route) -> Box<dyn Iterator<Item = &Event> + '_> {
-    match route {
-        Route::Main => Box::new(batch.live()),
-        Route::Output(n) => Box::new(batch.live().filter(move |e| e.route() == 0 || e.route() == n)),
-        Route::DeadLetter => Box::new(batch.dead_letters()),
-    }
+pub fn routed(batch: &Batch, route: Route) -> impl Iterator<Item = &Event> + '_ {
+    // One filter (the route's test is the same for every event: predicted), not a boxed
+    // iterator per route, whose call per event was about 1 % of a parsed-lines run.
+    batch.events().iter().filter(move |e| match route {
+        Route::Main => e.is_live(),
+        Route::Output(n) => e.is_live() && (e.route() == 0 || e.route() == n),
+        Route::DeadLetter => e.is_dead_letter() && !e.is_dropped(),
+    })
 }
 
 /// One JSON object per event, one per line. The event time, when known, comes first as
