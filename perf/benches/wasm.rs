@@ -16,9 +16,13 @@
 //!
 //! After criterion, a summary measures each pipeline again in MB per CPU-second
 //! (getrusage, user+sys) and prints the Wasm/native ratio and the boundary ns per event.
+//! It runs the cases in turn, one pass each per round, and takes each figure per round before
+//! the median of the rounds: this machine's speed drifts by up to 15 % from one minute to the
+//! next, and measuring the native cases first and the Wasm ones after (best of a few runs
+//! each, as the summary did before) moved the ratios between 77 % and 87 % for one binary.
 //! Every run checks its event count, so a broken plugin fails the bench.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use weir_core::line::{DEFAULT_CHUNK_BYTES, LineOptions, for_each_batch};
@@ -199,20 +203,22 @@ fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// CPU seconds per run of `case`: the best of a few runs of at least a second in all.
-fn cpu_per_run(case: &mut Case) -> f64 {
-    let mut best = f64::MAX;
-    let start = Instant::now();
-    let mut runs = 0;
-    while runs < 3 || start.elapsed() < Duration::from_secs(1) {
-        let cpu = cpu_time();
-        let got = run(case.corpus, &mut case.procs);
-        let spent = (cpu_time() - cpu).as_secs_f64();
-        assert_eq!(got, (case.want, 0), "{}", case.name);
-        best = best.min(spent);
-        runs += 1;
-    }
-    best
+/// CPU seconds of one pass of `case` over its corpus (checking its event count).
+fn cpu_once(case: &mut Case) -> f64 {
+    let cpu = cpu_time();
+    let got = run(case.corpus, &mut case.procs);
+    let spent = (cpu_time() - cpu).as_secs_f64();
+    assert_eq!(got, (case.want, 0), "{}", case.name);
+    spent
+}
+
+/// Rounds of the summary: every case once per round, in turn.
+const ROUNDS: usize = 15;
+
+/// The median of `values`.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn summary() {
@@ -220,44 +226,56 @@ fn summary() {
     let (json, nginx) = corpora();
     let mut cases = cases(&keys, json, nginx);
     println!(
-        "\nwasm summary (MB per CPU-second, best of >= 3 runs over {} MiB):",
+        "\nwasm summary (MB per CPU-second over {} MiB; medians of {ROUNDS} rounds, each case once a round):",
         SIZE >> 20
     );
-    let mut secs = std::collections::HashMap::new();
+    // A first pass of each (plugin instances, first touches), not counted.
     for case in &mut cases {
-        let s = cpu_per_run(case);
-        let mbps = case.corpus.data.len() as f64 / 1e6 / s;
-        println!("  {:<22} {:>8.1} MB/s", case.name, mbps);
-        secs.insert(case.name, (s, case.corpus.lines));
+        cpu_once(case);
     }
-    let get = |n: &str| secs[n];
-    let (native, _) = get("json/filter-native");
-    let (lines, nginx_events) = get("nginx/lines");
-    let (parsed, json_events) = get("json/parse_json");
+    let mut secs: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for _ in 0..ROUNDS {
+        for (case, secs) in cases.iter_mut().zip(&mut secs) {
+            secs.push(cpu_once(case));
+        }
+    }
+    for (case, secs) in cases.iter().zip(&secs) {
+        let mbps = case.corpus.data.len() as f64 / 1e6 / median(secs.clone());
+        println!("  {:<22} {:>8.1} MB/s", case.name, mbps);
+    }
+    let of = |name: &str| cases.iter().position(|c| c.name == name).map(|i| &secs[i]);
+    let by_round =
+        |a: &[f64], b: &[f64], f: &dyn Fn(f64, f64) -> f64| median(a.iter().zip(b).map(|(&a, &b)| f(a, b)).collect());
+    let (native, lines, parsed) = (
+        of("json/filter-native").expect("case"),
+        of("nginx/lines").expect("case"),
+        of("json/parse_json").expect("case"),
+    );
+    let (json_events, nginx_events) = (json.lines as f64, nginx.lines as f64);
     for suffix in ["", "@0.1"] {
-        let Some(&(wasm, _)) = secs.get(format!("json/filter-wasm{suffix}").as_str()) else {
+        let Some(wasm) = of(&format!("json/filter-wasm{suffix}")) else {
             continue;
         };
         let contract = if suffix.is_empty() { "0.2" } else { "0.1" };
         println!("  contract {contract}:");
         println!(
             "    filter as a Wasm plugin, all fields: {:.0}% of native (target >= 85%)",
-            100.0 * native / wasm
+            100.0 * by_round(native, wasm, &|n, w| n / w)
         );
-        let (wasm1, _) = get(&format!("json/filter-wasm-1field{suffix}"));
+        let wasm1 = of(&format!("json/filter-wasm-1field{suffix}")).expect("case");
         println!(
             "    the same, sending only `level` (fields: [level]): {:.0}% of native (target >= 95%)",
-            100.0 * native / wasm1
+            100.0 * by_round(native, wasm1, &|n, w| n / w)
         );
-        let (noop, _) = get(&format!("nginx/noop-wasm{suffix}"));
+        let noop = of(&format!("nginx/noop-wasm{suffix}")).expect("case");
         println!(
             "    boundary, raw lines (1 field):     {:.1} ns/event (target <= 50)",
-            (noop - lines) * 1e9 / nginx_events as f64
+            by_round(noop, lines, &|w, n| (w - n) * 1e9 / nginx_events)
         );
-        let (noop, _) = get(&format!("json/noop-wasm{suffix}"));
+        let noop = of(&format!("json/noop-wasm{suffix}")).expect("case");
         println!(
             "    boundary, parsed JSON (10 fields): {:.1} ns/event (target <= 150)",
-            (noop - parsed) * 1e9 / json_events as f64
+            by_round(noop, parsed, &|w, n| (w - n) * 1e9 / json_events)
         );
     }
 }
