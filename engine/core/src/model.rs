@@ -341,14 +341,14 @@ impl Event {
     }
 
     /// Whether `key` is the event's one field.
-    pub fn holds_only(&self, key: Key) -> bool {
+    pub(crate) fn holds_only(&self, key: Key) -> bool {
         matches!(self.fields.as_slice(), [only] if only.key == key)
     }
 
     /// Replaces every field with `new`, in order. The keys of `new` must be distinct (as
     /// [`FieldParse::distinct_keys`](crate::parse::FieldParse::distinct_keys) promises):
     /// nothing checks them.
-    pub fn replace_fields(&mut self, new: &[Field]) {
+    pub(crate) fn replace_fields(&mut self, new: &[Field]) {
         debug_assert!(crate::parse::all_distinct(new.iter().map(|f| f.key)));
         self.fields.clear();
         self.append(new);

@@ -1155,6 +1155,14 @@ mod tests {
             .collect()
     }
 
+    /// The event time of each line (`None` where it failed), the failures and the full
+    /// parses (cache misses).
+    fn cached_times(format: &str, lines: &[&str]) -> (Vec<Option<i64>>, u64, u64) {
+        let (batch, failures, parser, _) = run(&config(format), &(lines.join("\n") + "\n"));
+        let got = batch.events().iter().map(|e| e.timestamp).collect();
+        (got, failures, parser.parser().misses)
+    }
+
     fn one(config: &ParseTimestampConfig, line: &str) -> Result<i64, String> {
         let mut all = times(config, &[line]);
         assert_eq!(all.len(), 1);
@@ -1454,8 +1462,7 @@ mod tests {
             "2026-11-25 10:00:01.9x +0200",
             "2026-11-25 10:00:01.7 +0200",
         ];
-        let (batch, failures, parser, _) = run(&config("%Y-%m-%d %H:%M:%S.%f %z"), &(lines.join("\n") + "\n"));
-        let got: Vec<_> = batch.events().iter().map(|e| e.timestamp).collect();
+        let (got, failures, misses) = cached_times("%Y-%m-%d %H:%M:%S.%f %z", &lines);
         assert_eq!(
             got,
             [
@@ -1477,7 +1484,7 @@ mod tests {
         // Full parses: the first line, the one without a fraction, the next with one
         // again, the new offset. The rest came from the cache, the other second of the
         // minute included.
-        assert_eq!(parser.parser().misses, 4);
+        assert_eq!(misses, 4);
     }
 
     #[test]
@@ -1493,8 +1500,7 @@ mod tests {
             "2026-11-25T10:01:02.5Z",
             "2026-11-25T10:01:03.5Z",
         ];
-        let (batch, failures, parser, _) = run(&config("rfc3339"), &(lines.join("\n") + "\n"));
-        let got: Vec<_> = batch.events().iter().map(|e| e.timestamp).collect();
+        let (got, failures, misses) = cached_times("rfc3339", &lines);
         assert_eq!(
             got,
             [
@@ -1513,7 +1519,7 @@ mod tests {
         assert_eq!(failures, 2);
         // The first line, the one without a fraction, the next with one, the next
         // minute (the two bad seconds fail in full parses, which are not counted).
-        assert_eq!(parser.parser().misses, 4);
+        assert_eq!(misses, 4);
         // A minute in which the offset changes: Berlin's clocks went from local mean time
         // (+00:53:28) to +01:00 on 1 April 1893, skipping 00:00:00 to 00:06:31. Its
         // seconds are parsed in full, and agree with a parser without a cache.
