@@ -109,6 +109,8 @@ struct Host {
     new_keys: Vec<Key>,
     /// When only some fields cross: `sent[key index]` says whether that one does.
     sent: Option<Vec<bool>>,
+    /// How many keys `sent` holds: an event's fields are looked at until that many crossed.
+    sent_keys: usize,
     /// What one call may emit.
     limits: EmitLimits,
     /// Events made by the ops at hand, with the batch event each follows.
@@ -196,6 +198,12 @@ impl Host {
             },
             emitted: Vec::new(),
             routes,
+            sent_keys: only.as_ref().map_or(usize::MAX, |keys| {
+                let mut distinct = keys.clone();
+                distinct.sort();
+                distinct.dedup();
+                distinct.len()
+            }),
             sent: only.map(|keys| {
                 let mut sent = vec![false; keys.iter().map(|k| k.index() + 1).max().unwrap_or(0)];
                 for k in keys {
@@ -254,6 +262,10 @@ impl Host {
                 };
                 FieldRow::write_parts(&mut flat.fields, self.local_of[idx], tag, payload);
                 fields += 1;
+                // A key appears once per event: with every projected key sent, no more can.
+                if fields - fields_start == self.sent_keys {
+                    break;
+                }
             }
             EventRow {
                 raw: flat_span(batch, event.raw(), chunk_len, &mut flat.extra),
@@ -852,6 +864,14 @@ impl WasmProcessor {
     fn take_answer(&mut self, batch: &mut Batch, edits: &rows::Edits) -> Result<(), String> {
         if edits.refused > 0 {
             self.refused(edits.refused);
+        }
+        // A filter's answer: drops only, checked and applied in two tight passes.
+        if let Some(drops) = edits.only_drops(self.host.live.len()) {
+            let events = batch.parts_mut().1;
+            for at in drops {
+                events[self.host.live[at] as usize].mark_dropped();
+            }
+            return Ok(());
         }
         let ops = self.host.check(edits)?;
         self.host.apply(batch, edits, &ops);

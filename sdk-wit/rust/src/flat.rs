@@ -88,6 +88,9 @@ impl Value {
         }
     }
 
+    /// The highest value tag (`json`).
+    pub const LAST_TAG: u32 = 5;
+
     /// The value of a tag and its payload; `None` for an unknown tag.
     #[inline]
     pub fn decode(tag: u32, payload: u64) -> Option<Value> {
@@ -371,6 +374,16 @@ impl Batch {
     /// to report. The guest runs this once per call, over every field row: it was a fifth
     /// of a Wasm filter's time when it decoded each row.
     pub fn validate(&self) -> Result<(), FormatError> {
+        self.whole_rows()?;
+        if self.rows_well_formed() {
+            return Ok(());
+        }
+        self.first_problem()
+    }
+
+    /// Checks that the event and field tables are whole rows (what
+    /// [`BatchView::new`](crate::BatchView::new) checks; the rows are checked as read).
+    pub fn whole_rows(&self) -> Result<(), FormatError> {
         if !self.events.len().is_multiple_of(EVENT_ROW) || !self.fields.len().is_multiple_of(FIELD_ROW) {
             return Err(FormatError::new(format!(
                 "the event table ({} bytes) or the field table ({} bytes) is not whole rows",
@@ -378,10 +391,7 @@ impl Batch {
                 self.fields.len()
             )));
         }
-        if self.rows_well_formed() {
-            return Ok(());
-        }
-        self.first_problem()
+        Ok(())
     }
 
     /// Whether every field row (referred to by an event or not) has a known tag, a key id
@@ -404,7 +414,7 @@ impl Batch {
             let tag = u32_at(row, 4);
             let payload = u64_at(row, 8);
             let is_span = tag.wrapping_sub(4) < 2;
-            ok &= (key < keys) & (tag <= 5) & (!is_span | span_ok(payload & 0xffff_ffff, payload >> 32));
+            ok &= (key < keys) & (tag <= Value::LAST_TAG) & (!is_span | span_ok(payload & 0xffff_ffff, payload >> 32));
         }
         let fields = self.field_count() as u64;
         for row in self.events.chunks_exact(EVENT_ROW) {
@@ -496,6 +506,24 @@ impl Edits {
         self.ops.len() / OP_ROW
     }
 
+    /// The events these edits drop, when they are nothing but drops of batch events (what
+    /// a filter returns): no value bytes, no new keys, and every op a `drop` whose row
+    /// [`Edits::validate`] would accept. Checked in one pass over the rows that decodes
+    /// nothing else, before the first index is given; `None` for anything else, which
+    /// goes through [`Edits::validate`].
+    pub fn only_drops(&self, events: usize) -> Option<impl ExactSizeIterator<Item = usize> + '_> {
+        if !self.bytes.is_empty() || !self.new_keys.is_empty() || !self.ops.len().is_multiple_of(OP_ROW) {
+            return None;
+        }
+        let rows = self.ops.chunks_exact(OP_ROW);
+        let all_drops = rows.clone().fold(true, |ok, row| {
+            ok & (u32_at(row, 0) == OpKind::Drop as u32)
+                & ((u32_at(row, 4) as usize) < events)
+                & (u32_at(row, 12) <= Value::LAST_TAG)
+        });
+        all_drops.then(|| rows.map(|row| u32_at(row, 4) as usize))
+    }
+
     /// The ops, decoded, after checking them against the batch they answer (`events`
     /// events, `keys` keys, `limits`): every op, event number, key id, byte span and the
     /// emit limits. A host calls this before applying edits from a plugin, which it does
@@ -580,7 +608,7 @@ pub struct FormatError {
 }
 
 impl FormatError {
-    fn new(message: String) -> FormatError {
+    pub(crate) fn new(message: String) -> FormatError {
         FormatError { message }
     }
 

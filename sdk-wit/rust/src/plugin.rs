@@ -141,11 +141,17 @@ pub fn init_flat<P: Plugin>(config: Vec<(String, String)>) -> Result<P, Error> {
 }
 
 /// The export `process`: views `batch`, lets `plugin` record its edits, and returns them
-/// in flat form. A malformed batch (a host bug) is a fatal error.
+/// in flat form. A malformed batch (a host bug), or a malformed row the plugin read, is a
+/// fatal error (see [`BatchView::new`]).
 pub fn process_flat<P: Plugin>(plugin: &mut P, batch: &flat::Batch) -> Result<flat::Edits, Error> {
     let view = BatchView::new(batch).map_err(|e| Error::fatal(e.to_string()))?;
+    crate::view::take_malformed();
     let mut edits = Edits::new(&view);
-    plugin.process(&view, &mut edits)?;
+    let done = plugin.process(&view, &mut edits);
+    if let Some(problem) = crate::view::take_malformed() {
+        return Err(Error::fatal(problem.to_string()));
+    }
+    done?;
     within_limits(edits.into_flat(), batch.limits)
 }
 

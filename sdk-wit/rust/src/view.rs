@@ -140,16 +140,18 @@ impl<'a> ValueRef<'a> {
         matches!(self, ValueRef::Null)
     }
 
-    fn resolve(value: flat::Value, bytes: &'a [u8], extra: &'a [u8]) -> ValueRef<'a> {
-        let slice = |s: flat::Span| flat::resolve(bytes, extra, s).expect("checked by BatchView::new");
-        match value {
+    /// The value of a field row, its strings resolved in `bytes` then `extra`; `None` when
+    /// a span lies outside them.
+    fn resolve(value: flat::Value, bytes: &'a [u8], extra: &'a [u8]) -> Option<ValueRef<'a>> {
+        let slice = |s: flat::Span| flat::resolve(bytes, extra, s);
+        Some(match value {
             flat::Value::Null => ValueRef::Null,
             flat::Value::Boolean(b) => ValueRef::Bool(b),
             flat::Value::Int(i) => ValueRef::Int(i),
             flat::Value::Float(f) => ValueRef::Float(f),
-            flat::Value::Str(s) => ValueRef::Str(slice(s)),
-            flat::Value::Json(s) => ValueRef::Json(slice(s)),
-        }
+            flat::Value::Str(s) => ValueRef::Str(slice(s)?),
+            flat::Value::Json(s) => ValueRef::Json(slice(s)?),
+        })
     }
 }
 
@@ -189,8 +191,36 @@ impl From<bool> for ValueRef<'_> {
     }
 }
 
-/// A read-only view of a flat batch. Cheap to copy; every accessor is infallible because
-/// [`BatchView::new`] checked the layout once.
+/// A malformed row a view read, recorded for the call to fail on (see [`BatchView::new`]).
+/// One per thread: a plugin runs one call at a time.
+mod malformed {
+    use super::FormatError;
+    use std::cell::Cell;
+
+    thread_local! {
+        static FIRST: Cell<Option<FormatError>> = const { Cell::new(None) };
+    }
+
+    /// Records the problem `what` describes, unless one is already recorded.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn record(what: impl FnOnce() -> String) {
+        FIRST.with(|first| {
+            let earlier = first.take();
+            first.set(Some(earlier.unwrap_or_else(|| FormatError::new(what()))));
+        });
+    }
+
+    /// The first problem recorded since the last call, if any.
+    pub(crate) fn take() -> Option<FormatError> {
+        FIRST.with(Cell::take)
+    }
+}
+
+pub(crate) use malformed::take as take_malformed;
+
+/// A read-only view of a flat batch. Cheap to copy; its accessors never panic (see
+/// [`BatchView::new`] for a malformed row).
 #[derive(Clone, Copy, Debug)]
 pub struct BatchView<'a> {
     bytes: &'a [u8],
@@ -202,10 +232,17 @@ pub struct BatchView<'a> {
 }
 
 impl<'a> BatchView<'a> {
-    /// A view of `batch`, after checking every row, span and key id in it (linear in its
-    /// size).
+    /// A view of `batch`, after checking that its tables are whole rows.
+    ///
+    /// Each row is checked when it is read, not here: a plugin that reads one field of ten
+    /// checks one, and a check of every row up front was a tenth of a Wasm filter's time.
+    /// The host sends well-formed batches; should a row be malformed all the same (a host
+    /// bug), reading it gives nothing (no field, empty bytes) and records the problem, and
+    /// the call fails as `fatal` naming it ([`process_flat`](crate::process_flat)), so no
+    /// edit made from such a read is applied. [`flat::Batch::validate`] checks every row at
+    /// once.
     pub fn new(batch: &'a flat::Batch) -> Result<BatchView<'a>, FormatError> {
-        batch.validate()?;
+        batch.whole_rows()?;
         Ok(BatchView {
             bytes: &batch.bytes,
             extra: &batch.extra,
@@ -237,8 +274,13 @@ impl<'a> BatchView<'a> {
             return None;
         }
         let row = flat::EventRow::read(self.events, index);
-        let (start, len) = (row.fields.start as usize, row.fields.len as usize);
-        let fields = &self.fields[start * flat::FIELD_ROW..(start + len) * flat::FIELD_ROW];
+        let fields = match row.fields.range(self.fields.len() / flat::FIELD_ROW) {
+            Some(range) => &self.fields[range.start * flat::FIELD_ROW..range.end * flat::FIELD_ROW],
+            None => {
+                malformed::record(|| format!("event {index}: field range {:?} out of the fields", row.fields));
+                &[]
+            }
+        };
         Some(EventView {
             bytes: self.bytes,
             extra: self.extra,
@@ -315,7 +357,10 @@ impl<'a> EventView<'a> {
 
     /// The bytes the event was read from (its raw line or record).
     pub fn raw(&self) -> &'a [u8] {
-        flat::resolve(self.bytes, self.extra, self.row.raw).expect("checked by BatchView::new")
+        flat::resolve(self.bytes, self.extra, self.row.raw).unwrap_or_else(|| {
+            malformed::record(|| format!("event {}: raw span {:?} out of the bytes", self.index, self.row.raw));
+            &[]
+        })
     }
 
     /// The raw bytes as text, if they are valid UTF-8.
@@ -333,7 +378,7 @@ impl<'a> EventView<'a> {
         let key = key.lookup(self.keys)?;
         (0..self.field_count())
             .find(|&i| flat::FieldRow::key_at(self.fields, i) == key.0)
-            .map(|i| self.value(i))
+            .and_then(|i| self.value(i))
     }
 
     /// The text of a string field that is valid UTF-8: `get(key)?.as_str()`.
@@ -346,7 +391,14 @@ impl<'a> EventView<'a> {
         let this = *self;
         (0..self.field_count()).map(move |i| {
             let key = flat::FieldRow::key_at(this.fields, i);
-            (this.keys[key as usize].as_str(), this.value(i))
+            let name = this.keys.get(key as usize).map_or_else(
+                || {
+                    malformed::record(|| format!("event {}: key id {key} not in the key table", this.index));
+                    ""
+                },
+                String::as_str,
+            );
+            (name, this.value(i).unwrap_or(ValueRef::Null))
         })
     }
 
@@ -355,9 +407,24 @@ impl<'a> EventView<'a> {
         self.fields.len() / flat::FIELD_ROW
     }
 
-    /// The value of the event's `i`-th field row (checked by [`BatchView::new`]).
-    fn value(&self, i: usize) -> ValueRef<'a> {
-        let row = flat::FieldRow::read(self.fields, i).expect("checked by BatchView::new");
-        ValueRef::resolve(row.value, self.bytes, self.extra)
+    /// The value of the event's `i`-th field row; `None` (recorded) when the row is
+    /// malformed.
+    fn value(&self, i: usize) -> Option<ValueRef<'a>> {
+        let Some(field) = flat::FieldRow::read(self.fields, i) else {
+            let row = self.row.fields.start as usize + i;
+            malformed::record(|| format!("event {}: field {row} has an unknown value tag", self.index));
+            return None;
+        };
+        let value = ValueRef::resolve(field.value, self.bytes, self.extra);
+        if value.is_none() {
+            malformed::record(|| {
+                format!(
+                    "event {}: value span {:?} out of the bytes (or across bytes and extra)",
+                    self.index,
+                    field.value.span().unwrap_or_default()
+                )
+            });
+        }
+        value
     }
 }
