@@ -160,6 +160,33 @@ impl EventRow {
         }
     }
 
+    /// The raw span of row `i` of the event table `rows`, decoding nothing else.
+    #[inline]
+    pub fn raw_at(rows: &[u8], i: usize) -> Span {
+        let row = &rows[i * EVENT_ROW..][..EVENT_ROW];
+        Span {
+            start: u32_at(row, 0),
+            len: u32_at(row, 4),
+        }
+    }
+
+    /// The field range of row `i` of the event table `rows`, decoding nothing else.
+    #[inline]
+    pub fn fields_at(rows: &[u8], i: usize) -> Span {
+        let row = &rows[i * EVENT_ROW..][..EVENT_ROW];
+        Span {
+            start: u32_at(row, 8),
+            len: u32_at(row, 12),
+        }
+    }
+
+    /// The timestamp of row `i` of the event table `rows`, decoding nothing else.
+    #[inline]
+    pub fn timestamp_at(rows: &[u8], i: usize) -> Option<i64> {
+        let timestamp = u64_at(&rows[i * EVENT_ROW..][..EVENT_ROW], 16) as i64;
+        (timestamp != NO_TIMESTAMP).then_some(timestamp)
+    }
+
     /// Appends the row to `rows`.
     #[inline]
     pub fn write(&self, rows: &mut Vec<u8>) {

@@ -142,6 +142,7 @@ impl<'a> ValueRef<'a> {
 
     /// The value of a field row, its strings resolved in `bytes` then `extra`; `None` when
     /// a span lies outside them.
+    #[inline]
     fn resolve(value: flat::Value, bytes: &'a [u8], extra: &'a [u8]) -> Option<ValueRef<'a>> {
         let slice = |s: flat::Span| flat::resolve(bytes, extra, s);
         Some(match value {
@@ -269,15 +270,16 @@ impl<'a> BatchView<'a> {
     }
 
     /// The event at `index`.
+    #[inline]
     pub fn event(&self, index: usize) -> Option<EventView<'a>> {
         if index >= self.len() {
             return None;
         }
-        let row = flat::EventRow::read(self.events, index);
-        let fields = match row.fields.range(self.fields.len() / flat::FIELD_ROW) {
+        let range = flat::EventRow::fields_at(self.events, index);
+        let fields = match range.range(self.fields.len() / flat::FIELD_ROW) {
             Some(range) => &self.fields[range.start * flat::FIELD_ROW..range.end * flat::FIELD_ROW],
             None => {
-                malformed::record(|| format!("event {index}: field range {:?} out of the fields", row.fields));
+                malformed::record(|| format!("event {index}: field range {range:?} out of the fields"));
                 &[]
             }
         };
@@ -285,8 +287,8 @@ impl<'a> BatchView<'a> {
             bytes: self.bytes,
             extra: self.extra,
             keys: self.keys,
+            events: self.events,
             fields,
-            row,
             index: index as u32,
         })
     }
@@ -323,6 +325,7 @@ pub struct Events<'a> {
 impl<'a> Iterator for Events<'a> {
     type Item = EventView<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<EventView<'a>> {
         let event = self.batch.event(self.next)?;
         self.next += 1;
@@ -343,9 +346,11 @@ pub struct EventView<'a> {
     bytes: &'a [u8],
     extra: &'a [u8],
     keys: &'a [String],
+    /// The batch's event rows: the event's row is read from them when asked (a plugin
+    /// that reads no raw bytes or time never decodes them).
+    events: &'a [u8],
     /// The event's field rows.
     fields: &'a [u8],
-    row: flat::EventRow,
     index: u32,
 }
 
@@ -356,9 +361,11 @@ impl<'a> EventView<'a> {
     }
 
     /// The bytes the event was read from (its raw line or record).
+    #[inline]
     pub fn raw(&self) -> &'a [u8] {
-        flat::resolve(self.bytes, self.extra, self.row.raw).unwrap_or_else(|| {
-            malformed::record(|| format!("event {}: raw span {:?} out of the bytes", self.index, self.row.raw));
+        let raw = flat::EventRow::raw_at(self.events, self.index as usize);
+        flat::resolve(self.bytes, self.extra, raw).unwrap_or_else(|| {
+            malformed::record(|| format!("event {}: raw span {raw:?} out of the bytes", self.index));
             &[]
         })
     }
@@ -370,10 +377,11 @@ impl<'a> EventView<'a> {
 
     /// Event time in nanoseconds since the Unix epoch (UTC), when known.
     pub fn timestamp(&self) -> Option<i64> {
-        self.row.timestamp
+        flat::EventRow::timestamp_at(self.events, self.index as usize)
     }
 
     /// The value of a field, by name (`event.get("level")`) or by [`Key`].
+    #[inline]
     pub fn get(&self, key: impl FieldKey) -> Option<ValueRef<'a>> {
         let key = key.lookup(self.keys)?;
         (0..self.field_count())
@@ -409,9 +417,10 @@ impl<'a> EventView<'a> {
 
     /// The value of the event's `i`-th field row; `None` (recorded) when the row is
     /// malformed.
+    #[inline]
     fn value(&self, i: usize) -> Option<ValueRef<'a>> {
         let Some(field) = flat::FieldRow::read(self.fields, i) else {
-            let row = self.row.fields.start as usize + i;
+            let row = flat::EventRow::fields_at(self.events, self.index as usize).start as usize + i;
             malformed::record(|| format!("event {}: field {row} has an unknown value tag", self.index));
             return None;
         };
