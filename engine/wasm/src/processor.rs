@@ -215,17 +215,39 @@ impl Host {
     }
 
     /// Fills `self.flat` with the live events of `batch`.
+    ///
+    /// The loop works on locals (the tables borrowed apart, each event's field rows written
+    /// into a slice sized for all its fields): pushing each row onto the `Vec` made the
+    /// compiler reload every length and capacity after each store, which might have
+    /// changed them.
     fn flatten(&mut self, batch: &Batch) {
-        let flat = &mut self.flat;
-        flat.extra.clear();
-        flat.events.clear();
-        flat.fields.clear();
-        self.live.clear();
-        self.fields_of.clear();
-        if flat.keys.len() > MAX_LOCAL_KEYS {
-            flat.keys.clear();
-            self.core_of.clear();
-            self.local_of.iter_mut().for_each(|l| *l = NONE);
+        let Host {
+            keys,
+            flat,
+            local_of,
+            core_of,
+            live,
+            fields_of,
+            sent,
+            sent_keys,
+            ..
+        } = self;
+        let Flat {
+            extra,
+            keys: names,
+            events: event_rows,
+            fields: field_rows,
+            ..
+        } = flat;
+        extra.clear();
+        event_rows.clear();
+        field_rows.clear();
+        live.clear();
+        fields_of.clear();
+        if names.len() > MAX_LOCAL_KEYS {
+            names.clear();
+            core_of.clear();
+            local_of.iter_mut().for_each(|l| *l = NONE);
         }
         let chunk_len = batch.chunk().len();
         let mut fields = 0;
@@ -234,49 +256,70 @@ impl Host {
                 continue;
             }
             let fields_start = fields;
+            let at = field_rows.len();
+            let room = event.fields().len().min(*sent_keys);
+            field_rows.resize(at + room * rows::FIELD_ROW, 0);
+            let mut out = field_rows[at..].chunks_exact_mut(rows::FIELD_ROW);
             for field in event.fields() {
                 let idx = field.key.index();
-                if let Some(sent) = &self.sent
+                if let Some(sent) = sent
                     && !sent.get(idx).copied().unwrap_or(false)
                 {
                     continue;
                 }
-                if idx >= self.local_of.len() {
-                    self.local_of.resize(idx + 1, NONE);
-                }
-                if self.local_of[idx] == NONE {
-                    self.local_of[idx] = flat.keys.len() as u32;
-                    flat.keys.push(self.keys.name(field.key).to_string());
-                    self.core_of.push(field.key);
-                }
+                let local = match local_of.get(idx) {
+                    Some(&local) if local != NONE => local,
+                    _ => new_local(keys, field.key, local_of, names, core_of),
+                };
                 // One dispatch on the value's kind (each arm's `encode` folds to constants):
                 // building a `rows::Value` and encoding it matched twice, and those two
                 // indirect jumps, mispredicted on mixed field types, were most of this loop.
                 let (tag, payload) = match field.value {
-                    Value::Str(s) => rows::Value::Str(flat_span(batch, s, chunk_len, &mut flat.extra)).encode(),
+                    Value::Str(s) => rows::Value::Str(flat_span(batch, s, chunk_len, extra)).encode(),
                     Value::Int(n) => rows::Value::Int(n).encode(),
                     Value::Float(x) => rows::Value::Float(x).encode(),
-                    Value::Json(s) => rows::Value::Json(flat_span(batch, s, chunk_len, &mut flat.extra)).encode(),
+                    Value::Json(s) => rows::Value::Json(flat_span(batch, s, chunk_len, extra)).encode(),
                     Value::Bool(b) => rows::Value::Boolean(b).encode(),
                     Value::Null => rows::Value::Null.encode(),
                 };
-                FieldRow::write_parts(&mut flat.fields, self.local_of[idx], tag, payload);
+                FieldRow::put(out.next().expect("a row for each field"), local, tag, payload);
                 fields += 1;
                 // A key appears once per event: with every projected key sent, no more can.
-                if fields - fields_start == self.sent_keys {
+                if fields - fields_start == *sent_keys {
                     break;
                 }
             }
+            field_rows.truncate(at + (fields - fields_start) * rows::FIELD_ROW);
             EventRow {
-                raw: flat_span(batch, event.raw(), chunk_len, &mut flat.extra),
+                raw: flat_span(batch, event.raw(), chunk_len, extra),
                 fields: rows::Span::new(fields_start, fields - fields_start),
                 timestamp: event.timestamp,
             }
-            .write(&mut flat.events);
-            self.live.push(i as u32);
-            self.fields_of.push(event.fields().len() as u32);
+            .write(event_rows);
+            live.push(i as u32);
+            fields_of.push(event.fields().len() as u32);
         }
     }
+}
+
+/// The batch-local id of `key`, first seen in this batch: named in `names`, mapped both ways.
+#[cold]
+fn new_local(
+    keys: &KeyTable,
+    key: Key,
+    local_of: &mut Vec<u32>,
+    names: &mut Vec<String>,
+    core_of: &mut Vec<Key>,
+) -> u32 {
+    let idx = key.index();
+    if idx >= local_of.len() {
+        local_of.resize(idx + 1, NONE);
+    }
+    let local = names.len() as u32;
+    local_of[idx] = local;
+    names.push(keys.name(key).to_string());
+    core_of.push(key);
+    local
 }
 
 impl WasmProcessor {

@@ -231,20 +231,21 @@ impl FieldRow {
     #[inline]
     pub fn write(&self, rows: &mut Vec<u8>) {
         let (tag, payload) = self.value.encode();
-        FieldRow::write_parts(rows, self.key, tag, payload);
+        let mut row = [0u8; FIELD_ROW];
+        FieldRow::put(&mut row, self.key, tag, payload);
+        rows.extend_from_slice(&row);
     }
 
-    /// Appends a row of key `key` and the value whose [`Value::encode`] is `tag` and
-    /// `payload`: for a writer that matches on its own value type once and encodes each arm
+    /// Writes a row of key `key` and the value whose [`Value::encode`] is `tag` and
+    /// `payload` into `row`, [`FIELD_ROW`] bytes (a slot of a table the writer sized
+    /// first): for a writer that matches on its own value type once and encodes each arm
     /// (`Value::Str(span).encode()` folds to constants), instead of building a [`Value`]
     /// and matching it again.
     #[inline]
-    pub fn write_parts(rows: &mut Vec<u8>, key: u32, tag: u32, payload: u64) {
-        let mut row = [0u8; FIELD_ROW];
+    pub fn put(row: &mut [u8], key: u32, tag: u32, payload: u64) {
         row[0..4].copy_from_slice(&key.to_le_bytes());
         row[4..8].copy_from_slice(&tag.to_le_bytes());
         row[8..16].copy_from_slice(&payload.to_le_bytes());
-        rows.extend_from_slice(&row);
     }
 }
 
