@@ -216,10 +216,10 @@ impl Host {
 
     /// Fills `self.flat` with the live events of `batch`.
     ///
-    /// The loop works on locals (the tables borrowed apart, each event's field rows written
-    /// into a slice sized for all its fields): pushing each row onto the `Vec` made the
-    /// compiler reload every length and capacity after each store, which might have
-    /// changed them.
+    /// The loop works on locals (the tables borrowed apart, rows written into slices sized
+    /// first: the event table for every event, each event's field rows for all its
+    /// fields): pushing each row onto a `Vec` made the compiler reload every length and
+    /// capacity after each store, which might have changed them.
     fn flatten(&mut self, batch: &Batch) {
         let Host {
             keys,
@@ -250,7 +250,12 @@ impl Host {
             local_of.iter_mut().for_each(|l| *l = NONE);
         }
         let chunk_len = batch.chunk().len();
-        let mut fields = 0;
+        // Sized for every event, cut to the live ones after.
+        let most = batch.events().len();
+        event_rows.resize(most * rows::EVENT_ROW, 0);
+        live.resize(most, 0);
+        fields_of.resize(most, 0);
+        let (mut fields, mut sent_events) = (0, 0);
         for (i, event) in batch.events().iter().enumerate() {
             if !event.is_live() {
                 continue;
@@ -295,10 +300,14 @@ impl Host {
                 fields: rows::Span::new(fields_start, fields - fields_start),
                 timestamp: event.timestamp,
             }
-            .write(event_rows);
-            live.push(i as u32);
-            fields_of.push(event.fields().len() as u32);
+            .put(&mut event_rows[sent_events * rows::EVENT_ROW..][..rows::EVENT_ROW]);
+            live[sent_events] = i as u32;
+            fields_of[sent_events] = event.fields().len() as u32;
+            sent_events += 1;
         }
+        event_rows.truncate(sent_events * rows::EVENT_ROW);
+        live.truncate(sent_events);
+        fields_of.truncate(sent_events);
     }
 }
 

@@ -115,6 +115,48 @@ fn filter_plugin_keeps_what_the_native_filter_keeps() {
     assert_eq!(wasm.take_failures(), 0);
 }
 
+/// The plugin remembers its answers for short values (64 of them, by hash): many distinct
+/// values, of every length around the 16 bytes it remembers, in batches after batches, get
+/// the native filter's answers all the same.
+#[test]
+fn filter_plugin_answers_like_the_native_filter_for_many_distinct_values() {
+    let keys = KeyTable::new();
+    let level = keys.intern("level");
+    let pattern = "^(error|warn|x.*7)$";
+    let values: Vec<String> = (0..300)
+        .map(|i| match i % 5 {
+            0 => "error".to_string(),
+            1 => "warn".to_string(),
+            _ => "x".repeat(i % 23) + &i.to_string(),
+        })
+        .collect();
+    let native_cfg: FilterConfig =
+        serde_json::from_value(serde_json::json!({ "include": { "level": pattern } })).unwrap();
+    let mut native = native_cfg.build(&keys).unwrap();
+    let mut wasm = build(&config(plugins::FILTER, &[("include.level", pattern)]), &keys);
+    for round in 0..4 {
+        // Each round in another order, so values meet others in the remembered sets.
+        let lines: Vec<&str> = (0..values.len())
+            .map(|i| values[(i * (2 * round + 1) + round) % values.len()].as_str())
+            .collect();
+        let make = || {
+            let mut b = batch(&lines);
+            for e in b.parts_mut().1 {
+                let raw = e.raw();
+                e.set(level, Value::Str(raw));
+            }
+            b
+        };
+        let (mut a, mut b) = (make(), make());
+        native.process(&mut a);
+        wasm.process(&mut b);
+        let kept = live_lines(&a);
+        assert!(kept.len() > values.len() / 3, "round {round}: {}", kept.len());
+        assert_eq!(live_lines(&b), kept, "round {round}");
+    }
+    assert_eq!(wasm.take_failures(), 0);
+}
+
 #[test]
 fn filter_plugin_rejects_a_bad_config_at_build() {
     let keys = KeyTable::new();

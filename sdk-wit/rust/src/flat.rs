@@ -191,12 +191,19 @@ impl EventRow {
     #[inline]
     pub fn write(&self, rows: &mut Vec<u8>) {
         let mut row = [0u8; EVENT_ROW];
+        self.put(&mut row);
+        rows.extend_from_slice(&row);
+    }
+
+    /// Writes the row into `row`, [`EVENT_ROW`] bytes (a slot of a table the writer sized
+    /// first).
+    #[inline]
+    pub fn put(&self, row: &mut [u8]) {
         row[0..4].copy_from_slice(&self.raw.start.to_le_bytes());
         row[4..8].copy_from_slice(&self.raw.len.to_le_bytes());
         row[8..12].copy_from_slice(&self.fields.start.to_le_bytes());
         row[12..16].copy_from_slice(&self.fields.len.to_le_bytes());
         row[16..24].copy_from_slice(&self.timestamp.unwrap_or(NO_TIMESTAMP).to_le_bytes());
-        rows.extend_from_slice(&row);
     }
 }
 

@@ -26,21 +26,31 @@ struct Filter {
     text: String,
 }
 
-/// A pattern and the answers it gave for a few short values: the fields filters test
-/// (levels, services, status codes) take few distinct values, and a look-up among a handful
-/// of remembered ones is cheaper than running the regex again.
+/// A pattern and the answers it gave for recent short values: the fields filters test
+/// (levels, services, status codes) take few distinct values, and looking one up among
+/// remembered ones is cheaper than running the regex again.
 struct Rule {
     re: Regex,
-    /// Remembered values of up to 16 bytes, each as words ([`pack`]): compared without a
-    /// call to `memcmp`, which in Wasm is a loop over bytes.
-    seen: Vec<([u64; 3], bool)>,
+    /// Remembered values of up to 16 bytes, each as words ([`pack`]), in sets of two by a
+    /// hash of the words: a look-up compares two entries, without a branch on which one
+    /// matched, and never calls `memcmp` (in Wasm, a loop over bytes). A third value in a
+    /// set pushes out the older of the two.
+    seen: Box<[[Seen; 2]; SETS]>,
 }
 
-/// Values remembered per rule.
-const SEEN: usize = 16;
+/// An answer remembered for a value ([`pack`]ed; all zero: none yet).
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    value: [u64; 3],
+    hit: bool,
+}
 
-/// A value of at most 16 bytes as words that differ for any two different values: the
-/// length, and overlapping loads from both ends, which cover every byte of that length.
+/// Sets of remembered values per rule (64 values in all).
+const SETS: usize = 32;
+
+/// A value of at most 16 bytes as words that differ for any two different values and are
+/// never all zero: the length plus one, and overlapping loads from both ends, which cover
+/// every byte of that length.
 fn pack(b: &[u8]) -> Option<[u64; 3]> {
     let n = b.len();
     let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
@@ -55,32 +65,31 @@ fn pack(b: &[u8]) -> Option<[u64; 3]> {
         ],
         0 => [0, 0],
     };
-    Some([lo, hi, n as u64])
+    Some([lo, hi, n as u64 + 1])
 }
 
 impl Rule {
+    fn new(re: Regex) -> Rule {
+        Rule {
+            re,
+            seen: Box::new([[Seen::default(); 2]; SETS]),
+        }
+    }
+
     fn is_match(&mut self, bytes: &[u8]) -> bool {
-        let packed = pack(bytes);
-        if let Some(p) = packed {
-            // Every remembered value is compared, without stopping at the one found: which
-            // one matches changes from event to event, and a loop that exits there is
-            // mispredicted about every other event; one that runs to the end never is.
-            let (mut found, mut hit) = (false, false);
-            for &(v, h) in &self.seen {
-                let same = (v[0] == p[0]) & (v[1] == p[1]) & (v[2] == p[2]);
-                found |= same;
-                hit |= same & h;
-            }
-            if found {
-                return hit;
-            }
+        let Some(p) = pack(bytes) else {
+            return self.re.is_match(bytes);
+        };
+        let mix = (p[0] ^ p[1].rotate_left(23) ^ p[2]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let set = &mut self.seen[(mix >> 59) as usize % SETS];
+        let same = |s: &Seen| (s.value[0] == p[0]) & (s.value[1] == p[1]) & (s.value[2] == p[2]);
+        let (a, b) = (same(&set[0]), same(&set[1]));
+        if a | b {
+            return (a & set[0].hit) | (b & set[1].hit);
         }
         let hit = self.re.is_match(bytes);
-        if let Some(p) = packed
-            && self.seen.len() < SEEN
-        {
-            self.seen.push((p, hit));
-        }
+        set[1] = set[0];
+        set[0] = Seen { value: p, hit };
         hit
     }
 }
@@ -105,13 +114,7 @@ impl Plugin for Filter {
             if field.is_empty() {
                 return Err(Error::fatal(format!("config `{key}`: the field name is empty")));
             }
-            list.push((
-                field.to_string(),
-                Rule {
-                    re: compile(key, pattern)?,
-                    seen: Vec::new(),
-                },
-            ));
+            list.push((field.to_string(), Rule::new(compile(key, pattern)?)));
         }
         if include.is_empty() && exclude.is_empty() {
             return Err(Error::fatal("filter needs include.FIELD or exclude.FIELD entries"));

@@ -15,7 +15,9 @@ struct LevelDrop {
 impl Plugin for LevelDrop {
     fn init(config: &Config) -> Result<Self, Error> {
         if let Some((key, _)) = config.iter().find(|(k, _)| *k != "drop_level") {
-            return Err(Error::fatal(format!("unknown config key `{key}` (expected drop_level)")));
+            return Err(Error::fatal(format!(
+                "unknown config key `{key}` (expected drop_level)"
+            )));
         }
         Ok(LevelDrop {
             drop_level: config.get("drop_level").unwrap_or("debug").to_string(),

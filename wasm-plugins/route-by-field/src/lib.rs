@@ -31,7 +31,9 @@ impl Plugin for RouteByField {
             }
         }
         if routes.is_empty() {
-            return Err(Error::fatal("config `routes` is empty: map field values to output names"));
+            return Err(Error::fatal(
+                "config `routes` is empty: map field values to output names",
+            ));
         }
         Ok(RouteByField {
             field: config.get("field").unwrap_or("level").to_string(),

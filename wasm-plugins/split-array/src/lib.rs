@@ -26,7 +26,9 @@ impl Plugin for SplitArray {
         if let Some((key, _)) = config.iter().find(|(k, _)| *k != "field") {
             return Err(Error::fatal(format!("unknown config key `{key}` (expected `field`)")));
         }
-        Ok(SplitArray { field: field.to_string() })
+        Ok(SplitArray {
+            field: field.to_string(),
+        })
     }
 
     fn process(&mut self, batch: &BatchView<'_>, edits: &mut Edits<'_>) -> Result<(), Error> {
