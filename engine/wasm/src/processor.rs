@@ -239,18 +239,16 @@ impl Host {
             fields: field_rows,
             ..
         } = flat;
+        // The row tables and maps keep their length from the last batch and are cut to this
+        // one's at the end: resizing them from empty zeroed every byte again on each call.
         extra.clear();
-        event_rows.clear();
-        field_rows.clear();
-        live.clear();
-        fields_of.clear();
         if names.len() > MAX_LOCAL_KEYS {
             names.clear();
             core_of.clear();
             local_of.iter_mut().for_each(|l| *l = NONE);
         }
         let chunk_len = batch.chunk().len();
-        // Sized for every event, cut to the live ones after.
+        // Sized for every event, cut to the live ones after; field rows grow as needed.
         let most = batch.events().len();
         event_rows.resize(most * rows::EVENT_ROW, 0);
         live.resize(most, 0);
@@ -261,9 +259,11 @@ impl Host {
                 continue;
             }
             let fields_start = fields;
-            let at = field_rows.len();
+            let at = fields * rows::FIELD_ROW;
             let room = event.fields().len().min(*sent_keys);
-            field_rows.resize(at + room * rows::FIELD_ROW, 0);
+            if field_rows.len() < at + room * rows::FIELD_ROW {
+                field_rows.resize(at + room * rows::FIELD_ROW, 0);
+            }
             let mut out = field_rows[at..].chunks_exact_mut(rows::FIELD_ROW);
             for field in event.fields() {
                 let idx = field.key.index();
@@ -294,7 +294,6 @@ impl Host {
                     break;
                 }
             }
-            field_rows.truncate(at + (fields - fields_start) * rows::FIELD_ROW);
             EventRow {
                 raw: flat_span(batch, event.raw(), chunk_len, extra),
                 fields: rows::Span::new(fields_start, fields - fields_start),
@@ -305,6 +304,7 @@ impl Host {
             fields_of[sent_events] = event.fields().len() as u32;
             sent_events += 1;
         }
+        field_rows.truncate(fields * rows::FIELD_ROW);
         event_rows.truncate(sent_events * rows::EVENT_ROW);
         live.truncate(sent_events);
         fields_of.truncate(sent_events);
