@@ -502,6 +502,22 @@ fn v1_ops(edits: v1::Edits) -> rows::Edits {
 }
 
 impl Host {
+    /// Checks `edits` against the flat batch and applies them to `batch` (nothing is
+    /// applied unless everything is valid); the number of events they emitted.
+    fn check_and_apply(&mut self, batch: &mut Batch, edits: &rows::Edits) -> Result<u64, String> {
+        // A filter's answer: drops only, checked and applied in two tight passes.
+        if let Some(drops) = edits.only_drops(self.live.len()) {
+            let events = batch.parts_mut().1;
+            for at in drops {
+                events[self.live[at] as usize].mark_dropped();
+            }
+            return Ok(0);
+        }
+        let ops = self.check(edits)?;
+        self.apply(batch, edits, &ops);
+        Ok(ops.iter().filter(|op| op.kind.emits()).count() as u64)
+    }
+
     /// Checks `edits` against the flat batch and returns their ops, and interns their new
     /// keys into `self.new_keys`. Nothing is applied unless everything is valid.
     fn check(&mut self, edits: &rows::Edits) -> Result<Vec<Op>, String> {
@@ -917,17 +933,7 @@ impl WasmProcessor {
         if edits.refused > 0 {
             self.refused(edits.refused);
         }
-        // A filter's answer: drops only, checked and applied in two tight passes.
-        if let Some(drops) = edits.only_drops(self.host.live.len()) {
-            let events = batch.parts_mut().1;
-            for at in drops {
-                events[self.host.live[at] as usize].mark_dropped();
-            }
-            return Ok(());
-        }
-        let ops = self.host.check(edits)?;
-        self.host.apply(batch, edits, &ops);
-        let emitted = ops.iter().filter(|op| op.kind.emits()).count() as u64;
+        let emitted = self.host.check_and_apply(batch, edits)?;
         if emitted > 0 {
             self.plugin.stats.emitted.fetch_add(emitted, Ordering::Relaxed);
         }
@@ -1075,7 +1081,5 @@ pub fn check_and_apply_edits(
     };
     let mut host = Host::new(keys.clone(), only, &limits, Vec::new());
     host.flatten(batch);
-    let ops = host.check(&edits)?;
-    host.apply(batch, &edits, &ops);
-    Ok(())
+    host.check_and_apply(batch, &edits).map(drop)
 }
