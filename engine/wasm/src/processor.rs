@@ -183,6 +183,13 @@ impl WasmProcessor {
 
 impl Host {
     fn new(keys: Arc<KeyTable>, only: Option<Vec<Key>>, limits: &crate::Limits, routes: Vec<(String, u16)>) -> Host {
+        let sent = only.map(|keys| {
+            let mut sent = vec![false; keys.iter().map(|k| k.index() + 1).max().unwrap_or(0)];
+            for k in keys {
+                sent[k.index()] = true;
+            }
+            sent
+        });
         Host {
             keys,
             flat: Flat::default(),
@@ -198,19 +205,10 @@ impl Host {
             },
             emitted: Vec::new(),
             routes,
-            sent_keys: only.as_ref().map_or(usize::MAX, |keys| {
-                let mut distinct = keys.clone();
-                distinct.sort();
-                distinct.dedup();
-                distinct.len()
-            }),
-            sent: only.map(|keys| {
-                let mut sent = vec![false; keys.iter().map(|k| k.index() + 1).max().unwrap_or(0)];
-                for k in keys {
-                    sent[k.index()] = true;
-                }
-                sent
-            }),
+            sent_keys: sent
+                .as_ref()
+                .map_or(usize::MAX, |sent| sent.iter().filter(|&&s| s).count()),
+            sent,
         }
     }
 

@@ -144,19 +144,10 @@ impl EventRow {
     /// Row `i` of the event table `rows` (which holds it).
     #[inline]
     pub fn read(rows: &[u8], i: usize) -> EventRow {
-        let at = i * EVENT_ROW;
-        let row = &rows[at..at + EVENT_ROW];
-        let timestamp = u64_at(row, 16) as i64;
         EventRow {
-            raw: Span {
-                start: u32_at(row, 0),
-                len: u32_at(row, 4),
-            },
-            fields: Span {
-                start: u32_at(row, 8),
-                len: u32_at(row, 12),
-            },
-            timestamp: (timestamp != NO_TIMESTAMP).then_some(timestamp),
+            raw: EventRow::raw_at(rows, i),
+            fields: EventRow::fields_at(rows, i),
+            timestamp: EventRow::timestamp_at(rows, i),
         }
     }
 
